@@ -1,0 +1,103 @@
+# Labyrinth - top-level build.
+#
+#   make            build build/labyrinth.iso
+#   make run        boot it in QEMU, serial console on this terminal
+#   make debug      boot it halted with a gdb stub
+#   make test       every test: host (mm/ under sanitizers), kernel boot tests
+#   make clean      remove build/
+#
+# User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.
+# The flags the kernel *needs* live in KERNEL_CFLAGS and are not overridable.
+
+MAKEFLAGS += -rR --no-print-directory
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+BUILD   ?= build
+CC      ?= gcc
+ifeq ($(origin CC),default)
+CC      := gcc
+endif
+HOSTCC  ?= gcc
+LD      ?= ld
+ifeq ($(origin LD),default)
+LD      := ld
+endif
+NASM    ?= nasm
+CFLAGS  ?= -O2 -g
+HOSTCFLAGS ?= -O1 -g
+
+# ---- The kernel ----------------------------------------------------------------
+
+KERNEL_CFLAGS := -std=gnu11 -ffreestanding -fno-builtin -nostdlib -nostdinc \
+	-isystem $(shell $(CC) -print-file-name=include) \
+	-mno-red-zone -mcmodel=kernel -fno-pic -fno-pie -fno-stack-protector \
+	-mgeneral-regs-only -mno-mmx -mno-sse -mno-sse2 -fno-omit-frame-pointer \
+	-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -Iinclude -Iarch/x86_64 \
+	-MMD -MP
+KERNEL_LDFLAGS := -n -nostdlib -static -z max-page-size=0x1000 -z noexecstack -T linker.ld
+
+KERNEL_C   := $(sort $(wildcard kernel/*.c arch/x86_64/*.c mm/*.c))
+KERNEL_ASM := $(sort $(wildcard boot/*.asm arch/x86_64/*.asm))
+KERNEL_OBJ := $(patsubst %.c,$(BUILD)/kobj/%.o,$(KERNEL_C)) \
+              $(patsubst %.asm,$(BUILD)/kobj/%.asm.o,$(KERNEL_ASM))
+
+KERNEL_ELF := $(BUILD)/labyrinth.elf
+ISO        := $(BUILD)/labyrinth.iso
+
+.PHONY: all iso kernel run debug test test-host clean tools tools-host
+all: iso
+iso: $(ISO)
+kernel: $(KERNEL_ELF)
+
+$(BUILD)/kobj/%.o: %.c | tools
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/kobj/%.asm.o: %.asm | tools
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 -w+all -w+error -Iboot/ -o $@ $<
+
+$(KERNEL_ELF): $(KERNEL_OBJ) linker.ld
+	$(LD) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJ)
+
+$(ISO): $(KERNEL_ELF) boot/grub.cfg
+	@rm -rf $(BUILD)/isodir && mkdir -p $(BUILD)/isodir/boot/grub
+	cp $(KERNEL_ELF) $(BUILD)/isodir/boot/labyrinth.elf
+	cp boot/grub.cfg $(BUILD)/isodir/boot/grub/grub.cfg
+	grub-mkrescue -o $@ $(BUILD)/isodir >$(BUILD)/grub-mkrescue.log 2>&1 || \
+		{ cat $(BUILD)/grub-mkrescue.log; exit 1; }
+
+# Installs what is missing (apt-get as root or via sudo) or stops with the command to run.
+tools:
+	@sh tests/scripts/ensure-tools.sh kernel
+tools-host:
+	@sh tests/scripts/ensure-tools.sh host
+
+# ---- Running it -----------------------------------------------------------------
+
+QEMU_MEM     ?= 256M
+QEMU_SMP     ?= 1
+QEMU_TIMEOUT ?= 120
+CMDLINE      ?=
+QEMU_EXTRA   ?=
+
+run: $(ISO)
+	@sh tests/qemu/qemu-boot.sh --iso $(ISO) --mem '$(QEMU_MEM)' --smp '$(QEMU_SMP)' \
+		--timeout '$(QEMU_TIMEOUT)' --cmdline '$(CMDLINE)' -- $(QEMU_EXTRA)
+
+debug: $(ISO)
+	@sh tests/qemu/qemu-boot.sh --iso $(ISO) --mem '$(QEMU_MEM)' --smp '$(QEMU_SMP)' \
+		--timeout 0 --cmdline '$(CMDLINE)' --gdb $(KERNEL_ELF) -- $(QEMU_EXTRA)
+
+# ---- Host builds of mm/ and the tests -------------------------------------------
+
+include tests/host/host.mk
+
+test: $(ISO) host-tests-build
+	@sh tests/run-all.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(KERNEL_OBJ:.o=.d)

@@ -1,0 +1,57 @@
+/*
+ * cmdline.h - the kernel command line: `key=value` options, table driven.
+ *
+ * Every option the kernel understands is one row of a table (kernel/options.c);
+ * unknown keys, missing values and malformed or out-of-range values are reported
+ * through a callback, never silently ignored.  The parser itself is freestanding and
+ * host-testable (kernel/cmdline.c).
+ */
+#ifndef LABYRINTH_CMDLINE_H
+#define LABYRINTH_CMDLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum kopt_type {
+	KOPT_U64,    /* decimal or 0x-hex, checked against [min, max]; dst is uint64_t *   */
+	KOPT_STRING, /* copied into a char[max] buffer (max includes the NUL); dst is char * */
+	KOPT_BOOL,   /* 0/1/yes/no/on/off/true/false, or a bare key meaning true; dst is bool * */
+};
+
+struct kopt {
+	const char *key;
+	enum kopt_type type;
+	void *dst;
+	uint64_t min, max;
+	const char *help;
+};
+
+/*
+ * Parse @cmdline (NUL-terminated, whitespace-separated `key=value` words) against the
+ * @n options in @table, storing values in their dst.  Each problem is passed to
+ * @report as one human-readable line naming the word.  Returns the number of problems
+ * (0 = everything understood).  A bad value leaves the option's previous value.
+ */
+unsigned cmdline_parse(const char *cmdline, const struct kopt *table, size_t n,
+		       void (*report)(const char *line));
+
+/* The kernel's options, with their defaults before parsing. */
+struct kernel_options {
+	char fault[16];          /* deliberate fault: "" | pagefault | ud | divide | gpf | doublefault */
+	char mode[16];           /* what to run after boot: demo (default) | test | bench | idle */
+	uint64_t pit_hz;         /* PIT channel 0 rate, default 1000, 18..20000             */
+	uint64_t stress_seconds; /* stress test duration, default 3                          */
+	uint64_t stress_ticks;   /* if non-zero, run this many ticks instead of seconds       */
+	uint64_t seed;           /* PRNG seed for tests, default 1                           */
+	uint64_t pool_pages;     /* emergency pool target, 0 = scaled to RAM                  */
+	uint64_t pool_low;       /* pool low mark, 0 = half the target                        */
+	uint64_t atomic_per_tick;/* atomic allocations per timer tick, default 4              */
+};
+
+extern struct kernel_options kopts;
+
+/* Parse the boot command line into kopts, printing each problem; returns problem count. */
+unsigned kernel_options_parse(const char *cmdline);
+
+#endif /* LABYRINTH_CMDLINE_H */

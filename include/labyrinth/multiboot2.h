@@ -1,0 +1,77 @@
+/*
+ * multiboot2.h - the kernel's view of the boot information GRUB hands over.
+ *
+ * mb2_parse() walks the multiboot2 information structure defensively (every tag is
+ * bounds-checked against total_size) and fills a struct boot_info that the rest of
+ * the kernel uses; nothing else in the tree reads multiboot2 tags.
+ * Implemented in kernel/multiboot2.c; freestanding, host-testable.
+ */
+#ifndef LABYRINTH_MULTIBOOT2_H
+#define LABYRINTH_MULTIBOOT2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB2_BOOTLOADER_MAGIC 0x36d76289u
+
+/* Memory map entry types (multiboot2 spec 3.6.8). */
+#define MB2_MEMORY_AVAILABLE 1u
+#define MB2_MEMORY_RESERVED 2u
+#define MB2_MEMORY_ACPI_RECLAIMABLE 3u
+#define MB2_MEMORY_NVS 4u
+#define MB2_MEMORY_BADRAM 5u
+
+#define MB2_MAX_MMAP 128
+#define MB2_MAX_MODULES 16
+#define MB2_CMDLINE_MAX 512
+
+struct mb2_mmap_entry {
+	uint64_t base;
+	uint64_t len;
+	uint32_t type;
+};
+
+struct mb2_module {
+	uint64_t start, end; /* physical, [start, end) */
+	char name[64];       /* module command line, truncated */
+};
+
+struct boot_info {
+	uint64_t mbi_phys;  /* physical address of the information structure */
+	uint32_t mbi_size;  /* its total_size */
+	bool has_cmdline, has_mmap;
+	char cmdline[MB2_CMDLINE_MAX];
+	uint32_t nmmap;
+	struct mb2_mmap_entry mmap[MB2_MAX_MMAP];
+	uint32_t nmodules;
+	struct mb2_module modules[MB2_MAX_MODULES];
+	uint32_t unknown_tags; /* skipped, counted */
+};
+
+enum mb2_status {
+	MB2_OK = 0,
+	MB2_ERR_NULL,           /* no structure at all                               */
+	MB2_ERR_MISALIGNED,     /* structure not 8-byte aligned                      */
+	MB2_ERR_TOTAL_SIZE,     /* total_size below the 8-byte header or absurd       */
+	MB2_ERR_TAG_SIZE,       /* a tag's size is below its header                   */
+	MB2_ERR_TAG_OVERRUN,    /* a tag runs past total_size                         */
+	MB2_ERR_NO_END_TAG,     /* the walk reached total_size without an end tag     */
+	MB2_ERR_MMAP_ENTRY_SIZE,/* memory map entry_size is zero or below 24          */
+	MB2_ERR_TOO_MANY,       /* more mmap entries or modules than the tables hold  */
+	MB2_ERR_BAD_MODULE,     /* module end below its start                         */
+};
+
+const char *mb2_status_str(enum mb2_status s);
+
+/*
+ * Parse the structure at @mbi (virtual address, readable for at least @avail bytes;
+ * pass SIZE_MAX when unknown).  On failure returns the reason and, in @err_offset,
+ * the byte offset of the offending tag.  Never reads outside [mbi, mbi + total_size).
+ */
+enum mb2_status mb2_parse(const void *mbi, size_t avail, uint64_t mbi_phys,
+			  struct boot_info *out, uint32_t *err_offset);
+
+const char *mb2_mmap_type_str(uint32_t type);
+
+#endif /* LABYRINTH_MULTIBOOT2_H */

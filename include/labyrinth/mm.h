@@ -186,6 +186,7 @@ struct lmm_stats {
 	uint64_t free_blocks[LMM_MAX_ORDER + 1]; /* like /proc/buddyinfo                */
 	uint64_t alloc_calls, alloc_failures;    /* failures: NULL for lack of memory    */
 	uint64_t free_calls;
+	uint64_t poison_errors;                  /* debug: freed pages written after free */
 	uint64_t refused[LMM_STATUS_COUNT];      /* refused calls by reason               */
 	uint64_t refused_total;
 	uint32_t pool_target, pool_low, pool_low_water;
@@ -207,7 +208,7 @@ struct lmm {
 	/* Ingest tables, consumed by lmm_init(). */
 	uint32_t nranges, nreserved;
 	struct lmm_range ranges[LMM_MAX_RANGES];
-	struct lmm_range reserved_ranges[LMM_MAX_RESERVED];
+	struct lmm_range reserved_ranges[LMM_MAX_RESERVED + 1]; /* +1: the metadata */
 
 	uint32_t nregions;
 	struct lmm_region regions[LMM_MAX_REGIONS];
@@ -216,6 +217,7 @@ struct lmm {
 	uint64_t metadata_phys;
 
 	/* Buddy lists: protected by lock. */
+	uint32_t free_mask; /* bit k set <=> free_head[k] != LMM_NIL */
 	uint32_t free_head[LMM_MAX_ORDER + 1];
 	uint64_t free_blocks[LMM_MAX_ORDER + 1];
 	uint64_t nfree, nallocated, nreserved_pages, npool;
@@ -225,7 +227,7 @@ struct lmm {
 	uint32_t pool_target, pool_low, pool_low_water;
 	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages;
 
-	uint64_t alloc_calls, alloc_failures, free_calls;
+	uint64_t alloc_calls, alloc_failures, free_calls, poison_errors;
 	uint64_t refused[LMM_STATUS_COUNT];
 	uint64_t canary_tail;
 };

@@ -1,0 +1,337 @@
+/*
+ * init.c - from a bootloader's memory description to ready free lists.
+ *
+ * The host kernel lists usable ranges and reservations in any order; lmm_init() sorts
+ * and merges them into regions (contiguous usable RAM), carves the frame metadata
+ * from the top of usable RAM, and hands every remaining page to the buddy lists as
+ * the largest naturally aligned blocks that fit.  Init writes metadata only, never a
+ * free page, and holes between regions cost nothing.
+ */
+#include "internal.h"
+
+#define PAGE_MASK (LMM_PAGE_SIZE - 1)
+
+static uint64_t align_down(uint64_t x) { return x & ~(uint64_t)PAGE_MASK; }
+static uint64_t align_up(uint64_t x) { return (x + PAGE_MASK) & ~(uint64_t)PAGE_MASK; }
+
+void lmm_begin(struct lmm *mm, const struct lmm_config *cfg)
+{
+	static const struct lmm_config defaults = { LMM_POOL_AUTO, LMM_POOL_AUTO, 0 };
+	unsigned char *p = (unsigned char *)mm;
+
+	for (size_t i = 0; i < sizeof(*mm); i++)
+		p[i] = 0;
+	mm->canary_head = mm->canary_tail = LMM_CANARY;
+	mm->cfg = cfg ? *cfg : defaults;
+	mm->phase = LMM_PHASE_INGEST;
+	mm->pool_head = LMM_NIL;
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		mm->free_head[o] = LMM_NIL;
+	lmm_port_lock_init(&mm->lock, "lmm");
+}
+
+/* Common checks of a [base, base+len) range; *end gets the exclusive end. */
+static enum lmm_status range_sane(struct lmm *mm, const char *what, uint64_t base, uint64_t len,
+				  uint64_t *end)
+{
+	if (mm->phase != LMM_PHASE_INGEST) {
+		lmm_logf("lmm: %s [0x%llx +0x%llx] refused: %s", what, (unsigned long long)base,
+			 (unsigned long long)len, lmm_status_str(LMM_ERR_STATE));
+		return LMM_ERR_STATE;
+	}
+	if (len == 0) {
+		lmm_logf("lmm: %s at 0x%llx refused: zero length", what, (unsigned long long)base);
+		return LMM_ERR_EMPTY_RANGE;
+	}
+	if (base + len < base || base >= LMM_PHYS_LIMIT) {
+		lmm_logf("lmm: %s [0x%llx +0x%llx] refused: %s", what, (unsigned long long)base,
+			 (unsigned long long)len, lmm_status_str(LMM_ERR_ABSURD_RANGE));
+		return LMM_ERR_ABSURD_RANGE;
+	}
+	*end = base + len;
+	if (*end > LMM_PHYS_LIMIT) {
+		lmm_logf("lmm: %s [0x%llx-0x%llx) trimmed at the 52-bit physical limit", what,
+			 (unsigned long long)base, (unsigned long long)*end);
+		*end = LMM_PHYS_LIMIT;
+	}
+	return LMM_OK;
+}
+
+enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len)
+{
+	uint64_t end;
+	enum lmm_status st = range_sane(mm, "usable range", base, len, &end);
+	if (st != LMM_OK)
+		return st;
+
+	uint64_t b = align_up(base), e = align_down(end);
+	if (b >= e) {
+		lmm_logf("lmm: usable range [0x%llx-0x%llx) refused: %s", (unsigned long long)base,
+			 (unsigned long long)end, lmm_status_str(LMM_ERR_EMPTY_RANGE));
+		return LMM_ERR_EMPTY_RANGE;
+	}
+	if (b != base || e != end)
+		lmm_logf("lmm: usable range [0x%llx-0x%llx) trimmed to whole pages [0x%llx-0x%llx)",
+			 (unsigned long long)base, (unsigned long long)end, (unsigned long long)b,
+			 (unsigned long long)e);
+	if (mm->nranges == LMM_MAX_RANGES) {
+		lmm_logf("lmm: usable range [0x%llx-0x%llx) refused: %s (LMM_MAX_RANGES=%u)",
+			 (unsigned long long)b, (unsigned long long)e,
+			 lmm_status_str(LMM_ERR_TOO_MANY_RANGES), (unsigned)LMM_MAX_RANGES);
+		return LMM_ERR_TOO_MANY_RANGES;
+	}
+	mm->ranges[mm->nranges++] = (struct lmm_range){ b, e };
+	return LMM_OK;
+}
+
+enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len)
+{
+	uint64_t end;
+	enum lmm_status st = range_sane(mm, "reserved range", base, len, &end);
+	if (st != LMM_OK)
+		return st;
+
+	/* Widen outward: a page that is partly reserved is wholly reserved. */
+	uint64_t b = align_down(base), e = align_up(end);
+	if (mm->nreserved == LMM_MAX_RESERVED) {
+		lmm_logf("lmm: reserved range [0x%llx-0x%llx) refused: %s (LMM_MAX_RESERVED=%u)",
+			 (unsigned long long)b, (unsigned long long)e,
+			 lmm_status_str(LMM_ERR_TOO_MANY_RANGES), (unsigned)LMM_MAX_RESERVED);
+		return LMM_ERR_TOO_MANY_RANGES;
+	}
+	mm->reserved_ranges[mm->nreserved++] = (struct lmm_range){ b, e };
+	return LMM_OK;
+}
+
+static void sort_ranges(struct lmm_range *r, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++) {
+		struct lmm_range x = r[i];
+		uint32_t j = i;
+		while (j > 0 && r[j - 1].base > x.base) {
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = x;
+	}
+}
+
+/* Sort and merge overlapping/adjacent ranges in place; returns the new count. */
+static uint32_t merge_ranges(struct lmm_range *r, uint32_t n, const char *what, bool log)
+{
+	if (n == 0)
+		return 0;
+	sort_ranges(r, n);
+	uint32_t out = 0;
+	for (uint32_t i = 1; i < n; i++) {
+		if (r[i].base <= r[out].end) {
+			if (log && r[i].base < r[out].end)
+				lmm_logf("lmm: %s [0x%llx-0x%llx) overlaps [0x%llx-0x%llx): merged", what,
+					 (unsigned long long)r[i].base, (unsigned long long)r[i].end,
+					 (unsigned long long)r[out].base, (unsigned long long)r[out].end);
+			if (r[i].end > r[out].end)
+				r[out].end = r[i].end;
+		} else {
+			r[++out] = r[i];
+		}
+	}
+	return out + 1;
+}
+
+static uint64_t total_pages(const struct lmm *mm)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < mm->nranges; i++)
+		n += (mm->ranges[i].end - mm->ranges[i].base) >> LMM_PAGE_SHIFT;
+	return n;
+}
+
+static uint64_t meta_bytes_for(uint64_t pages)
+{
+	return align_up(pages * sizeof(struct lmm_frame));
+}
+
+uint64_t lmm_metadata_bytes(const struct lmm *mm)
+{
+	/* Overlapping ranges are merged only at init; count them as given (an upper bound). */
+	return meta_bytes_for(total_pages(mm));
+}
+
+/*
+ * Find @bytes of usable, unreserved memory for the metadata, as high as possible
+ * (low memory is the scarcer kind for devices).  Reserved ranges are sorted/merged.
+ */
+static uint64_t find_metadata_home(const struct lmm *mm, uint64_t bytes)
+{
+	for (uint32_t i = mm->nregions; i-- > 0;) {
+		uint64_t rbase = mm->regions[i].base_pfn << LMM_PAGE_SHIFT;
+		uint64_t hi = rbase + (mm->regions[i].npages << LMM_PAGE_SHIFT);
+		/* Walk the gaps between reservations inside this range, top-down. */
+		for (uint32_t j = mm->nreserved + 1; j-- > 0;) {
+			uint64_t gap_lo = j > 0 ? mm->reserved_ranges[j - 1].end : 0;
+			uint64_t gap_hi = j < mm->nreserved ? mm->reserved_ranges[j].base : UINT64_MAX;
+			uint64_t lo = gap_lo > rbase ? gap_lo : rbase;
+			uint64_t top = gap_hi < hi ? gap_hi : hi;
+			if (top > lo && top - lo >= bytes)
+				return top - bytes;
+		}
+	}
+	return LMM_PHYS_INVALID;
+}
+
+static void insert_reserved(struct lmm *mm, uint64_t base, uint64_t end)
+{
+	/* The table has one slot beyond LMM_MAX_RESERVED for exactly this. */
+	mm->reserved_ranges[mm->nreserved++] = (struct lmm_range){ base, end };
+	mm->nreserved = merge_ranges(mm->reserved_ranges, mm->nreserved, "reserved range", false);
+}
+
+/* Regions from merged ranges; each must be virtually contiguous through the port. */
+static enum lmm_status build_regions(struct lmm *mm)
+{
+	uint32_t first = 0;
+	for (uint32_t i = 0; i < mm->nranges; i++) {
+		if (mm->nregions == LMM_MAX_REGIONS) {
+			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: more than LMM_MAX_REGIONS=%u regions",
+				 (unsigned long long)mm->ranges[i].base,
+				 (unsigned long long)mm->ranges[i].end, (unsigned)LMM_MAX_REGIONS);
+			continue;
+		}
+		uint64_t npages = (mm->ranges[i].end - mm->ranges[i].base) >> LMM_PAGE_SHIFT;
+		if ((uint64_t)first + npages >= LMM_NIL) {
+			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: more than 2^32-1 frames",
+				 (unsigned long long)mm->ranges[i].base,
+				 (unsigned long long)mm->ranges[i].end);
+			continue;
+		}
+		struct lmm_region *r = &mm->regions[mm->nregions++];
+		r->base_pfn = mm->ranges[i].base >> LMM_PAGE_SHIFT;
+		r->npages = npages;
+		r->first_index = first;
+		r->vbase = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].base);
+		uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].end - LMM_PAGE_SIZE);
+		if (last - r->vbase != (uintptr_t)((npages - 1) << LMM_PAGE_SHIFT)) {
+			lmm_logf("lmm: region [0x%llx-0x%llx) is not virtually contiguous through lmm_port_phys_to_virt",
+				 (unsigned long long)mm->ranges[i].base,
+				 (unsigned long long)mm->ranges[i].end);
+			return LMM_ERR_STATE;
+		}
+		first += (uint32_t)npages;
+	}
+	mm->nframes = first;
+	return LMM_OK;
+}
+
+/* Every frame starts as a tail of nothing; heads are written afterwards. */
+static void fill_frames(struct lmm *mm)
+{
+	for (uint32_t i = 0; i < mm->nregions; i++) {
+		const struct lmm_region *r = &mm->regions[i];
+		struct lmm_frame t = { LMM_NIL, LMM_NIL, 0, 0, LMM_FRAME_TAIL, 0, 0, (uint8_t)i };
+		struct lmm_frame *f = &mm->frames[r->first_index];
+		for (uint64_t k = 0; k < r->npages; k++)
+			f[k] = t;
+	}
+}
+
+/* Hand [lo, hi) (pfns inside region @r) to the buddy lists as maximal aligned blocks. */
+static void add_free_run(struct lmm *mm, const struct lmm_region *r, uint64_t lo, uint64_t hi)
+{
+	while (lo < hi) {
+		unsigned order = lo ? (unsigned)__builtin_ctzll(lo) : LMM_MAX_ORDER;
+		if (order > LMM_MAX_ORDER)
+			order = LMM_MAX_ORDER;
+		while (lo + (1ull << order) > hi)
+			order--;
+		lmm_list_add_locked(mm, order, r->first_index + (uint32_t)(lo - r->base_pfn));
+		mm->nfree += 1ull << order;
+		lo += 1ull << order;
+	}
+}
+
+static void mark_reserved(struct lmm *mm, const struct lmm_region *r, uint64_t lo, uint64_t hi)
+{
+	for (uint64_t p = lo; p < hi; p++)
+		mm->frames[r->first_index + (p - r->base_pfn)].state = LMM_FRAME_RESERVED;
+	mm->nreserved_pages += hi - lo;
+}
+
+/* Split each region into reserved runs and free runs; reservations are sorted. */
+static void populate(struct lmm *mm)
+{
+	for (uint32_t i = 0; i < mm->nregions; i++) {
+		const struct lmm_region *r = &mm->regions[i];
+		uint64_t pos = r->base_pfn, end = r->base_pfn + r->npages;
+		for (uint32_t j = 0; j < mm->nreserved && pos < end; j++) {
+			uint64_t rlo = mm->reserved_ranges[j].base >> LMM_PAGE_SHIFT;
+			uint64_t rhi = mm->reserved_ranges[j].end >> LMM_PAGE_SHIFT;
+			if (rhi <= pos || rlo >= end)
+				continue;
+			if (rlo < pos)
+				rlo = pos;
+			if (rhi > end)
+				rhi = end;
+			add_free_run(mm, r, pos, rlo);
+			mark_reserved(mm, r, rlo, rhi);
+			pos = rhi;
+		}
+		add_free_run(mm, r, pos, end);
+	}
+}
+
+static void setup_pool(struct lmm *mm)
+{
+	uint32_t target = mm->cfg.pool_target;
+	if (target == LMM_POOL_AUTO)
+		target = lmm_pool_auto_target(mm->nfree);
+	uint32_t low = mm->cfg.pool_low;
+	if (low == LMM_POOL_AUTO || low > target)
+		low = target / 2;
+	mm->pool_target = target;
+	mm->pool_low = low;
+	mm->pool_low_water = 0;
+}
+
+enum lmm_status lmm_init(struct lmm *mm)
+{
+	lmm_check_canary(mm);
+	if (mm->phase != LMM_PHASE_INGEST) {
+		lmm_logf("lmm: init refused: %s", lmm_status_str(LMM_ERR_STATE));
+		return LMM_ERR_STATE;
+	}
+	mm->nranges = merge_ranges(mm->ranges, mm->nranges, "usable range", true);
+	mm->nreserved = merge_ranges(mm->reserved_ranges, mm->nreserved, "reserved range", false);
+	if (mm->nranges == 0) {
+		lmm_logf("lmm: init failed: no usable range was given");
+		return LMM_ERR_NO_MEMORY;
+	}
+	enum lmm_status st = build_regions(mm);
+	if (st != LMM_OK)
+		return st;
+	uint64_t bytes = meta_bytes_for(mm->nframes);
+	uint64_t home = find_metadata_home(mm, bytes);
+	if (home == LMM_PHYS_INVALID) {
+		lmm_logf("lmm: init failed: no unreserved run of %llu bytes for the frame metadata",
+			 (unsigned long long)bytes);
+		mm->nregions = 0;
+		return LMM_ERR_NO_MEMORY;
+	}
+	insert_reserved(mm, home, home + bytes);
+	mm->metadata_phys = home;
+	mm->frames = (struct lmm_frame *)lmm_port_phys_to_virt(home);
+
+	fill_frames(mm);
+	populate(mm);
+	setup_pool(mm);
+	mm->phase = LMM_PHASE_READY;
+	uint32_t got = lmm_pool_fill(mm);
+	mm->pool_low_water = got;
+
+	if (!(mm->cfg.flags & LMM_CFG_QUIET))
+		lmm_logf("lmm: %llu frames in %u regions, %llu free, %llu reserved, metadata %llu KiB at 0x%llx (%u B/frame), pool %u/%u",
+			 (unsigned long long)mm->nframes, mm->nregions,
+			 (unsigned long long)mm->nfree, (unsigned long long)mm->nreserved_pages,
+			 (unsigned long long)(bytes >> 10), (unsigned long long)home,
+			 (unsigned)sizeof(struct lmm_frame), (unsigned)mm->npool, mm->pool_target);
+	return LMM_OK;
+}

@@ -1,0 +1,108 @@
+/*
+ * mm_harness.h - shared scaffolding for the mm/ host tests: a named-case runner that
+ * prints "PASS name" / "FAIL name: why", and helpers that build an allocator over a
+ * layout of the host arena.
+ */
+#ifndef LABYRINTH_MM_HARNESS_H
+#define LABYRINTH_MM_HARNESS_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <labyrinth/mm.h>
+#include "port_host.h"
+
+static int harness_failed_cases, harness_passed_cases;
+static int case_failed;
+static char case_why[512];
+
+/* Record a failed expectation in the current case (first message kept). */
+#define EXPECT(cond, ...)                                                              \
+	do {                                                                           \
+		if (!(cond)) {                                                         \
+			if (!case_failed) {                                            \
+				int n_ = snprintf(case_why, sizeof(case_why), "%s:%d: ",       \
+						  __FILE__, __LINE__);                         \
+				snprintf(case_why + n_, sizeof(case_why) - (size_t)n_,        \
+					 __VA_ARGS__);                                         \
+			}                                                              \
+			case_failed = 1;                                               \
+		}                                                                      \
+	} while (0)
+
+/* Expectation that stops the case at once. */
+#define REQUIRE(cond, ...)                                                             \
+	do {                                                                           \
+		EXPECT(cond, __VA_ARGS__);                                             \
+		if (case_failed)                                                       \
+			return;                                                        \
+	} while (0)
+
+static inline void run_case(const char *name, void (*fn)(void))
+{
+	case_failed = 0;
+	case_why[0] = '\0';
+	fn();
+	if (case_failed) {
+		harness_failed_cases++;
+		printf("FAIL %s: %s\n", name, case_why);
+	} else {
+		harness_passed_cases++;
+		printf("PASS %s\n", name);
+	}
+	fflush(stdout);
+}
+
+#define RUN(fn) run_case(#fn, fn)
+
+static inline int harness_exit(void)
+{
+	fprintf(stderr, "%d cases passed, %d failed\n", harness_passed_cases, harness_failed_cases);
+	return harness_failed_cases ? 1 : 0;
+}
+
+/* ---- Allocator fixtures ----------------------------------------------------------------- */
+
+struct range {
+	uint64_t base, len;
+};
+
+/*
+ * Build @mm over the given usable ranges and reservations inside an arena of
+ * @arena_bytes (mapped fresh).  Returns the lmm_init() status.
+ */
+static inline enum lmm_status mm_setup(struct lmm *mm, uint64_t arena_bytes, const struct range *use,
+				       size_t nuse, const struct range *res, size_t nres,
+				       const struct lmm_config *cfg)
+{
+	host_arena_unmap();
+	host_arena_map(arena_bytes);
+	struct lmm_config c = { 0, 0, LMM_CFG_QUIET };
+	lmm_begin(mm, cfg ? cfg : &c);
+	for (size_t i = 0; i < nuse; i++)
+		lmm_add_range(mm, use[i].base, use[i].len);
+	for (size_t i = 0; i < nres; i++)
+		lmm_reserve_range(mm, res[i].base, res[i].len);
+	return lmm_init(mm);
+}
+
+static inline struct lmm_stats mm_stats(struct lmm *mm)
+{
+	struct lmm_stats s;
+	lmm_get_stats(mm, &s);
+	return s;
+}
+
+/* Conservation, as every test states it. */
+static inline int mm_conserved(struct lmm *mm)
+{
+	struct lmm_stats s = mm_stats(mm);
+	return s.free + s.allocated + s.pool + s.reserved == s.managed;
+}
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+#endif /* LABYRINTH_MM_HARNESS_H */

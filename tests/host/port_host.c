@@ -1,0 +1,303 @@
+/*
+ * port_host.c - mm/'s eight port hooks for a Linux process (see port_host.h).
+ *
+ * The lock is a ticket lock on C11 atomics with the holder's thread recorded, so
+ * ThreadSanitizer understands it and re-acquisition by the holder is a fatal report
+ * rather than a hang.  Interrupt state is per thread; see host_irq_*.
+ */
+#define _GNU_SOURCE
+#include "port_host.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* ---- Arena ------------------------------------------------------------------------ */
+
+static uintptr_t arena_base;
+static uint64_t arena_bytes;
+
+void *host_arena_map(uint64_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("host_arena_map: mmap");
+		abort();
+	}
+	arena_base = (uintptr_t)p;
+	arena_bytes = bytes;
+	return p;
+}
+
+void host_arena_unmap(void)
+{
+	if (arena_base)
+		munmap((void *)arena_base, arena_bytes);
+	arena_base = 0;
+	arena_bytes = 0;
+}
+
+void host_arena_touch(uint64_t phys, uint64_t len)
+{
+	volatile char *p = (volatile char *)(arena_base + phys);
+	for (uint64_t off = 0; off < len; off += 4096)
+		p[off] = 0;
+}
+
+uint64_t host_virt_to_phys(const void *p)
+{
+	return (uintptr_t)p - arena_base;
+}
+
+void *lmm_port_phys_to_virt(uint64_t phys)
+{
+	if (phys >= arena_bytes) {
+		fprintf(stderr, "port_host: phys 0x%llx outside the %llu-byte arena\n",
+			(unsigned long long)phys, (unsigned long long)arena_bytes);
+		abort();
+	}
+	return (void *)(arena_base + phys);
+}
+
+/* ---- Interrupts ----------------------------------------------------------------------- */
+
+static __thread volatile sig_atomic_t irq_off;     /* interrupts "disabled" on this thread */
+static __thread volatile sig_atomic_t irq_pending; /* a signal arrived while disabled      */
+static __thread volatile sig_atomic_t in_irq;
+static void (*irq_handler)(void);
+static atomic_ullong irqs_deferred;
+
+static void run_handler(void)
+{
+	in_irq = 1;
+	irq_off = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	irq_handler();
+	atomic_signal_fence(memory_order_seq_cst);
+	irq_off = 0;
+	in_irq = 0;
+}
+
+static void on_signal(int signo)
+{
+	(void)signo;
+	if (!irq_handler)
+		return;
+	if (irq_off) {
+		irq_pending = 1;
+		return;
+	}
+	run_handler();
+}
+
+void host_irq_install(int signo, void (*handler)(void))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	irq_handler = handler;
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(signo, &sa, NULL);
+}
+
+void host_irq_uninstall(int signo)
+{
+	signal(signo, SIG_IGN);
+	irq_handler = NULL;
+}
+
+lmm_irqflags_t host_irq_save(void)
+{
+	lmm_irqflags_t was = (lmm_irqflags_t)irq_off;
+	irq_off = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	return was;
+}
+
+void host_irq_restore(lmm_irqflags_t flags)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	irq_off = (sig_atomic_t)flags;
+	/* Deliver what arrived while masked, as the CPU would on sti. */
+	while (!flags && irq_pending && irq_handler) {
+		irq_pending = 0;
+		atomic_fetch_add_explicit(&irqs_deferred, 1, memory_order_relaxed);
+		run_handler();
+	}
+}
+
+bool host_in_interrupt(void)
+{
+	return in_irq;
+}
+
+uint64_t host_irqs_deferred(void)
+{
+	return atomic_load(&irqs_deferred);
+}
+
+enum lmm_context lmm_port_context(void)
+{
+	if (in_irq)
+		return LMM_CTX_INTERRUPT;
+	return irq_off ? LMM_CTX_IRQS_OFF : LMM_CTX_NORMAL;
+}
+
+/* ---- Owners ------------------------------------------------------------------------------ */
+
+static atomic_uint next_thread_no;
+static __thread uint16_t thread_owner;
+
+uint16_t host_thread_owner(void)
+{
+	if (!thread_owner)
+		thread_owner = (uint16_t)(atomic_fetch_add(&next_thread_no, 1) + 1);
+	return thread_owner;
+}
+
+void host_set_owner(uint16_t owner)
+{
+	thread_owner = owner;
+}
+
+uint16_t lmm_port_owner(void)
+{
+	uint16_t o = host_thread_owner();
+	return in_irq ? (uint16_t)(0x8000u | o) : o;
+}
+
+/* ---- Lock ---------------------------------------------------------------------------------- */
+
+struct host_lock {
+	atomic_uint next, serving; /* ticket lock */
+	atomic_int holder;         /* owner tag of the holding thread, 0 when free */
+	const char *name;
+};
+_Static_assert(sizeof(struct host_lock) <= LMM_PORT_LOCK_BYTES, "host lock too big");
+
+static atomic_ullong slow_reports;
+#define SPIN_REPORT_AFTER (1ull << 28)
+
+void lmm_port_lock_init(lmm_port_lock_t *l, const char *name)
+{
+	struct host_lock *h = (struct host_lock *)l->opaque;
+	atomic_init(&h->next, 0);
+	atomic_init(&h->serving, 0);
+	atomic_init(&h->holder, 0);
+	h->name = name;
+}
+
+lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *l)
+{
+	struct host_lock *h = (struct host_lock *)l->opaque;
+	lmm_irqflags_t flags = host_irq_save();
+	int me = host_thread_owner();
+
+	if (atomic_load_explicit(&h->holder, memory_order_relaxed) == me) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "lock '%s' taken again by its holder (thread %d)", h->name, me);
+		lmm_port_fatal(msg);
+	}
+	unsigned ticket = atomic_fetch_add_explicit(&h->next, 1, memory_order_relaxed);
+	uint64_t spins = 0;
+	while (atomic_load_explicit(&h->serving, memory_order_acquire) != ticket) {
+		if (++spins == SPIN_REPORT_AFTER) {
+			atomic_fetch_add(&slow_reports, 1);
+			fprintf(stderr, "port_host: lock '%s' spun on for %llu iterations (holder %d)\n",
+				h->name, (unsigned long long)spins, atomic_load(&h->holder));
+		}
+		__builtin_ia32_pause();
+	}
+	atomic_store_explicit(&h->holder, me, memory_order_relaxed);
+	return flags;
+}
+
+void lmm_port_unlock_irqrestore(lmm_port_lock_t *l, lmm_irqflags_t flags)
+{
+	struct host_lock *h = (struct host_lock *)l->opaque;
+	atomic_store_explicit(&h->holder, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->serving, 1, memory_order_release);
+	host_irq_restore(flags);
+}
+
+uint64_t host_lock_slow_reports(void)
+{
+	return atomic_load(&slow_reports);
+}
+
+/* ---- Log and fatal ------------------------------------------------------------------------ */
+
+#define LOG_KEEP 64
+static char log_lines[LOG_KEEP][256];
+static atomic_ullong log_n;
+static int verbose = -1;
+
+void host_log_verbose(bool on)
+{
+	verbose = on;
+}
+
+void lmm_port_log(const char *line)
+{
+	if (verbose < 0) {
+		const char *v = getenv("LMM_VERBOSE");
+		verbose = v && *v == '1';
+	}
+	unsigned long long n = atomic_fetch_add(&log_n, 1);
+	/* Lines from concurrent threads may tear in the capture; tests that inspect
+	 * the log do so single-threaded. */
+	snprintf(log_lines[n % LOG_KEEP], sizeof(log_lines[0]), "%s", line);
+	if (verbose)
+		fprintf(stderr, "  | %s\n", line);
+}
+
+uint64_t host_log_count(void)
+{
+	return atomic_load(&log_n);
+}
+
+const char *host_log_last(void)
+{
+	unsigned long long n = atomic_load(&log_n);
+	return n ? log_lines[(n - 1) % LOG_KEEP] : "";
+}
+
+bool host_log_contains(const char *needle)
+{
+	unsigned long long n = atomic_load(&log_n);
+	for (unsigned long long i = n > LOG_KEEP ? n - LOG_KEEP : 0; i < n; i++)
+		if (strstr(log_lines[i % LOG_KEEP], needle))
+			return true;
+	return false;
+}
+
+void host_log_clear(void)
+{
+	atomic_store(&log_n, 0);
+	memset(log_lines, 0, sizeof(log_lines));
+}
+
+__thread sigjmp_buf *host_fatal_jmp;
+static char fatal_reason[256];
+
+const char *host_fatal_reason(void)
+{
+	return fatal_reason;
+}
+
+_Noreturn void lmm_port_fatal(const char *reason)
+{
+	snprintf(fatal_reason, sizeof(fatal_reason), "%s", reason);
+	if (host_fatal_jmp) {
+		sigjmp_buf *j = host_fatal_jmp;
+		host_fatal_jmp = NULL;
+		irq_off = 0;
+		siglongjmp(*j, 1);
+	}
+	fprintf(stderr, "lmm fatal: %s\n", reason);
+	abort();
+}

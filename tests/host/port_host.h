@@ -1,0 +1,58 @@
+/*
+ * port_host.h - the Linux host port of mm/, for tests, fuzzing and benchmarks.
+ *
+ * Threads play CPUs and a POSIX signal plays the interrupt.  "Disabling interrupts"
+ * is a per-thread flag: a signal that arrives while it is set is held pending and its
+ * handler runs when the flag is restored, exactly like a masked IRQ (and far cheaper
+ * than sigprocmask, so benchmarks measure the allocator, not a system call).
+ * Physical memory is an mmap'd arena: phys = virt - offset.
+ */
+#ifndef LABYRINTH_PORT_HOST_H
+#define LABYRINTH_PORT_HOST_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <labyrinth/mm.h>
+
+/* Reserve @bytes of address space (MAP_NORESERVE: untouched pages cost nothing) that
+ * stands for physical [0, bytes).  Returns the virtual base; aborts on failure. */
+void *host_arena_map(uint64_t bytes);
+void host_arena_unmap(void);
+/* Touch every page of [phys, phys+len) so that timings do not include page faults. */
+void host_arena_touch(uint64_t phys, uint64_t len);
+uint64_t host_virt_to_phys(const void *p);
+
+/* The simulated interrupt: @handler runs in "interrupt context" on the thread that
+ * receives @signo, or later when that thread re-enables interrupts. */
+void host_irq_install(int signo, void (*handler)(void));
+void host_irq_uninstall(int signo);
+
+/* Interrupt state of the calling thread, as the port hooks see it. */
+lmm_irqflags_t host_irq_save(void);
+void host_irq_restore(lmm_irqflags_t flags);
+bool host_in_interrupt(void);
+uint64_t host_irqs_deferred(void); /* signals held pending then run on restore */
+
+/* Owner tag for the calling thread (default: thread number + 1; 0x8000|n in a handler). */
+void host_set_owner(uint16_t owner);
+uint16_t host_thread_owner(void);
+
+/* Logging: lines are captured; printed to stderr when verbose or LMM_VERBOSE=1. */
+void host_log_verbose(bool on);
+uint64_t host_log_count(void);
+const char *host_log_last(void); /* last line logged by this process */
+bool host_log_contains(const char *needle); /* in any of the last 64 lines */
+void host_log_clear(void);
+
+/* Fatal hook: when armed, lmm_port_fatal() longjmps back instead of aborting. */
+#include <setjmp.h>
+extern __thread sigjmp_buf *host_fatal_jmp;
+const char *host_fatal_reason(void);
+
+/* Lock statistics: reports of locks spun on too long. */
+uint64_t host_lock_slow_reports(void);
+
+#endif /* LABYRINTH_PORT_HOST_H */

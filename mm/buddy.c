@@ -237,7 +237,11 @@ static enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, ui
 
 	struct lmm_refusal why = { "free", ptr, LMM_PHYS_INVALID, order, 0, 0, 0, owner };
 	uint32_t idx;
-	enum lmm_status st = order > LMM_MAX_ORDER ? LMM_ERR_BAD_ORDER : lmm_locate(mm, ptr, &idx);
+	enum lmm_status st = lmm_locate(mm, ptr, &idx);
+	if (st == LMM_OK && unlikely(order > LMM_MAX_ORDER)) {
+		st = LMM_ERR_BAD_ORDER;
+		why.phys = lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
+	}
 	if (unlikely(st != LMM_OK)) {
 		lmm_count_refusal(mm, st);
 		lmm_report_refusal(mm, st, &why);
@@ -276,4 +280,22 @@ enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)
 {
 	return lmm_free_pages(mm, ptr, order);
+}
+
+/* ---- Translation ------------------------------------------------------------------------ */
+
+uint64_t lmm_virt_to_phys(const struct lmm *mm, const void *ptr)
+{
+	uint32_t idx;
+	if (lmm_locate(mm, (const void *)((uintptr_t)ptr & ~(uintptr_t)(LMM_PAGE_SIZE - 1)), &idx) != LMM_OK)
+		return LMM_PHYS_INVALID;
+	return (lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT) | ((uintptr_t)ptr & (LMM_PAGE_SIZE - 1));
+}
+
+void *lmm_phys_to_virt(const struct lmm *mm, uint64_t phys)
+{
+	uint32_t idx = lmm_pfn_index(mm, phys >> LMM_PAGE_SHIFT);
+	if (idx == LMM_NIL)
+		return NULL;
+	return (char *)lmm_frame_virt(mm, idx) + (phys & (LMM_PAGE_SIZE - 1));
 }

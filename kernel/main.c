@@ -1,0 +1,223 @@
+/*
+ * main.c - kmain: from GRUB's handoff to a kernel running on its own page tables.
+ *
+ * Order matters: the console first (everything else reports through it), the CPU tables
+ * next (so a fault anywhere after is a register dump, not a triple fault), the boot
+ * information parsed into a copy while boot.asm's identity map still reaches it, and
+ * only then the switch to the kernel's own page tables, which drops that identity map.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <labyrinth/arch.h>
+#include <labyrinth/cmdline.h>
+#include <labyrinth/kprintf.h>
+#include <labyrinth/multiboot2.h>
+
+/* boot.asm identity-maps this much; every multiboot2 address is below it anyway. */
+#define BOOT_IDENTITY_LIMIT (4ull << 30)
+
+void kmain(uint32_t magic, uint64_t mbi_phys);
+
+/* The parsed boot information: the only copy the kernel keeps after paging init. */
+static struct boot_info boot_info;
+
+/* Inputs to arch_paging_init(): available RAM, and what page tables must not overwrite. */
+static struct arch_phys_range ram_ranges[MB2_MAX_MMAP];
+static struct arch_phys_range excluded_ranges[1 + MB2_MAX_MODULES];
+
+_Noreturn static void boot_fail(void)
+{
+	kprintf("labyrinth: boot failed\n");
+	arch_exit_qemu(ARCH_QEMU_EXIT_FAILURE);
+}
+
+static void check_magic(uint32_t magic, uint64_t mbi_phys)
+{
+	if (magic == MB2_BOOTLOADER_MAGIC)
+		return;
+	kprintf("labyrinth: bad boot loader magic 0x%08x (expected 0x%08x), info at 0x%lx: "
+		"not booted by multiboot2\n", magic, MB2_BOOTLOADER_MAGIC, mbi_phys);
+	boot_fail();
+}
+
+/* Parse through boot.asm's identity map, which must still be live. */
+static void parse_boot_info(uint64_t mbi_phys)
+{
+	uint32_t err_offset = 0;
+	size_t avail = mbi_phys < BOOT_IDENTITY_LIMIT ? BOOT_IDENTITY_LIMIT - mbi_phys : 0;
+	enum mb2_status st = mb2_parse((const void *)(uintptr_t)mbi_phys, avail, mbi_phys,
+				       &boot_info, &err_offset);
+
+	if (st == MB2_OK)
+		return;
+	kprintf("multiboot2: cannot use the boot information at 0x%lx: %s (at offset %u)\n",
+		mbi_phys, mb2_status_str(st), err_offset);
+	boot_fail();
+}
+
+static size_t collect_ram(void)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < boot_info.nmmap; i++) {
+		const struct mb2_mmap_entry *e = &boot_info.mmap[i];
+		if (e->type == MB2_MEMORY_AVAILABLE && e->len)
+			ram_ranges[n++] = (struct arch_phys_range){ e->base, e->len };
+	}
+	return n;
+}
+
+static size_t collect_exclusions(void)
+{
+	size_t n = 0;
+
+	excluded_ranges[n++] = (struct arch_phys_range){ boot_info.mbi_phys, boot_info.mbi_size };
+	for (uint32_t i = 0; i < boot_info.nmodules; i++) {
+		const struct mb2_module *m = &boot_info.modules[i];
+		excluded_ranges[n++] = (struct arch_phys_range){ m->start, m->end - m->start };
+	}
+	return n;
+}
+
+static void setup_paging(void)
+{
+	size_t nram = collect_ram();
+
+	if (nram == 0) {
+		kprintf("labyrinth: the boot memory map lists no available RAM%s\n",
+			boot_info.has_mmap ? "" : " (no memory map tag at all)");
+		boot_fail();
+	}
+	arch_paging_init(ram_ranges, nram, excluded_ranges, collect_exclusions());
+}
+
+/* "12345 KiB"-style size with the largest unit that keeps it exact to one decimal. */
+static void format_size(char *buf, size_t n, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	uint64_t scaled = bytes * 10; /* tenths */
+
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes >= 1024ull << (10 * u))
+		u++;
+	scaled = u ? (bytes * 10) >> (10 * u) : bytes * 10;
+	ksnprintf(buf, n, "%lu.%lu %s", scaled / 10, scaled % 10, units[u]);
+}
+
+static void print_memory_map(void)
+{
+	uint64_t usable = 0;
+	char size[24];
+
+	kprintf("memory map: %u entries\n", boot_info.nmmap);
+	kprintf("  %-18s  %-18s  %12s  %s\n", "base", "end", "size", "type");
+	for (uint32_t i = 0; i < boot_info.nmmap; i++) {
+		const struct mb2_mmap_entry *e = &boot_info.mmap[i];
+		format_size(size, sizeof(size), e->len);
+		kprintf("  0x%016lx  0x%016lx  %12s  %s\n", e->base, e->base + e->len, size,
+			mb2_mmap_type_str(e->type));
+		if (e->type == MB2_MEMORY_AVAILABLE)
+			usable += e->len;
+	}
+	kprintf("usable RAM: %lu bytes (%lu MiB)\n", usable, usable >> 20);
+}
+
+static void print_modules(void)
+{
+	char size[24];
+
+	kprintf("modules: %u\n", boot_info.nmodules);
+	for (uint32_t i = 0; i < boot_info.nmodules; i++) {
+		const struct mb2_module *m = &boot_info.modules[i];
+		format_size(size, sizeof(size), m->end - m->start);
+		kprintf("  module %u: [0x%lx-0x%lx) %s '%s'\n", i, m->start, m->end, size, m->name);
+	}
+}
+
+/*
+ * Prove the direct map reaches the top of RAM (above 4 GiB when there is any): write a
+ * pattern into the highest available page through it, read it back, restore the word.
+ */
+static void direct_map_self_check(void)
+{
+	uint64_t top = 0;
+
+	for (size_t i = 0; i < boot_info.nmmap; i++) {
+		const struct mb2_mmap_entry *e = &boot_info.mmap[i];
+		uint64_t end = (e->base + e->len) & ~(ARCH_PAGE_SIZE - 1);
+		if (e->type == MB2_MEMORY_AVAILABLE && end >= e->base + ARCH_PAGE_SIZE && end > top &&
+		    end <= ARCH_HHDM_LIMIT)
+			top = end;
+	}
+	uint64_t page = top - ARCH_PAGE_SIZE;
+	volatile uint64_t *p = arch_phys_to_virt(page);
+	uint64_t pattern = 0x4C41425952494E54ull ^ page; /* "LABYRINT" */
+	uint64_t saved = *p;
+
+	*p = pattern;
+	uint64_t got = *p;
+	*p = saved;
+	kprintf("direct map self-check: highest available page phys 0x%lx at %p: wrote 0x%016lx, "
+		"read 0x%016lx: %s\n", page, (void *)p, pattern, got, got == pattern ? "OK" : "MISMATCH");
+	if (got != pattern)
+		boot_fail();
+}
+
+static bool streq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* fault=<name> on the command line: raise that exception (the handler exits QEMU with 35). */
+static void maybe_trigger_fault(void)
+{
+	static const struct {
+		const char *name;
+		enum arch_fault fault;
+	} faults[] = {
+		{ "pagefault", ARCH_FAULT_PAGE },  { "ud", ARCH_FAULT_UD },
+		{ "divide", ARCH_FAULT_DIVIDE },   { "gpf", ARCH_FAULT_GP },
+		{ "doublefault", ARCH_FAULT_DOUBLE },
+	};
+
+	if (!kopts.fault[0])
+		return;
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		if (streq(kopts.fault, faults[i].name)) {
+			kprintf("labyrinth: fault=%s requested: raising it now\n", kopts.fault);
+			arch_trigger_fault(faults[i].fault);
+		}
+	}
+	kprintf("labyrinth: unknown fault '%s' ignored (pagefault, ud, divide, gpf, doublefault)\n",
+		kopts.fault);
+}
+
+void kmain(uint32_t magic, uint64_t mbi_phys)
+{
+	arch_serial_init();
+	kprintf("\nLabyrinth: long mode OK\n");
+	kprintf("labyrinth: kernel image at phys [0x%lx-0x%lx), boot info at 0x%lx\n",
+		arch_kernel_image().base, arch_kernel_image().base + arch_kernel_image().len,
+		mbi_phys);
+	check_magic(magic, mbi_phys);
+	arch_cpu_init();
+
+	parse_boot_info(mbi_phys);
+	kprintf("command line: '%s'\n", boot_info.cmdline);
+	kernel_options_parse(boot_info.cmdline);
+
+	setup_paging();
+	print_memory_map();
+	print_modules();
+	direct_map_self_check();
+
+	maybe_trigger_fault();
+
+	/* mm/ setup is added in kernel/mm_setup.c */
+
+	kprintf("labyrinth: done\n");
+	arch_exit_qemu(ARCH_QEMU_EXIT_SUCCESS);
+}

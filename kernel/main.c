@@ -5,6 +5,7 @@
  * next (so a fault anywhere after is a register dump, not a triple fault), the boot
  * information parsed into a copy while boot.asm's identity map still reaches it, and
  * only then the switch to the kernel's own page tables, which drops that identity map.
+ * Interrupts stay disabled throughout.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -198,20 +199,20 @@ static void maybe_trigger_fault(void)
 void kmain(uint32_t magic, uint64_t mbi_phys)
 {
 	arch_serial_init();
+	arch_cpu_init();
 	kprintf("\nLabyrinth: long mode OK\n");
 	kprintf("labyrinth: kernel image at phys [0x%lx-0x%lx), boot info at 0x%lx\n",
 		arch_kernel_image().base, arch_kernel_image().base + arch_kernel_image().len,
 		mbi_phys);
 	check_magic(magic, mbi_phys);
-	arch_cpu_init();
 
 	parse_boot_info(mbi_phys);
 	kprintf("command line: '%s'\n", boot_info.cmdline);
 	kernel_options_parse(boot_info.cmdline);
 
-	setup_paging();
 	print_memory_map();
 	print_modules();
+	setup_paging();
 	direct_map_self_check();
 
 	maybe_trigger_fault();

@@ -122,6 +122,29 @@ static void dump_regs(const struct arch_regs *r)
 	kprintf("  R12=%016lx R13=%016lx R14=%016lx R15=%016lx\n", r->r12, r->r13, r->r14, r->r15);
 }
 
+/*
+ * Follow the RBP chain (the kernel is built with frame pointers; boot.asm starts it
+ * at 0).  Every frame is checked to be aligned and mapped before it is read, so a
+ * corrupt chain ends the walk instead of faulting inside the handler.
+ */
+static void dump_backtrace(uint64_t rbp)
+{
+	kprintf("  backtrace:");
+	for (unsigned depth = 0; depth < 16 && rbp; depth++) {
+		const uint64_t *frame = (const uint64_t *)rbp;
+		if ((rbp & 7) || rbp < ARCH_HHDM_BASE || !arch_virt_is_mapped(frame) ||
+		    !arch_virt_is_mapped(frame + 1)) {
+			kprintf(" [bad frame %016lx]", rbp);
+			break;
+		}
+		kprintf(" %016lx", frame[1]);
+		if (frame[0] <= rbp)
+			break; /* stacks grow down: callers' frames are above */
+		rbp = frame[0];
+	}
+	kprintf("\n");
+}
+
 void arch_exception_dispatch(struct arch_regs *r)
 {
 	struct percpu *cpu = this_cpu();
@@ -149,6 +172,7 @@ void arch_exception_dispatch(struct arch_regs *r)
 	if (v == 8 || v == 14)
 		hint_stack_overflow(read_cr2());
 	dump_regs(r);
+	dump_backtrace(r->rbp);
 	kprintf("*** halting: unhandled exception\n");
 	arch_exit_qemu(ARCH_QEMU_EXIT_FAILURE);
 }

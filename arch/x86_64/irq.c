@@ -52,6 +52,14 @@ void arch_irq_get_stats(struct arch_irq_stats *out)
 	arch_irq_restore(flags);
 }
 
+_Noreturn static void irq_fatal(unsigned irq, const char *why, const struct arch_regs *regs)
+{
+	cli();
+	kprintf("\nirq: FATAL: IRQ %u %s (interrupted RIP=%016lx, depth %u)\n", irq, why, regs->rip,
+		this_cpu()->irq_depth);
+	arch_exit_qemu(ARCH_QEMU_EXIT_FAILURE);
+}
+
 void arch_irq_dispatch(uint64_t vector, struct arch_regs *regs)
 {
 	unsigned irq = (unsigned)(vector - ARCH_IRQ_BASE);
@@ -68,12 +76,18 @@ void arch_irq_dispatch(uint64_t vector, struct arch_regs *regs)
 		return;
 	}
 
+	/* Interrupt gates clear IF: arriving here nested means a handler enabled interrupts. */
+	if (cpu->irq_depth != 0)
+		irq_fatal(irq, "entered while another interrupt handler was running", regs);
+
 	cpu->irq_depth++;
 	stats.count[irq]++;
 	if (handlers[irq])
 		handlers[irq](irq, regs);
 	else
 		stats.unhandled++; /* masked lines cannot get here, but a race with mask can */
+	if (arch_irqs_enabled())
+		irq_fatal(irq, "handler returned with interrupts enabled", regs);
 	pic_eoi(irq);
 	cpu->irq_depth--;
 }

@@ -25,6 +25,8 @@
 #define MB2_MAX_MMAP 128
 #define MB2_MAX_MODULES 16
 #define MB2_CMDLINE_MAX 512
+/* Sanity cap on total_size: GRUB's structure is a few KiB; more means corruption. */
+#define MB2_MAX_TOTAL_SIZE (1u << 20)
 
 struct mb2_mmap_entry {
 	uint64_t base;
@@ -41,6 +43,7 @@ struct boot_info {
 	uint64_t mbi_phys;  /* physical address of the information structure */
 	uint32_t mbi_size;  /* its total_size */
 	bool has_cmdline, has_mmap;
+	bool cmdline_truncated; /* longer than MB2_CMDLINE_MAX - 1, or no NUL in its tag */
 	char cmdline[MB2_CMDLINE_MAX];
 	uint32_t nmmap;
 	struct mb2_mmap_entry mmap[MB2_MAX_MMAP];
@@ -73,5 +76,12 @@ enum mb2_status mb2_parse(const void *mbi, size_t avail, uint64_t mbi_phys,
 			  struct boot_info *out, uint32_t *err_offset);
 
 const char *mb2_mmap_type_str(uint32_t type);
+
+/*
+ * Bytes of RAM the map marks available, overlapping entries counted once.  Sized from
+ * available entries only, never from the highest address in the map (QEMU lists a
+ * 12 GiB reserved hole near 1 TiB even on small machines).  Any context.
+ */
+uint64_t mb2_usable_bytes(const struct boot_info *bi);
 
 #endif /* LABYRINTH_MULTIBOOT2_H */

@@ -25,6 +25,7 @@ struct kopt {
 	void *dst;
 	uint64_t min, max;
 	const char *help;
+	const char *choices; /* KOPT_STRING only: "a|b|c" = the value must be one of these */
 };
 
 /*
@@ -47,11 +48,15 @@ struct kernel_options {
 	uint64_t pool_pages;     /* emergency pool target, 0 = scaled to RAM                  */
 	uint64_t pool_low;       /* pool low mark, 0 = half the target                        */
 	uint64_t atomic_per_tick;/* atomic allocations per timer tick, default 4              */
+	bool help;               /* `help` on the command line: print the option table       */
 };
 
 extern struct kernel_options kopts;
 
 /* Parse the boot command line into kopts, printing each problem; returns problem count. */
 unsigned kernel_options_parse(const char *cmdline);
+
+/* Print every option with its current value, range and help text.  Normal context. */
+void kernel_options_help(void);
 
 #endif /* LABYRINTH_CMDLINE_H */

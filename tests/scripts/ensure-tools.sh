@@ -1,0 +1,117 @@
+#!/bin/sh
+# ensure-tools.sh GROUP... - make sure the tools a build step needs are installed.
+#
+# Groups: kernel (build and boot the ISO), host (host tests), cross (32-bit and
+# AArch64 builds under qemu-user), bench (valgrind).  Silent when everything is there:
+# make runs this on every invocation.  When something is missing it installs the
+# Debian packages with apt-get (as root, or through passwordless sudo); otherwise it
+# prints the command to run and exits 1.
+#
+# Adding a tool: one `need` line in the group below: need KIND WHAT PACKAGE, where KIND
+# is cmd (a command on PATH), dir (a directory) or glob (a shell pattern that must
+# match an existing path).
+
+set -u
+
+missing=""
+
+# need KIND WHAT PACKAGE: queue PACKAGE when WHAT is absent.
+need() {
+	case $1 in
+	cmd) command -v "$2" >/dev/null 2>&1 && return 0 ;;
+	dir) [ -d "$2" ] && return 0 ;;
+	glob)
+		for f in $2; do
+			[ -e "$f" ] && return 0
+		done
+		;;
+	esac
+	case " $missing " in
+	*" $3 "*) ;;
+	*) missing="${missing:+$missing }$3" ;;
+	esac
+}
+
+check_group() {
+	case $1 in
+	kernel)
+		need cmd gcc gcc
+		need cmd ld binutils
+		need cmd nasm nasm
+		need cmd grub-mkrescue grub-common
+		# grub-mkrescue without the BIOS platform files makes an ISO that does not boot
+		# under SeaBIOS: the directory is the real requirement, not the command.
+		need dir /usr/lib/grub/i386-pc grub-pc-bin
+		need cmd xorriso xorriso
+		need cmd mformat mtools
+		need cmd qemu-system-x86_64 qemu-system-x86
+		need cmd timeout coreutils
+		;;
+	host)
+		need cmd gcc gcc
+		;;
+	cross)
+		need glob '/usr/lib/gcc/x86_64-linux-gnu/*/32/libgcc.a' gcc-multilib
+		need cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+		need dir /usr/aarch64-linux-gnu/include libc6-dev-arm64-cross
+		need cmd qemu-aarch64 qemu-user
+		need cmd qemu-i386 qemu-user
+		;;
+	bench)
+		need cmd valgrind valgrind
+		;;
+	*)
+		echo "ensure-tools.sh: unknown group '$1' (kernel, host, cross, bench)" >&2
+		exit 2
+		;;
+	esac
+}
+
+if [ $# -eq 0 ]; then
+	echo "usage: sh tests/scripts/ensure-tools.sh GROUP... (kernel, host, cross, bench)" >&2
+	exit 2
+fi
+
+recheck() {
+	missing=""
+	for g in "$@"; do
+		check_group "$g"
+	done
+}
+
+recheck "$@"
+[ -z "$missing" ] && exit 0
+
+pkgs=$missing
+if [ "$(id -u)" = 0 ]; then
+	sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+	sudo="sudo"
+else
+	echo "Missing tools. Run: sudo apt-get install -y $pkgs"
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "Missing tools (packages named for Debian: $pkgs), and there is no apt-get here." >&2
+	echo "Missing tools. Run: sudo apt-get install -y $pkgs"
+	exit 1
+fi
+
+echo "ensure-tools: installing $pkgs" >&2
+# $sudo is empty or "sudo" and $pkgs a list: both deliberately unquoted.
+# shellcheck disable=SC2086
+if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
+	! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$pkgs >&2; then
+	echo "ensure-tools: apt-get failed." >&2
+	echo "Missing tools. Run: sudo apt-get install -y $pkgs"
+	exit 1
+fi
+
+recheck "$@"
+if [ -n "$missing" ]; then
+	echo "ensure-tools: still missing after installing: $missing" >&2
+	echo "Missing tools. Run: sudo apt-get install -y $missing"
+	exit 1
+fi
+exit 0

@@ -1,0 +1,385 @@
+#!/bin/sh
+# boot-tests.sh - boot the kernel under a list of QEMU configurations and judge each run.
+#
+# usage: sh tests/qemu/boot-tests.sh [--list] [NAME-PATTERN...]
+#   (no argument: every configuration; patterns are shell globs: 'fault-*')
+# env:   ISO (build/labyrinth.iso), LOGDIR (build/test-logs), BOOT_JOBS (2 in parallel),
+#        BOOT_TIMEOUT (180 s per boot, TCG on a slow CI machine)
+#
+# Prints exactly one line per configuration, in the order of the list below, "PASS name"
+# or "FAIL name: reason", each followed by a "#" line with the time it took and its
+# serial log (build/test-logs/NAME.log, kept, with CRs and terminal escapes removed).
+# Exit status 1 if any configuration failed.
+#
+# Every run is judged on:
+#   - QEMU's exit status: the expected one (33 = the kernel's success code by default;
+#     35 for a deliberate fault); 0 (reset/triple fault), 124 (timeout) and QEMU
+#     errors are failures with their own reason;
+#   - "Labyrinth: long mode OK" in the log;
+#   - every KTAP block in the log: a "KTAP version 1" line, a plan "1..N", exactly
+#     one result for each of 1..N, all "ok" (a "# SKIP" counts as ok);
+#   - a stress summary, if the log has "stress:" lines: the last verdict must be
+#     "stress: PASS";
+#   - the configuration's own checks (below).
+
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+ISO=${ISO:-build/labyrinth.iso}
+LOGDIR=${LOGDIR:-build/test-logs}
+JOBS=${BOOT_JOBS:-2}
+TIMEOUT=${BOOT_TIMEOUT:-180}
+FILES=$LOGDIR/files
+
+# A small module for the module configuration: deterministic, so its ISO is cached.
+MODNAME=labyrinth-test-module.bin
+MODSIZE=12345
+
+# ==== The configurations ===============================================================
+#
+# config NAME [key=value]...
+#   mem=SIZE       QEMU -m (default 128M); check_ram compares the kernel's figure to it
+#   qemu='ARGS'    more QEMU arguments, e.g. qemu='-machine q35 -cpu max'
+#   smp=N          QEMU -smp (default 1)
+#   cmdline='...'  kernel command line (appended to the multiboot2 line in grub.cfg)
+#   module=FILE    a multiboot2 module (repeatable)
+#   status=N       the QEMU exit status that counts as success (default 33; 35 = the
+#                  kernel's failure code, for configurations that must fail)
+#   timeout=S      per-configuration timeout (default $BOOT_TIMEOUT)
+#   check='FN ARGS'  one more assertion (repeatable): a shell function below that
+#                  returns non-zero with the reason in $why.  The log is $LOG; the
+#                  configuration's memory in bytes is $MEM_BYTES.
+#
+# Adding a configuration is one line here; a new kind of assertion is one function in
+# the "Checks" section.
+
+configs() {
+	config mem-32M   mem=32M  check=check_ram
+	config mem-128M  mem=128M check=check_ram
+	config mem-1G    mem=1G   check=check_ram
+	config mem-4G    mem=4G   check=check_ram # split around the PCI hole: 1 GiB above 4 GiB
+	config q35-6G    mem=6G   qemu='-machine q35' check=check_ram # 4 GiB above 4 GiB
+	config smp-2     mem=256M smp=2 check=check_ram
+
+	config module    mem=128M module="$FILES/$MODNAME" check="check_module $MODNAME $MODSIZE"
+
+	config bad-cmdline mem=128M cmdline='bogus_key=1 pit_hz=abc' check=check_ram \
+		check="grep_log \"'bogus_key=1': unknown option\"" \
+		check="grep_log \"'pit_hz=abc': not a number\""
+
+	config fault-pagefault   cmdline=fault=pagefault   status=35 \
+		check="check_fault '#PF'" check="grep_log 'CR2=ffffe00000001000'"
+	config fault-ud          cmdline=fault=ud          status=35 check="check_fault '#UD'"
+	config fault-divide      cmdline=fault=divide      status=35 check="check_fault '#DE'"
+	config fault-gpf         cmdline=fault=gpf         status=35 check="check_fault '#GP'"
+	config fault-doublefault cmdline=fault=doublefault status=35 check="check_fault '#DF'"
+}
+
+# ==== Checks ===========================================================================
+# Each returns 0, or sets $why and returns 1.  $LOG is the cleaned serial log.
+
+# grep_log ERE: the log has a line matching the extended regular expression.
+grep_log() {
+	grep -Eq -- "$1" "$LOG" && return 0
+	why="log has no line matching /$1/"
+	return 1
+}
+
+# no_log ERE: no line matches.
+no_log() {
+	line=$(grep -E -m1 -- "$1" "$LOG") || return 0
+	why="log has a line matching /$1/: $line"
+	return 1
+}
+
+# check_ram: "usable RAM: <bytes> bytes" is within the firmware's reserved areas of what
+# QEMU was given: at most all of it, at least 97% of it less 1 MiB (BIOS areas, ACPI
+# tables, the PCI hole's displaced RAM that QEMU re-maps above 4 GiB all included).
+check_ram() {
+	line=$(grep -E -m1 '^usable RAM: [0-9]+ bytes' "$LOG") || {
+		why="no 'usable RAM: <bytes> bytes' line"
+		return 1
+	}
+	got=$(echo "$line" | sed -E 's/^usable RAM: ([0-9]+) bytes.*/\1/')
+	low=$((MEM_BYTES * 97 / 100 - 1048576))
+	if [ "$got" -gt "$MEM_BYTES" ] || [ "$got" -lt "$low" ]; then
+		why="usable RAM $got bytes ($((got >> 20)) MiB) not within [$low, $MEM_BYTES] for -m $MEM"
+		return 1
+	fi
+	return 0
+}
+
+# check_fault VECTOR: the exception report names the vector and shows RIP and CR2.
+check_fault() {
+	grep -Eq "EXCEPTION.*$1|$1.*EXCEPTION" "$LOG" || {
+		why="no exception report naming $1"
+		return 1
+	}
+	grep -Eq 'RIP=' "$LOG" || { why="exception report without RIP"; return 1; }
+	grep -Eq 'CR2=' "$LOG" || { why="exception report without CR2"; return 1; }
+	return 0
+}
+
+# check_module NAME [SIZE]: the kernel lists the module; if its line shows the range
+# as [0xSTART-0xEND), the size matches.
+check_module() {
+	line=$(grep -F -m1 "'$1'" "$LOG") || line=$(grep -F -m1 "$1" "$LOG") || {
+		why="module $1 not listed"
+		return 1
+	}
+	[ $# -ge 2 ] || return 0
+	range=$(echo "$line" | sed -nE 's/.*\[(0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\).*/\1 \2/p')
+	[ -n "$range" ] || return 0
+	# shellcheck disable=SC2086 # two words
+	set -- "$1" "$2" $range
+	if [ $(($4 - $3)) -ne "$2" ]; then
+		why="module $1 listed with $(($4 - $3)) bytes, the file has $2: $line"
+		return 1
+	fi
+	return 0
+}
+
+# require_ktap [N]: a KTAP block must be present (with a plan of N tests if given);
+# its results are judged by check_ktap, which runs for every configuration.
+require_ktap() {
+	grep -q '^KTAP version 1$' "$LOG" || { why="no 'KTAP version 1' line"; return 1; }
+	[ $# -ge 1 ] || return 0
+	grep -q "^1\.\.$1\$" "$LOG" && return 0
+	why="no KTAP plan '1..$1' (found: $(grep -E -m1 '^1\.\.[0-9]+$' "$LOG" || echo none))"
+	return 1
+}
+
+# require_stress: a stress summary must be present (check_stress judges it).
+require_stress() {
+	grep -Eq '^stress: (PASS|FAIL)' "$LOG" && return 0
+	why="no 'stress: PASS' or 'stress: FAIL' summary line"
+	return 1
+}
+
+# -- Always applied ---------------------------------------------------------------
+
+check_ktap() {
+	why=$(awk '
+		function fail(msg) { if (reason == "") reason = msg }
+		function finish(   i) {
+			if (!inblock)
+				return
+			if (plan < 0) {
+				fail("KTAP block at line " start " has no plan line 1..N")
+			} else {
+				for (i = 1; i <= plan; i++)
+					if (!(i in seen)) {
+						fail("KTAP test " i " of plan 1.." plan " never ran" \
+						     (last != "" ? " (last result: " last ")" : ""))
+						break
+					}
+			}
+			inblock = 0
+		}
+		{ sub(/\r$/, "") }
+		/^KTAP version 1$/ { finish(); inblock = 1; plan = -1; start = NR; last = ""
+		                      split("", seen); next }
+		!inblock { next }
+		/^1\.\.[0-9]+$/ {
+			if (plan >= 0) fail("KTAP block at line " start " has two plans")
+			plan = substr($0, 4) + 0
+			next
+		}
+		/^(not )?ok [0-9]+/ {
+			ok = ($1 == "ok")
+			n = ok ? $2 + 0 : $3 + 0
+			rest = $0
+			sub(/^(not )?ok [0-9]+ ?(- )?/, "", rest)
+			name = rest; directive = ""
+			if (index(rest, " # ")) {
+				name = substr(rest, 1, index(rest, " # ") - 1)
+				directive = substr(rest, index(rest, " # ") + 3)
+			} else if (rest ~ /^# /) {
+				name = ""; directive = substr(rest, 3)
+			}
+			if (n in seen) fail("KTAP test " n " (" name ") reported twice")
+			if (plan >= 0 && n > plan) fail("KTAP test " n " (" name ") beyond the plan 1.." plan)
+			seen[n] = 1
+			last = $0
+			if (!ok && directive !~ /^SKIP/)
+				fail("KTAP test " n " (" name ") failed" (directive != "" ? ": " directive : ""))
+		}
+		END { finish(); if (reason != "") { print reason; exit 1 } }
+	' "$LOG")
+}
+
+check_stress() {
+	grep -q '^stress:' "$LOG" || return 0
+	verdict=$(grep -E '^stress: (PASS|FAIL)' "$LOG" | tail -n 1)
+	case $verdict in
+	"stress: PASS"*) return 0 ;;
+	"stress: FAIL"*) why="stress test failed: $verdict" ;;
+	*) why="stress output but no final 'stress: PASS' line" ;;
+	esac
+	return 1
+}
+
+# ==== Running one configuration ======================================================
+
+to_bytes() {
+	case $1 in
+	*[Gg]) echo $((${1%?} << 30)) ;;
+	*[Mm]) echo $((${1%?} << 20)) ;;
+	*[Kk]) echo $((${1%?} << 10)) ;;
+	*) echo $(($1 << 20)) ;; # QEMU's default unit is MiB
+	esac
+}
+
+now_ms() {
+	t=$(date +%s%N 2>/dev/null)
+	case $t in *N | '') echo $(($(date +%s) * 1000)) ;; *) echo $((t / 1000000)) ;; esac
+}
+
+# run_one NAME KEY=VALUE...: boots, judges, and writes the verdict line to
+# $LOGDIR/NAME.result and the elapsed milliseconds to $LOGDIR/NAME.ms.
+run_one() {
+	name=$1
+	shift
+	MEM=128M qemu_args="" smp=1 cmdline="" expect=33 tmo=$TIMEOUT checks="" modargs=""
+	for kv; do
+		case $kv in
+		mem=*) MEM=${kv#mem=} ;;
+		qemu=*) qemu_args=${kv#qemu=} ;;
+		smp=*) smp=${kv#smp=} ;;
+		cmdline=*) cmdline=${kv#cmdline=} ;;
+		module=*) modargs="$modargs --module ${kv#module=}" ;;
+		status=*) expect=${kv#status=} ;;
+		timeout=*) tmo=${kv#timeout=} ;;
+		check=*) checks="$checks${kv#check=}
+" ;;
+		*) echo "FAIL $name: bad configuration word '$kv'" >"$LOGDIR/$name.result"; return ;;
+		esac
+	done
+	MEM_BYTES=$(to_bytes "$MEM")
+	LOG=$LOGDIR/$name.log
+	t0=$(now_ms)
+	# shellcheck disable=SC2086 # $modargs and $qemu_args are word lists
+	sh tests/qemu/qemu-boot.sh --raw-status --iso "$ISO" --mem "$MEM" --smp "$smp" \
+		--timeout "$tmo" --cmdline "$cmdline" $modargs -- $qemu_args \
+		</dev/null >"$LOG.raw" 2>&1
+	status=$?
+	echo $(($(now_ms) - t0)) >"$LOGDIR/$name.ms"
+	esc=$(printf '\033')
+	sed -e 's/\r$//' -e 's/\r/\n/g' -e "s/$esc\[[0-9;?]*[A-Za-z]//g" "$LOG.raw" >"$LOG"
+	rm -f "$LOG.raw"
+
+	why=""
+	judge_status "$status" "$expect" "$tmo"
+	[ -z "$why" ] && { grep -q 'Labyrinth: long mode OK' "$LOG" || why="no 'Labyrinth: long mode OK' line"; }
+	[ -z "$why" ] && check_ktap
+	[ -z "$why" ] && check_stress
+	if [ -z "$why" ]; then
+		old_ifs=$IFS
+		IFS='
+'
+		for c in $checks; do
+			IFS=$old_ifs
+			eval "$c" || { [ -n "$why" ] || why="check '$c' failed"; break; }
+		done
+		IFS=$old_ifs
+	fi
+	if [ -z "$why" ]; then
+		echo "PASS $name" >"$LOGDIR/$name.result"
+	else
+		echo "FAIL $name: $why (log: $LOG)" >"$LOGDIR/$name.result"
+	fi
+}
+
+last_line() {
+	l=$(grep -v '^[[:space:]]*$' "$LOG" | tail -n 1 | cut -c1-120)
+	[ -n "$l" ] && echo "; last line: '$l'"
+}
+
+judge_status() {
+	[ "$1" = "$2" ] && return 0
+	case $1 in
+	124 | 137) why="timed out after $3 s$(last_line)" ;;
+	0) why="QEMU exited 0: reset or triple fault (-no-reboot), no exit code written$(last_line)" ;;
+	1) why="QEMU error or guest wrote 0 (status 1): $(grep -m1 -i 'qemu' "$LOG" | cut -c1-160)" ;;
+	33) why="the kernel exited with success (33), expected status $2$(last_line)" ;;
+	35) why="the kernel reported failure (status 35), expected $2$(last_line)" ;;
+	*) why="QEMU exit status $1, expected $2$(last_line)" ;;
+	esac
+}
+
+# ==== Scheduling: JOBS at a time, results printed in list order =========================
+
+mode=run
+# selected NAME PATTERN...: no patterns selects everything.
+selected() {
+	[ $# -le 1 ] && return 0
+	n=$1
+	shift
+	for p; do
+		# shellcheck disable=SC2254 # the patterns are globs on purpose
+		case $n in $p) return 0 ;; esac
+	done
+	return 1
+}
+
+queue=""   # "name:pid name:pid ..." oldest first
+passed=0 failed=0
+
+reap_oldest() {
+	# shellcheck disable=SC2086 # a word list
+	set -- $queue
+	entry=$1
+	shift
+	queue="$*"
+	wait "${entry#*:}"
+	n=${entry%%:*}
+	result=$(cat "$LOGDIR/$n.result" 2>/dev/null) || result="FAIL $n: runner died without a verdict"
+	echo "$result"
+	ms=$(cat "$LOGDIR/$n.ms" 2>/dev/null || echo 0)
+	echo "#   $n: $((ms / 1000)).$((ms % 1000 / 100)) s, log $LOGDIR/$n.log"
+	case $result in PASS*) passed=$((passed + 1)) ;; *) failed=$((failed + 1)) ;; esac
+}
+
+config() {
+	[ "$mode" = list ] && { echo "$1"; return; }
+	# shellcheck disable=SC2086
+	selected "$1" $patterns || return 0
+	rm -f "$LOGDIR/$1.result" "$LOGDIR/$1.ms" "$LOGDIR/$1.log"
+	run_one "$@" &
+	queue="$queue $1:$!"
+	# shellcheck disable=SC2086
+	set -- $queue
+	[ $# -ge "$JOBS" ] && reap_oldest
+	return 0
+}
+
+patterns=""
+for a; do
+	case $a in
+	--list) mode=list ;;
+	-h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) patterns="$patterns $a" ;;
+	esac
+done
+if [ "$mode" = list ]; then
+	configs
+	exit 0
+fi
+
+if [ ! -f "$ISO" ]; then
+	echo "FAIL boot-tests: no ISO at $ISO (run make)"
+	exit 1
+fi
+sh tests/scripts/ensure-tools.sh kernel || { echo "FAIL boot-tests: tools missing"; exit 1; }
+mkdir -p "$LOGDIR" "$FILES"
+# The module: a fixed text pattern of exactly MODSIZE bytes.
+awk -v n="$MODSIZE" 'BEGIN { s = ""; while (length(s) < n) s = s "Labyrinth test module. "
+                          printf "%s", substr(s, 1, n) }' >"$FILES/$MODNAME"
+
+configs
+while [ -n "$queue" ]; do
+	reap_oldest
+done
+[ $((passed + failed)) -gt 0 ] || echo "FAIL boot-tests: no configuration matches:$patterns"
+echo "boot tests: $passed of $((passed + failed)) configurations passed"
+[ "$failed" = 0 ] && [ $((passed + failed)) -gt 0 ]

@@ -1,0 +1,94 @@
+#!/bin/sh
+# run-all.sh - every test suite, one after the other, and one verdict at the end.
+#
+# usage: sh tests/run-all.sh [SUITE...]      (make test builds everything, then runs this)
+#
+# Each suite prints "PASS name" / "FAIL name: reason" lines (other lines are commentary).
+# A suite command that exits non-zero without printing any FAIL line gets one added for
+# it, so a crash never passes quietly.  The last line is exactly "N passed, M failed";
+# the exit status is 1 if M > 0 or N == 0.
+#
+# Adding a suite: one `suite NAME COMMAND...` line in suites() below.  The command runs
+# from the top of the tree with its output streamed.
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+BUILD=${BUILD:-build}
+HOST_TEST_TIMEOUT=${HOST_TEST_TIMEOUT:-900}
+
+suites() {
+	suite host sh tests/run-all.sh --host-binaries
+	suite boot sh tests/qemu/boot-tests.sh
+}
+
+# --host-binaries: run every test program in $BUILD/host (built with the sanitizers by
+# tests/host/host.mk), streaming its output; a non-zero exit without a FAIL line (a
+# sanitizer report, a crash, a timeout) becomes "FAIL <binary>: exit N".
+if [ "${1:-}" = "--host-binaries" ]; then
+	found=0
+	failed=0
+	for bin in "$BUILD"/host/test_*; do
+		case $bin in *.d | *.o) continue ;; esac
+		if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then continue; fi
+		found=1
+		out=$(mktemp) || exit 1
+		echo "== $bin"
+		{
+			timeout -k 10 "$HOST_TEST_TIMEOUT" "$bin" 2>&1
+			echo $? >"$out.rc"
+		} | tee "$out"
+		rc=$(cat "$out.rc")
+		if [ "$rc" != 0 ]; then
+			failed=1
+			if ! grep -q '^FAIL ' "$out"; then
+				case $rc in
+				124 | 137) echo "FAIL $bin: timed out after $HOST_TEST_TIMEOUT s" ;;
+				*) echo "FAIL $bin: exit $rc" ;;
+				esac
+			fi
+		fi
+		rm -f "$out" "$out.rc"
+	done
+	if [ "$found" = 0 ]; then
+		echo "FAIL host-tests: no test programs in $BUILD/host (run make host-tests-build)"
+		exit 1
+	fi
+	exit "$failed"
+fi
+
+all=$(mktemp) || exit 1
+trap 'rm -f "$all" "$all.suite" "$all.rc"' EXIT
+
+# suite NAME COMMAND...: run it (if selected), streaming and recording its output.
+suite() {
+	name=$1
+	shift
+	if [ -n "$wanted" ]; then
+		case " $wanted " in *" $name "*) ;; *) return 0 ;; esac
+	fi
+	echo "==== $name: $*"
+	start=$(date +%s)
+	{
+		"$@" 2>&1
+		echo $? >"$all.rc"
+	} | tee "$all.suite"
+	rc=$(cat "$all.rc")
+	if [ "$rc" != 0 ] && ! grep -q '^FAIL ' "$all.suite"; then
+		echo "FAIL $name: exit $rc without a FAIL line" | tee -a "$all.suite"
+	fi
+	cat "$all.suite" >>"$all"
+	echo "==== $name: $(($(date +%s) - start)) s"
+}
+
+wanted="$*"
+suites
+passed=$(grep -c '^PASS ' "$all")
+failed=$(grep -c '^FAIL ' "$all")
+if [ "$failed" -gt 0 ]; then
+	echo
+	echo "Failures:"
+	grep '^FAIL ' "$all"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -18,6 +18,7 @@ struct kernel_options kopts = {
 	.pool_pages = 0,
 	.pool_low = 0,
 	.atomic_per_tick = 4,
+	.mm_poison = false,
 	.help = false,
 };
 
@@ -44,6 +45,9 @@ static const struct kopt options[] = {
 	  "emergency pool low mark in pages, 0 = half the target", NULL },
 	{ "atomic_per_tick", KOPT_U64, &kopts.atomic_per_tick, 0, 1024,
 	  "atomic allocations made by each timer tick during the stress test", NULL },
+	{ "mm_poison", KOPT_BOOL, &kopts.mm_poison, 0, 1,
+	  "fill freed pages with a pattern and check it on allocation (slow on big machines)",
+	  NULL },
 	{ "help", KOPT_BOOL, &kopts.help, 0, 1,
 	  "print this table at boot", NULL },
 };

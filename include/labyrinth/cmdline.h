@@ -48,6 +48,7 @@ struct kernel_options {
 	uint64_t pool_pages;     /* emergency pool target, 0 = scaled to RAM                  */
 	uint64_t pool_low;       /* pool low mark, 0 = half the target                        */
 	uint64_t atomic_per_tick;/* atomic allocations per timer tick, default 4              */
+	bool mm_poison;          /* fill freed pages with a pattern, check it on allocation   */
 	bool help;               /* `help` on the command line: print the option table       */
 };
 

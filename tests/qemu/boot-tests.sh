@@ -3,7 +3,7 @@
 #
 # usage: sh tests/qemu/boot-tests.sh [--list] [NAME-PATTERN...]
 #   (no argument: every configuration; patterns are shell globs: 'fault-*')
-# env:   ISO (build/labyrinth.iso), LOGDIR (build/test-logs), BOOT_JOBS (2 in parallel),
+# env:   BUILD (build), ISO ($BUILD/labyrinth.iso), LOGDIR ($BUILD/test-logs), BOOT_JOBS (2),
 #        BOOT_TIMEOUT (180 s per boot, TCG on a slow CI machine)
 #
 # Prints exactly one line per configuration, in the order of the list below, "PASS name"
@@ -25,8 +25,9 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
-ISO=${ISO:-build/labyrinth.iso}
-LOGDIR=${LOGDIR:-build/test-logs}
+BUILD=${BUILD:-build}
+ISO=${ISO:-$BUILD/labyrinth.iso}
+LOGDIR=${LOGDIR:-$BUILD/test-logs}
 JOBS=${BOOT_JOBS:-2}
 TIMEOUT=${BOOT_TIMEOUT:-180}
 FILES=$LOGDIR/files

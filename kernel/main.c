@@ -108,7 +108,7 @@ static void format_size(char *buf, size_t n, uint64_t bytes)
 
 static void print_memory_map(void)
 {
-	uint64_t usable = 0;
+	uint64_t usable = mb2_usable_bytes(&boot_info);
 	char size[24];
 
 	kprintf("memory map: %u entries\n", boot_info.nmmap);
@@ -118,8 +118,6 @@ static void print_memory_map(void)
 		format_size(size, sizeof(size), e->len);
 		kprintf("  0x%016lx  0x%016lx  %12s  %s\n", e->base, e->base + e->len, size,
 			mb2_mmap_type_str(e->type));
-		if (e->type == MB2_MEMORY_AVAILABLE)
-			usable += e->len;
 	}
 	kprintf("usable RAM: %lu bytes (%lu MiB)\n", usable, usable >> 20);
 }
@@ -207,7 +205,8 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 	check_magic(magic, mbi_phys);
 
 	parse_boot_info(mbi_phys);
-	kprintf("command line: '%s'\n", boot_info.cmdline);
+	kprintf("command line: '%s'%s\n", boot_info.cmdline,
+		boot_info.cmdline_truncated ? " (truncated)" : "");
 	kernel_options_parse(boot_info.cmdline);
 
 	print_memory_map();

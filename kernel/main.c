@@ -93,17 +93,16 @@ static void setup_paging(void)
 	arch_paging_init(ram_ranges, nram, excluded_ranges, collect_exclusions());
 }
 
-/* "12345 KiB"-style size with the largest unit that keeps it exact to one decimal. */
+/* "126.8 MiB": the largest binary unit the size reaches, to one decimal (truncated). */
 static void format_size(char *buf, size_t n, uint64_t bytes)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	unsigned u = 0;
-	uint64_t scaled = bytes * 10; /* tenths */
 
 	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes >= 1024ull << (10 * u))
 		u++;
-	scaled = u ? (bytes * 10) >> (10 * u) : bytes * 10;
-	ksnprintf(buf, n, "%lu.%lu %s", scaled / 10, scaled % 10, units[u]);
+	uint64_t tenths = u ? (bytes * 10) >> (10 * u) : bytes * 10;
+	ksnprintf(buf, n, "%lu.%lu %s", tenths / 10, tenths % 10, units[u]);
 }
 
 static void print_memory_map(void)

@@ -288,7 +288,7 @@ void arch_paging_init(const struct arch_phys_range *ram, size_t nram,
 	kprintf("paging: direct map at 0x%lx: %lu MiB of RAM in %zu ranges; kernel at 0x%lx\n",
 		ARCH_HHDM_BASE, mapped >> 20, nram, ARCH_KERNEL_VMA + (uint64_t)__kernel_phys_start);
 	kprintf("paging: %lu page-table frames in %zu run(s); NX %s, 1 GiB pages %s; identity map dropped\n",
-		frames, nused_runs, have_nx ? "on" : "unsupported", have_1g ? "used" : "unsupported");
+		frames, nused_runs, have_nx ? "on" : "unsupported", have_1g ? "available" : "unsupported");
 	for (size_t i = 0; i < nused_runs; i++)
 		kprintf("paging: page tables in [0x%lx-0x%lx)\n", used_runs[i].base,
 			used_runs[i].base + used_runs[i].len);

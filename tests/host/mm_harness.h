@@ -70,6 +70,35 @@ struct range {
 };
 
 /*
+ * An arena too big for this host's address space (65 GiB on a 32-bit host): map one
+ * window per run of usable RAM instead, whole pages, merged, clipped to the arena.
+ * Physical addresses are unchanged; only the holes go unmapped.
+ */
+static inline void mm_map_ram_windows(uint64_t arena_bytes, const struct range *use, size_t nuse)
+{
+	struct range w[64];
+	size_t n = 0;
+	for (size_t i = 0; i < nuse && n < 64; i++) {
+		uint64_t b = use[i].base & ~4095ull, e = (use[i].base + use[i].len + 4095) & ~4095ull;
+		if (e > arena_bytes)
+			e = arena_bytes;
+		if (b >= e)
+			continue;
+		size_t j = n++;
+		for (; j > 0 && w[j - 1].base > b; j--)
+			w[j] = w[j - 1];
+		w[j] = (struct range){ b, e - b };
+	}
+	for (size_t i = 0; i < n;) {
+		uint64_t b = w[i].base, e = b + w[i].len;
+		for (i++; i < n && w[i].base <= e; i++)
+			if (w[i].base + w[i].len > e)
+				e = w[i].base + w[i].len;
+		host_arena_map_window(b, e - b);
+	}
+}
+
+/*
  * Build @mm over the given usable ranges and reservations inside an arena of
  * @arena_bytes (mapped fresh).  Returns the lmm_init() status.
  */
@@ -78,7 +107,10 @@ static inline enum lmm_status mm_setup(struct lmm *mm, uint64_t arena_bytes, con
 				       const struct lmm_config *cfg)
 {
 	host_arena_unmap();
-	host_arena_map(arena_bytes);
+	if (arena_bytes <= host_arena_max())
+		host_arena_map(arena_bytes);
+	else
+		mm_map_ram_windows(arena_bytes, use, nuse);
 	struct lmm_config c = { 0, 0, LMM_CFG_QUIET };
 	lmm_begin(mm, cfg ? cfg : &c);
 	for (size_t i = 0; i < nuse; i++)

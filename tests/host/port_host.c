@@ -11,55 +11,103 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
 /* ---- Arena ------------------------------------------------------------------------ */
 
-static uintptr_t arena_base;
-static uint64_t arena_bytes;
+/*
+ * Physical memory is a small table of windows, each one mmap standing for physical
+ * [phys, phys + bytes).  Usually there is a single window at phys 0; a 32-bit host,
+ * whose address space cannot hold a 65 GiB arena, maps only the windows that hold
+ * RAM, so physical addresses stay 64-bit while pointers are 32 bits.
+ */
+#define HOST_WINDOWS 64
 
-void *host_arena_map(uint64_t bytes)
+static struct host_window {
+	uint64_t phys, bytes;
+	uintptr_t base;
+} windows[HOST_WINDOWS];
+static unsigned nwindows;
+
+static const struct host_window *window_of_phys(uint64_t phys)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	for (unsigned i = 0; i < nwindows; i++)
+		if (phys - windows[i].phys < windows[i].bytes)
+			return &windows[i];
+	return NULL;
+}
+
+void *host_arena_map_window(uint64_t phys, uint64_t bytes)
+{
+	for (unsigned i = 0; i < nwindows; i++)
+		if (phys < windows[i].phys + windows[i].bytes && windows[i].phys < phys + bytes) {
+			fprintf(stderr, "host_arena_map_window: [0x%llx +0x%llx) overlaps a window\n",
+				(unsigned long long)phys, (unsigned long long)bytes);
+			abort();
+		}
+	if (nwindows == HOST_WINDOWS || bytes == 0 || bytes > SIZE_MAX) {
+		fprintf(stderr, "host_arena_map_window: cannot map [0x%llx +0x%llx) (%u windows)\n",
+			(unsigned long long)phys, (unsigned long long)bytes, nwindows);
+		abort();
+	}
+	void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		perror("host_arena_map: mmap");
 		abort();
 	}
-	arena_base = (uintptr_t)p;
-	arena_bytes = bytes;
+	windows[nwindows++] = (struct host_window){ phys, bytes, (uintptr_t)p };
 	return p;
+}
+
+uint64_t host_arena_max(void)
+{
+	const char *env = getenv("LMM_HOST_ARENA_MAX");
+	if (env && *env)
+		return strtoull(env, NULL, 0);
+	return UINTPTR_MAX > 0xffffffffu ? 1ull << 46 : 1ull << 30;
+}
+
+void *host_arena_map(uint64_t bytes)
+{
+	host_arena_unmap();
+	return host_arena_map_window(0, bytes);
 }
 
 void host_arena_unmap(void)
 {
-	if (arena_base)
-		munmap((void *)arena_base, arena_bytes);
-	arena_base = 0;
-	arena_bytes = 0;
+	for (unsigned i = 0; i < nwindows; i++)
+		munmap((void *)windows[i].base, (size_t)windows[i].bytes);
+	nwindows = 0;
 }
 
 void host_arena_touch(uint64_t phys, uint64_t len)
 {
-	volatile char *p = (volatile char *)(arena_base + phys);
 	for (uint64_t off = 0; off < len; off += 4096)
-		p[off] = 0;
+		*(volatile char *)lmm_port_phys_to_virt(phys + off) = 0;
 }
 
 uint64_t host_virt_to_phys(const void *p)
 {
-	return (uintptr_t)p - arena_base;
+	uintptr_t va = (uintptr_t)p;
+	for (unsigned i = 0; i < nwindows; i++)
+		if (va - windows[i].base < windows[i].bytes)
+			return windows[i].phys + (va - windows[i].base);
+	/* Not in any window: what a single arena at phys 0 would say (tests of bad frees). */
+	return (uint64_t)(va - (nwindows ? windows[0].base : 0));
 }
 
 void *lmm_port_phys_to_virt(uint64_t phys)
 {
-	if (phys >= arena_bytes) {
-		fprintf(stderr, "port_host: phys 0x%llx outside the %llu-byte arena\n",
-			(unsigned long long)phys, (unsigned long long)arena_bytes);
+	const struct host_window *w = window_of_phys(phys);
+	if (!w) {
+		fprintf(stderr, "port_host: phys 0x%llx outside the arena's %u windows\n",
+			(unsigned long long)phys, nwindows);
 		abort();
 	}
-	return (void *)(arena_base + phys);
+	return (void *)(w->base + (uintptr_t)(phys - w->phys));
 }
 
 /* ---- Interrupts ----------------------------------------------------------------------- */
@@ -180,6 +228,17 @@ struct host_lock {
 _Static_assert(sizeof(struct host_lock) <= LMM_PORT_LOCK_BYTES, "host lock too big");
 
 static atomic_ullong slow_reports;
+
+/* Spin-wait hint: PAUSE on x86; elsewhere give the CPU away (qemu-user runs threads
+ * on fewer cores than it emulates, and a spinning waiter would starve the holder). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	sched_yield();
+#endif
+}
 #define SPIN_REPORT_AFTER (1ull << 28)
 
 void lmm_port_lock_init(lmm_port_lock_t *l, const char *name)
@@ -210,7 +269,7 @@ lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *l)
 			fprintf(stderr, "port_host: lock '%s' spun on for %llu iterations (holder %d)\n",
 				h->name, (unsigned long long)spins, atomic_load(&h->holder));
 		}
-		__builtin_ia32_pause();
+		cpu_relax();
 	}
 	atomic_store_explicit(&h->holder, me, memory_order_relaxed);
 	return flags;

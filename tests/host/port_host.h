@@ -18,8 +18,17 @@
 #include <labyrinth/mm.h>
 
 /* Reserve @bytes of address space (MAP_NORESERVE: untouched pages cost nothing) that
- * stands for physical [0, bytes).  Returns the virtual base; aborts on failure. */
+ * stands for physical [0, bytes), replacing any earlier arena.  Returns the virtual
+ * base; aborts on failure. */
 void *host_arena_map(uint64_t bytes);
+/* Add a separate mapping standing for physical [phys, phys+bytes) (at most 64): lets a
+ * 32-bit host place RAM at 64 GiB without 64 GiB of address space. */
+void *host_arena_map_window(uint64_t phys, uint64_t bytes);
+/* Largest single arena worth mapping on this host (1 GiB on 32-bit hosts, else 64 TiB;
+ * the environment variable LMM_HOST_ARENA_MAX overrides it, e.g. under qemu-user, whose
+ * own page tables would pay for a 65 GiB hole).  Beyond it, map windows over the RAM
+ * ranges only, as mm_setup() in mm_harness.h does. */
+uint64_t host_arena_max(void);
 void host_arena_unmap(void);
 /* Touch every page of [phys, phys+len) so that timings do not include page faults. */
 void host_arena_touch(uint64_t phys, uint64_t len);

@@ -202,6 +202,7 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 		arch_kernel_image().base, arch_kernel_image().base + arch_kernel_image().len,
 		mbi_phys);
 	check_magic(magic, mbi_phys);
+	kprintf("tsc: %lu kHz (calibrated against PIT channel 2)\n", arch_tsc_hz() / 1000);
 
 	parse_boot_info(mbi_phys);
 	kprintf("command line: '%s'%s\n", boot_info.cmdline,

@@ -1,5 +1,6 @@
 /*
- * pit.c - the 8253/8254 programmable interval timer, channel 0 on IRQ 0.
+ * pit.c - the 8253/8254 programmable interval timer: channel 0 drives IRQ 0, channel 2
+ * (the speaker channel, gated through port 0x61, no interrupt) times the TSC.
  */
 #include <labyrinth/kprintf.h>
 
@@ -10,6 +11,16 @@
 #define PIT_INPUT_HZ 1193182u
 /* channel 0, lobyte/hibyte access, mode 2 (rate generator), binary */
 #define PIT_CMD_CH0_RATE 0x34
+/* channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count: OUT2 rises at 0) */
+#define PIT_CMD_CH2_ONESHOT 0xB0
+#define PIT_CH2 0x42
+#define PORT_61 0x61
+#define PORT_61_GATE2 0x01
+#define PORT_61_SPEAKER 0x02
+#define PORT_61_OUT2 0x20
+#define CALIBRATE_MS 10
+/* OUT2 never rising (no PIT) must not hang the boot: give up after this many polls. */
+#define CALIBRATE_POLL_LIMIT 50000000u
 
 uint64_t arch_pit_init(uint32_t hz)
 {
@@ -34,4 +45,40 @@ uint64_t arch_pit_init(uint32_t hz)
 	kprintf("pit: requested %u Hz, divisor %u, actual %lu.%03lu Hz\n", hz, divisor,
 		actual_mhz / 1000, actual_mhz % 1000);
 	return actual_mhz;
+}
+
+/* Count TSC cycles across one CALIBRATE_MS one-shot of channel 2; 0 if it never ends. */
+static uint64_t calibrate_tsc(void)
+{
+	uint32_t latch = PIT_INPUT_HZ / (1000 / CALIBRATE_MS);
+	uint8_t saved = inb(PORT_61);
+
+	outb(PORT_61, (saved & ~PORT_61_SPEAKER) | PORT_61_GATE2);
+	outb(PIT_CMD, PIT_CMD_CH2_ONESHOT);
+	outb(PIT_CH2, latch & 0xFF);
+	outb(PIT_CH2, latch >> 8);
+
+	uint64_t t0 = rdtsc();
+	uint32_t polls = 0;
+	while (!(inb(PORT_61) & PORT_61_OUT2))
+		if (++polls == CALIBRATE_POLL_LIMIT)
+			break;
+	uint64_t t1 = rdtsc();
+
+	outb(PORT_61, saved);
+	if (polls == CALIBRATE_POLL_LIMIT)
+		return 0;
+	return (t1 - t0) * (1000 / CALIBRATE_MS);
+}
+
+uint64_t arch_tsc_hz(void)
+{
+	static uint64_t tsc_hz; /* written once, at the first call during boot */
+
+	if (!tsc_hz) {
+		arch_irqflags_t flags = arch_irq_save();
+		tsc_hz = calibrate_tsc();
+		arch_irq_restore(flags);
+	}
+	return tsc_hz;
 }

@@ -134,6 +134,14 @@ void arch_irq_dispatch(uint64_t vector, struct arch_regs *regs);
  */
 uint64_t arch_pit_init(uint32_t hz);
 
+/*
+ * TSC cycles per second, measured once against a 10 ms one-shot of PIT channel 2
+ * (which no interrupt uses).  0 if the PIT did not respond.  The first call takes
+ * ~10 ms with interrupts off and must be made in normal context during boot (kmain
+ * does it); later calls return the cached value in any context.
+ */
+uint64_t arch_tsc_hz(void);
+
 /* ---- Physical memory: the direct map ---------------------------------------------- */
 
 struct arch_phys_range {

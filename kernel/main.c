@@ -12,8 +12,11 @@
 
 #include <labyrinth/arch.h>
 #include <labyrinth/cmdline.h>
+#include <labyrinth/kernel_mm.h>
 #include <labyrinth/kprintf.h>
 #include <labyrinth/multiboot2.h>
+
+#include "tests.h"
 
 /* boot.asm identity-maps this much; every multiboot2 address is below it anyway. */
 #define BOOT_IDENTITY_LIMIT (4ull << 30)
@@ -193,6 +196,28 @@ static void maybe_trigger_fault(void)
 		kopts.fault);
 }
 
+/*
+ * mode=: demo (default) runs the in-kernel tests and then the timer stress test, test
+ * runs the tests only, stress the stress test only, idle neither.  True if all passed.
+ */
+static bool run_mode(void)
+{
+	bool tests = streq(kopts.mode, "demo") || streq(kopts.mode, "test");
+	bool stress = streq(kopts.mode, "demo") || streq(kopts.mode, "stress");
+	bool ok = true;
+
+	if (!tests && !stress && !streq(kopts.mode, "idle")) {
+		kprintf("labyrinth: unknown mode '%s' (demo, test, stress, idle)\n", kopts.mode);
+		return false;
+	}
+	if (tests)
+		ok &= kernel_run_mm_tests() == 0;
+	if (stress)
+		ok &= kernel_run_stress();
+	lmm_dump(&kernel_mm);
+	return ok;
+}
+
 void kmain(uint32_t magic, uint64_t mbi_phys)
 {
 	arch_serial_init();
@@ -216,8 +241,11 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 
 	maybe_trigger_fault();
 
-	/* mm/ setup is added in kernel/mm_setup.c */
+	kernel_mm_init(&boot_info);
+	/* From here on, normal kernel context: interrupts on, handlers registered later. */
+	arch_irq_enable();
+	bool ok = run_mode();
 
-	kprintf("labyrinth: done\n");
-	arch_exit_qemu(ARCH_QEMU_EXIT_SUCCESS);
+	kprintf("labyrinth: done: %s\n", ok ? "PASS" : "FAIL");
+	arch_exit_qemu(ok ? ARCH_QEMU_EXIT_SUCCESS : ARCH_QEMU_EXIT_FAILURE);
 }

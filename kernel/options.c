@@ -23,7 +23,7 @@ struct kernel_options kopts = {
 };
 
 #define FAULT_CHOICES "pagefault|ud|divide|gpf|doublefault"
-#define MODE_CHOICES "demo|test|bench|idle"
+#define MODE_CHOICES "demo|test|stress|bench|idle"
 
 static const struct kopt options[] = {
 	{ "mode", KOPT_STRING, kopts.mode, 0, sizeof(kopts.mode),

@@ -186,7 +186,7 @@ void lmm_count_refusal(struct lmm *mm, enum lmm_status st)
 void lmm_report_refusal(struct lmm *mm, enum lmm_status st, const struct lmm_refusal *r)
 {
 	(void)mm;
-	if (r->phys == LMM_PHYS_INVALID) {
+	if (r->phys == LMM_PHYS_INVALID || st == LMM_ERR_BAD_ORDER) {
 		lmm_logf("lmm: refused %s of %p (order %u): %s", r->op, r->ptr, r->order,
 			 lmm_status_str(st));
 	} else if (st == LMM_ERR_WRONG_OWNER || st == LMM_ERR_EXCLUSIVE) {

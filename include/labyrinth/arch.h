@@ -59,6 +59,12 @@ static inline void arch_irq_restore(arch_irqflags_t flags)
 
 static inline bool arch_irqs_enabled(void) { return (read_rflags() & X86_RFLAGS_IF) != 0; }
 
+/*
+ * Enable interrupts for good: the end of early boot.  Every 8259 line without a handler
+ * is masked, so only registered handlers can run.  Normal context, once.
+ */
+static inline void arch_irq_enable(void) { sti(); }
+
 /* Single CPU for now; per-CPU state is indexed by this. */
 static inline unsigned arch_cpu_id(void) { return 0; }
 

@@ -1,0 +1,90 @@
+/*
+ * mm_setup.c - describe the machine's memory to mm/ and bring the allocator up.
+ *
+ * GRUB lists the kernel, its own information structure and the modules inside
+ * *available* RAM, and the early page tables live there too: every one of them is
+ * reserved here, along with the first MiB (BIOS data, EBDA, legacy DMA), before
+ * lmm_init() may hand a single page out.
+ */
+#include <labyrinth/arch.h>
+#include <labyrinth/cmdline.h>
+#include <labyrinth/kernel_mm.h>
+#include <labyrinth/kprintf.h>
+#include <labyrinth/panic.h>
+
+struct lmm kernel_mm;
+
+#define LOW_MEMORY_END (1ull << 20)
+#define MAX_KERNEL_RESERVED (4 + MB2_MAX_MODULES + 16)
+
+static struct arch_phys_range reserved[MAX_KERNEL_RESERVED];
+static size_t nreserved;
+
+static void reserve(const char *what, uint64_t base, uint64_t len)
+{
+	if (len == 0)
+		return;
+	if (nreserved < MAX_KERNEL_RESERVED)
+		reserved[nreserved++] = (struct arch_phys_range){ base, len };
+	kprintf("mm: reserve [0x%016lx-0x%016lx) %s\n", base, base + len, what);
+	if (lmm_reserve_range(&kernel_mm, base, len) != LMM_OK)
+		kpanic("mm: cannot reserve %s: the kernel would hand it out", what);
+}
+
+bool kernel_mm_is_reserved(uint64_t base, uint64_t len)
+{
+	for (size_t i = 0; i < nreserved; i++)
+		if (base < reserved[i].base + reserved[i].len && reserved[i].base < base + len)
+			return true;
+	return false;
+}
+
+static void add_available_ram(const struct boot_info *bi)
+{
+	for (uint32_t i = 0; i < bi->nmmap; i++) {
+		const struct mb2_mmap_entry *e = &bi->mmap[i];
+		if (e->type != MB2_MEMORY_AVAILABLE)
+			continue;
+		if (e->base >= ARCH_HHDM_LIMIT) {
+			kprintf("mm: RAM [0x%lx +0x%lx) is beyond the direct map: not used\n", e->base, e->len);
+			continue;
+		}
+		/* mm/ trims, merges and refuses bad ranges itself, logging each. */
+		lmm_add_range(&kernel_mm, e->base, e->len);
+	}
+}
+
+static void reserve_boot_memory(const struct boot_info *bi)
+{
+	struct arch_phys_range img = arch_kernel_image();
+	struct arch_phys_range tables[16];
+	size_t ntables = arch_early_frames_used(tables, 16);
+
+	reserve("first MiB (firmware, legacy DMA)", 0, LOW_MEMORY_END);
+	reserve("kernel image", img.base, img.len);
+	reserve("multiboot2 information", bi->mbi_phys, bi->mbi_size);
+	for (uint32_t i = 0; i < bi->nmodules; i++)
+		reserve("boot module", bi->modules[i].start, bi->modules[i].end - bi->modules[i].start);
+	if (ntables > 16)
+		kpanic("mm: %lu page-table ranges, more than the 16 this kernel reserves", (unsigned long)ntables);
+	for (size_t i = 0; i < ntables; i++)
+		reserve("boot page tables", tables[i].base, tables[i].len);
+}
+
+void kernel_mm_init(const struct boot_info *bi)
+{
+	struct lmm_config cfg = {
+		.pool_target = kopts.pool_pages ? (uint32_t)kopts.pool_pages : LMM_POOL_AUTO,
+		.pool_low = kopts.pool_low ? (uint32_t)kopts.pool_low : LMM_POOL_AUTO,
+		.flags = kopts.mm_poison ? LMM_CFG_POISON : 0,
+	};
+
+	lmm_begin(&kernel_mm, &cfg);
+	add_available_ram(bi);
+	reserve_boot_memory(bi);
+	enum lmm_status st = lmm_init(&kernel_mm);
+	if (st != LMM_OK)
+		kpanic("mm: init failed: %s", lmm_status_str(st));
+	lmm_set_default(&kernel_mm);
+	lmm_dump(&kernel_mm);
+}

@@ -1,0 +1,309 @@
+/*
+ * mm_tests.c - in-kernel tests of mm/ on the real machine, reported in KTAP.
+ *
+ * Two kinds: tests of the live kernel allocator (its state after boot, allocating every
+ * page of RAM), and tests that need to run memory out or break rules, which get a
+ * private allocator over a 4 MiB block borrowed from the live one, so an out-of-memory
+ * test never starves the kernel (the idea of Zircon's ManagedPmmNode).
+ */
+#include <labyrinth/arch.h>
+#include <labyrinth/kernel_mm.h>
+#include <labyrinth/kprintf.h>
+#include <labyrinth/ktest.h>
+#include <labyrinth/spinlock.h>
+
+#include "tests.h"
+
+#define PAGE 4096ul
+#define GOLDEN 0x9E3779B97F4A7C15ull
+
+static struct lmm_stats stats_of(struct lmm *mm)
+{
+	struct lmm_stats s;
+	lmm_get_stats(mm, &s);
+	return s;
+}
+
+static bool conserved(const struct lmm_stats *s)
+{
+	return s->free + s->allocated + s->pool + s->reserved == s->managed;
+}
+
+/* ---- The live allocator --------------------------------------------------------------- */
+
+static void boot_state(struct ktest_ctx *t)
+{
+	struct lmm_stats s = stats_of(&kernel_mm);
+	KT_EXPECT(lmm_check(&kernel_mm) == 0, "lmm_check found problems after boot");
+	KT_EXPECT(conserved(&s), "free %lu + allocated %lu + pool %lu + reserved %lu != managed %lu",
+		  s.free, s.allocated, s.pool, s.reserved, s.managed);
+	KT_EXPECT(s.free > 0 && s.pool == s.pool_target, "free %lu, pool %lu of %u", s.free, s.pool,
+		  s.pool_target);
+	KT_EXPECT(sizeof(struct lmm_frame) == 16, "frame record is %lu bytes",
+		  (unsigned long)sizeof(struct lmm_frame));
+}
+
+static void page_pattern(uint64_t *w, uint64_t phys)
+{
+	for (unsigned i = 1; i < PAGE / 8; i++)
+		w[i] = phys ^ (i * GOLDEN);
+}
+
+static bool page_pattern_ok(const uint64_t *w, uint64_t phys)
+{
+	for (unsigned i = 1; i < PAGE / 8; i++)
+		if (w[i] != (phys ^ (i * GOLDEN)))
+			return false;
+	return true;
+}
+
+/*
+ * Allocate every page of RAM one by one (the buddy lists with KERNEL, then the pool
+ * with ATOMIC), write into each a pattern made of its own address, verify them all,
+ * free them all, and require every counter to come back exactly.  The pages are
+ * chained through their first word, so the test needs no memory of its own.
+ */
+static void alloc_every_page(struct ktest_ctx *t)
+{
+	struct lmm_stats before = stats_of(&kernel_mm);
+	uint64_t head = LMM_PHYS_INVALID, n = 0, reserved_hits = 0, tsc0 = arch_read_tsc();
+
+	for (int pass = 0; pass < 2; pass++) {
+		lmm_gfp_t gfp = pass == 0 ? LMM_GFP_KERNEL : LMM_GFP_ATOMIC;
+		uint64_t *w;
+		while ((w = lmm_alloc_pages(&kernel_mm, 0, gfp))) {
+			uint64_t phys = lmm_virt_to_phys(&kernel_mm, w);
+			if (kernel_mm_is_reserved(phys, PAGE))
+				reserved_hits++;
+			w[0] = head;
+			page_pattern(w, phys);
+			head = phys;
+			n++;
+		}
+	}
+	struct lmm_stats full = stats_of(&kernel_mm);
+	kprintf("# allocated %lu pages (%lu MiB) in %lu Mcycles\n", n, n >> 8,
+		(arch_read_tsc() - tsc0) >> 20);
+	KT_EXPECT(n == before.free + before.pool, "got %lu pages, %lu were free", n, before.free + before.pool);
+	KT_EXPECT(full.free == 0 && full.pool == 0, "free %lu pool %lu left at exhaustion", full.free, full.pool);
+	KT_EXPECT(reserved_hits == 0, "%lu reserved pages handed out", reserved_hits);
+	KT_EXPECT(lmm_check(&kernel_mm) == 0, "lmm_check failed at exhaustion");
+
+	uint64_t bad = 0, freed = 0;
+	while (head != LMM_PHYS_INVALID) {
+		uint64_t *w = lmm_phys_to_virt(&kernel_mm, head);
+		uint64_t next = w[0];
+		if (!page_pattern_ok(w, head) && bad++ < 4)
+			ktest_fail(t, "page 0x%lx lost its pattern (handed out twice?)", head);
+		if (lmm_free_pages(&kernel_mm, w, 0) != LMM_OK)
+			ktest_fail(t, "free of 0x%lx refused", head);
+		head = next;
+		freed++;
+	}
+	lmm_pool_refill(&kernel_mm);
+	struct lmm_stats after = stats_of(&kernel_mm);
+	KT_EXPECT(freed == n, "freed %lu of %lu", freed, n);
+	KT_EXPECT(after.free == before.free && after.pool == before.pool && after.allocated == before.allocated,
+		  "counters did not return: free %lu->%lu pool %lu->%lu allocated %lu->%lu", before.free,
+		  after.free, before.pool, after.pool, before.allocated, after.allocated);
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		KT_EXPECT(after.free_blocks[o] == before.free_blocks[o], "order %u: %lu free blocks, was %lu", o,
+			  after.free_blocks[o], before.free_blocks[o]);
+	KT_EXPECT(lmm_check(&kernel_mm) == 0, "lmm_check failed after freeing everything");
+}
+
+static void kernel_alloc_with_irqs_off_refused(struct ktest_ctx *t)
+{
+	uint64_t before = stats_of(&kernel_mm).refused[LMM_ERR_BAD_CONTEXT];
+	arch_irqflags_t f = arch_irq_save();
+	void *p = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL);
+	arch_irq_restore(f);
+	KT_EXPECT(p == NULL, "KERNEL allocation with interrupts off was served");
+	KT_EXPECT(stats_of(&kernel_mm).refused[LMM_ERR_BAD_CONTEXT] == before + 1, "refusal not counted");
+	if (p)
+		lmm_free_pages(&kernel_mm, p, 0);
+}
+
+static void named_routine_roundtrip(struct ktest_ctx *t)
+{
+	struct lmm_stats before = stats_of(&kernel_mm);
+	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	KT_EXPECT(p != NULL, "no page");
+	if (!p)
+		return;
+	KT_EXPECT(lmm_page_owner(&kernel_mm, p) == KMM_OWNER(arch_cpu_id(), 0), "owner 0x%x",
+		  lmm_page_owner(&kernel_mm, p));
+	KT_EXPECT(stats_of(&kernel_mm).pool_hits == before.pool_hits + 1, "not served by the pool");
+	KT_EXPECT(lmm_page_get(&kernel_mm, p) == LMM_ERR_EXCLUSIVE, "exclusive page shared");
+	KT_EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "free refused");
+	enum lmm_status again = labyrinth_free_page_atomic_exclusive(p);
+	KT_EXPECT(again == LMM_ERR_IN_POOL || again == LMM_ERR_ALREADY_FREE, "double free gave '%s'",
+		  lmm_status_str(again));
+	struct lmm_stats after = stats_of(&kernel_mm);
+	KT_EXPECT(after.free == before.free && after.pool == before.pool && after.allocated == before.allocated,
+		  "counters moved");
+}
+
+static void spinlock_irqsave_nests(struct ktest_ctx *t)
+{
+	static struct spinlock l = SPINLOCK_INIT("ktest");
+	KT_EXPECT(arch_irqs_enabled(), "tests must run with interrupts enabled");
+
+	arch_irqflags_t f1 = spin_lock_irqsave(&l);
+	KT_EXPECT(!arch_irqs_enabled() && spin_holding(&l), "lock held with interrupts on");
+	spin_unlock_irqrestore(&l, f1);
+	KT_EXPECT(arch_irqs_enabled() && !spin_holding(&l), "interrupts not restored");
+
+	arch_irqflags_t f0 = arch_irq_save();
+	arch_irqflags_t f2 = spin_lock_irqsave(&l);
+	spin_unlock_irqrestore(&l, f2);
+	KT_EXPECT(!arch_irqs_enabled(), "unlock enabled interrupts that were off before the lock");
+	arch_irq_restore(f0);
+	KT_EXPECT(arch_irqs_enabled(), "outer restore lost");
+}
+
+/* ---- A private allocator over a borrowed 4 MiB block ----------------------------------- */
+
+static struct lmm arena;
+static void *arena_block;
+
+#define ARENA_ORDER 10
+#define ARENA_POOL 8
+
+static bool arena_begin(struct ktest_ctx *t)
+{
+	arena_block = lmm_alloc_pages(&kernel_mm, ARENA_ORDER, LMM_GFP_KERNEL);
+	if (!arena_block) {
+		ktest_fail(t, "cannot borrow a 4 MiB block from the kernel allocator");
+		return false;
+	}
+	struct lmm_config cfg = { ARENA_POOL, ARENA_POOL / 2, LMM_CFG_QUIET };
+	lmm_begin(&arena, &cfg);
+	lmm_add_range(&arena, lmm_virt_to_phys(&kernel_mm, arena_block), PAGE << ARENA_ORDER);
+	if (lmm_init(&arena) != LMM_OK) {
+		ktest_fail(t, "private allocator did not initialise");
+		lmm_free_pages(&kernel_mm, arena_block, ARENA_ORDER);
+		return false;
+	}
+	return true;
+}
+
+static void arena_end(struct ktest_ctx *t)
+{
+	struct lmm_stats s = stats_of(&arena);
+	KT_EXPECT(lmm_check(&arena) == 0, "private allocator check failed");
+	KT_EXPECT(conserved(&s), "private allocator lost pages");
+	KT_EXPECT(s.allocated == 0, "%lu pages still allocated", s.allocated);
+	lmm_free_pages(&kernel_mm, arena_block, ARENA_ORDER);
+}
+
+/* Allocate with @gfp until NULL; pages chained through their first word. */
+static uint64_t drain(struct lmm *mm, lmm_gfp_t gfp, void **chain)
+{
+	uint64_t n = 0;
+	void **p;
+	while ((p = lmm_alloc_pages(mm, 0, gfp))) {
+		*p = *chain;
+		*chain = p;
+		n++;
+	}
+	return n;
+}
+
+static void release(struct lmm *mm, void *chain)
+{
+	while (chain) {
+		void *next = *(void **)chain;
+		lmm_free_pages(mm, chain, 0);
+		chain = next;
+	}
+}
+
+static void pool_survives_kernel_exhaustion(struct ktest_ctx *t)
+{
+	if (!arena_begin(t))
+		return;
+	void *chain = NULL;
+	uint64_t normal = drain(&arena, LMM_GFP_KERNEL, &chain);
+	struct lmm_stats s = stats_of(&arena);
+	KT_EXPECT(normal > 0 && s.free == 0, "KERNEL drain left %lu free", s.free);
+	KT_EXPECT(s.pool == ARENA_POOL, "KERNEL allocations took the reserve: pool %lu", s.pool);
+	uint64_t atomic = drain(&arena, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, &chain);
+	s = stats_of(&arena);
+	KT_EXPECT(atomic == ARENA_POOL, "ATOMIC got %lu pages from a pool of %u", atomic, ARENA_POOL);
+	KT_EXPECT(s.pool_empty_failures == 1, "empty-pool failure counted %lu times", s.pool_empty_failures);
+	KT_EXPECT(s.pool_low_water == 0, "low-water mark %u", s.pool_low_water);
+	release(&arena, chain);
+	KT_EXPECT(lmm_pool_refill(&arena) == 0 && stats_of(&arena).pool == ARENA_POOL,
+		  "frees in normal context did not refill the pool");
+	arena_end(t);
+}
+
+static void bad_frees_refused(struct ktest_ctx *t)
+{
+	if (!arena_begin(t))
+		return;
+	char *blk = lmm_alloc_pages(&arena, 2, LMM_GFP_KERNEL);
+	struct lmm_stats before = stats_of(&arena);
+	static const struct {
+		long offset;
+		unsigned order;
+		enum lmm_status want;
+	} cases[] = {
+		{ 8, 2, LMM_ERR_NOT_ALIGNED },
+		{ (long)PAGE, 0, LMM_ERR_NOT_HEAD },
+		{ 0, 1, LMM_ERR_WRONG_ORDER },
+		{ 0, 30, LMM_ERR_BAD_ORDER },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum lmm_status st = lmm_free_pages(&arena, blk + cases[i].offset, cases[i].order);
+		KT_EXPECT(st == cases[i].want, "case %u: '%s', want '%s'", i, lmm_status_str(st),
+			  lmm_status_str(cases[i].want));
+	}
+	KT_EXPECT(lmm_free_pages(&arena, (void *)&arena, 0) != LMM_OK, "kernel image address accepted");
+	KT_EXPECT(lmm_free_pages(&arena, blk, 2) == LMM_OK, "good free refused");
+	KT_EXPECT(lmm_free_pages(&arena, blk, 2) == LMM_ERR_ALREADY_FREE, "double free accepted");
+	struct lmm_stats after = stats_of(&arena);
+	KT_EXPECT(after.refused_total == before.refused_total + 6, "refusals counted %lu",
+		  after.refused_total - before.refused_total);
+	arena_end(t);
+}
+
+static void exclusive_ownership_enforced(struct ktest_ctx *t)
+{
+	if (!arena_begin(t))
+		return;
+	const uint16_t irq = KMM_OWNER(0, 1), main = KMM_OWNER(0, 0);
+	uint64_t *p = lmm_alloc_pages_owned(&arena, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, irq);
+	KT_EXPECT(p != NULL, "no page");
+	if (p) {
+		p[0] = 0x1234;
+		KT_EXPECT(lmm_free_pages_owned(&arena, p, 0, main) == LMM_ERR_WRONG_OWNER, "non-owner freed it");
+		KT_EXPECT(lmm_page_get(&arena, p) == LMM_ERR_EXCLUSIVE, "second reference granted");
+		KT_EXPECT(lmm_page_transfer(&arena, p, main, main) == LMM_ERR_WRONG_OWNER, "non-owner transferred it");
+		KT_EXPECT(p[0] == 0x1234 && lmm_page_owner(&arena, p) == irq, "page changed by refused calls");
+		KT_EXPECT(lmm_page_transfer(&arena, p, irq, main) == LMM_OK, "handover refused");
+		KT_EXPECT(lmm_free_pages_owned(&arena, p, 0, irq) == LMM_ERR_WRONG_OWNER, "old owner freed it");
+		KT_EXPECT(lmm_free_pages_owned(&arena, p, 0, main) == LMM_OK, "new owner's free refused");
+		KT_EXPECT(lmm_free_pages_owned(&arena, p, 0, main) != LMM_OK, "double free accepted");
+	}
+	KT_EXPECT(stats_of(&arena).refused[LMM_ERR_WRONG_OWNER] == 3, "wrong-owner refusals %lu",
+		  stats_of(&arena).refused[LMM_ERR_WRONG_OWNER]);
+	arena_end(t);
+}
+
+static const struct ktest mm_tests[] = {
+	{ "mm_boot_state", boot_state },
+	{ "mm_alloc_every_page", alloc_every_page },
+	{ "mm_kernel_alloc_with_irqs_off_refused", kernel_alloc_with_irqs_off_refused },
+	{ "mm_named_routine_roundtrip", named_routine_roundtrip },
+	{ "spinlock_irqsave_nests", spinlock_irqsave_nests },
+	{ "mm_pool_survives_kernel_exhaustion", pool_survives_kernel_exhaustion },
+	{ "mm_bad_frees_refused", bad_frees_refused },
+	{ "mm_exclusive_ownership_enforced", exclusive_ownership_enforced },
+};
+
+unsigned kernel_run_mm_tests(void)
+{
+	return ktest_run("mm", mm_tests, sizeof(mm_tests) / sizeof(mm_tests[0]));
+}

@@ -93,8 +93,9 @@ debug: $(ISO)
 # ---- Host builds of mm/ and the tests -------------------------------------------
 
 include tests/host/host.mk
+include tests/bench/bench.mk
 
-test: $(ISO) host-tests-build
+test: $(ISO) host-tests-build bench-build
 	@sh tests/run-all.sh
 
 clean:

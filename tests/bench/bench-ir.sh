@@ -1,0 +1,181 @@
+#!/bin/sh
+# bench-ir.sh OUTDIR BIN... - run each callgrind build of the mm/ benchmark under
+# callgrind and print instructions per operation (make bench-ir).
+#
+# The binary dumps one profile per measured region, named "workload|allocator|phase|ops";
+# collection is off outside the regions.  This script totals each dump, sums the
+# inclusive cost and call count of every function called inside it, prints the table,
+# checks the targets of issue 6, and writes OUTDIR/bench-ir.csv.  Profiles stay in
+# OUTDIR/ir/BIN/ for callgrind_annotate.
+
+set -eu
+
+if [ $# -lt 2 ]; then
+	echo "usage: sh tests/bench/bench-ir.sh OUTDIR BIN..." >&2
+	exit 2
+fi
+out=$1
+shift
+command -v valgrind >/dev/null 2>&1 || {
+	echo "bench-ir: valgrind is missing: sh tests/scripts/ensure-tools.sh bench" >&2
+	exit 1
+}
+
+# One dump -> "R label total" and "C label callee calls inclusive" lines (tab-separated).
+# fn= and cfn= share one name-compression table: "(id) name" defines, "(id)" refers.
+parse_dump() {
+	awk '
+	function fname(s,   id, rest) {
+		match(s, /\([0-9]+\)/)
+		if (RSTART == 0)
+			return s
+		id = substr(s, RSTART + 1, RLENGTH - 2)
+		rest = substr(s, RSTART + RLENGTH)
+		sub(/^ /, "", rest)
+		if (rest != "")
+			names[id] = rest
+		return names[id]
+	}
+	BEGIN { OFS = "\t"; want = 0 }
+	want { calls[callee] += ncalls; incl[callee] += $2; want = 0; next }
+	/^desc: Trigger: Client Request: / { label = substr($0, 32); next }
+	/^totals: / { total = $2; next }
+	/^fn=/ { fname(substr($0, 4)); next }
+	/^cfn=/ { callee = fname(substr($0, 5)); next }
+	/^calls=/ { split(substr($0, 7), a, " "); ncalls = a[1]; want = 1; next }
+	END {
+		print "R", label, total
+		for (c in calls)
+			print "C", label, c, calls[c], incl[c]
+	}' "$1"
+}
+
+mkdir -p "$out"
+csv=$out/bench-ir.csv
+echo "build,workload,allocator,phase,ops,instructions,ir_per_op,ratio_vs_freelist_irqsave,alloc_calls,alloc_ir_per_call,free_calls,free_ir_per_call" >"$csv"
+
+for bin in "$@"; do
+	name=$(basename "$bin")
+	dir=$out/ir/$name
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "== $name under valgrind --tool=callgrind (profiles in $dir)"
+	if ! valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$dir/callgrind.out" \
+		"$bin" --ir >"$dir/stdout" 2>"$dir/valgrind.log"; then
+		cat "$dir/stdout" "$dir/valgrind.log" >&2
+		echo "bench-ir: $name failed under callgrind" >&2
+		exit 1
+	fi
+	i=1
+	: >"$dir/regions.tsv"
+	while [ -f "$dir/callgrind.out.$i" ]; do
+		parse_dump "$dir/callgrind.out.$i" >>"$dir/regions.tsv"
+		i=$((i + 1))
+	done
+	grep -v '^mm/ benchmark' "$dir/stdout" | sed 's/^/  /'
+
+	build=$(sed -n 's/^mm\/ benchmark: \([^ ]*\) build.*/\1/p' "$dir/stdout")
+	# Line-by-line profiles of every mm/ region, for whoever tunes mm/.
+	i=1
+	while [ -f "$dir/callgrind.out.$i" ]; do
+		if grep -q '^desc: Trigger: Client Request: [^|]*|mm/' "$dir/callgrind.out.$i"; then
+			callgrind_annotate --threshold=100 --inclusive=yes --auto=yes --context=1 \
+				"$dir/callgrind.out.$i" >"$dir/annotate.$i.txt" 2>/dev/null || true
+		fi
+		i=$((i + 1))
+	done
+
+	status=0
+	awk -F '\t' -v build="$build" -v csv="$csv" '
+	function fns(alloc, which) {
+		if (alloc == "freelist") return "bench_freelist_" which
+		if (alloc == "freelist+irqsave") return "bench_freelist_" which "_irqsave"
+		if (alloc == "mm/ atomic-excl") return "bench_lmm_atomic_" which
+		return "bench_lmm_" which
+	}
+	function per(a, b) { return b > 0 ? a / b : 0 }
+	function target(ok, text) {
+		printf "  %-6s %s\n", ok ? "MET" : "MISSED", text
+		if (!ok) missed++
+	}
+	FNR == NR {
+		# What the binary printed: W3 failures, W4 metadata sizes.
+		if ($0 ~ /^W3 [0-9]+% [a-z]+: [0-9]+ fragmentation failures/) {
+			split($0, w, " ")
+			w3[w[2] " " substr(w[3], 1, length(w[3]) - 1)] = w[4] + 0
+		}
+		if ($0 ~ /^W4 [0-9a-z]+: [0-9]+ frames, /) {
+			split($0, w, " ")
+			if (w[5] + 0 > maxmeta) maxmeta = w[5] + 0
+		}
+		next
+	}
+	$1 == "R" { order[++n] = $2; total[$2] = $3 }
+	$1 == "C" { calls[$2 SUBSEP $3] = $4; incl[$2 SUBSEP $3] = $5 }
+	END {
+		printf "\n  %-24s %-17s %-14s %9s %9s %13s %13s\n", "workload", "allocator", "phase",
+		       "Ir/op", "vs locked", "Ir/alloc call", "Ir/free call"
+		for (i = 1; i <= n; i++) {
+			split(order[i], f, "|")
+			wl = f[1]; al = f[2]; ph = f[3]; ops = f[4]
+			irop = per(total[order[i]], ops)
+			value[wl, al, ph] = irop
+			ref = wl "|freelist+irqsave|" ph "|" ops
+			ratio = ""
+			for (j = 1; j <= n; j++) {
+				split(order[j], g, "|")
+				if (g[1] == wl && g[2] == "freelist+irqsave" && g[3] == ph && g[4] > 0 && al != "freelist+irqsave" && wl !~ /^W3|^W4/)
+					ratio = sprintf("%.2fx", irop / per(total[order[j]], g[4]))
+			}
+			ac = calls[order[i], fns(al, "alloc")] + 0; ai = incl[order[i], fns(al, "alloc")] + 0
+			fc = calls[order[i], fns(al, "free")] + 0; fi = incl[order[i], fns(al, "free")] + 0
+			if (wl ~ /^W4/) { ac = 0; fc = 0 }
+			if (wl != last && i > 1)
+				print ""
+			printf "  %-24s %-17s %-14s %9.1f %9s %13s %13s\n", wl == last ? "" : wl, al, ph, irop, ratio,
+			       ac ? sprintf("%.1f", ai / ac) : "", fc ? sprintf("%.1f", fi / fc) : ""
+			last = wl
+			printf "%s,%s,%s,%s,%d,%d,%.2f,%s,%d,%.2f,%d,%.2f\n", build, wl, al, ph, ops, total[order[i]],
+			       irop, ratio, ac, per(ai, ac), fc, per(fi, fc) >> csv
+			if (wl ~ /^W5/ && al == "mm/ atomic-excl") w5 = order[i]
+			if (wl ~ /^W1 cold/ && al == "mm/") w1c = order[i]
+		}
+		print "\n  Instruction counts repeat exactly from run to run (fixed seeds, no timing in the"
+		print "  workloads): they are the figures to compare over time.  Ir/op counts everything in"
+		print "  the measured loop (call overhead included); Ir/alloc call and Ir/free call are the"
+		print "  inclusive cost of one call to the allocator (wrapper, mm/ and port hooks)."
+		print "\n  Targets (issue 6), this build:"
+		lk = value["W1 warm order-0", "freelist+irqsave", "pair"]
+		v = value["W1 warm order-0", "mm/", "pair"]
+		target(v <= 1.2 * lk, sprintf("W1 warm pair %.1f Ir <= 1.2 x locked free list (%.1f): %.2fx", v, 1.2 * lk, per(v, lk)))
+		lk5 = value["W5 atomic pool pair", "freelist+irqsave", "pair"]
+		v = value["W5 atomic pool pair", "mm/ atomic-excl", "pair"]
+		target(v <= lk5, sprintf("W5 atomic pair %.1f Ir <= locked free list (%.1f): %.2fx", v, lk5, per(v, lk5)))
+		ba = calls[w5, "lmm_buddy_alloc_locked"] + 0; bf = calls[w5, "lmm_buddy_free_locked"] + 0
+		seen = calls[w1c, "lmm_buddy_alloc_locked"] + 0
+		if (seen == 0)
+			printf "  %-6s %s\n", "?", "W5 never enters buddy code: inconclusive, lmm_buddy_alloc_locked is not a separate call in this build (inlined?)"
+		else
+			target(ba == 0 && bf == 0, sprintf("W5 never enters buddy code: %d calls to lmm_buddy_alloc_locked, %d to lmm_buddy_free_locked", ba, bf))
+		v = value["W1 cold order-0", "mm/", "pair"]
+		target(v < 500, sprintf("W1 cold pair (split 10 levels, merge 10) %.1f Ir < 500", v))
+		v = value["W2 exhaust+rand free", "mm/", "free"]
+		target(v < 100, sprintf("W2 random-order free %.1f Ir < 100 per free", v))
+		f50 = w3["50% geometric"] + w3["50% uniform"]
+		target(f50 == 0, sprintf("W3 no fragmentation failures at 50%%: %d geometric, %d uniform", w3["50% geometric"], w3["50% uniform"]))
+		printf "  %-6s W3 at 90%%: %d fragmentation failures with geometric draws, %d with uniform\n", "REPORT", w3["90% geometric"], w3["90% uniform"]
+		target(maxmeta > 0 && maxmeta <= 16, sprintf("W4 metadata %.2f bytes/frame <= 16", maxmeta))
+		v = value["W4 init 1 GiB", "mm/", "init per frame"]
+		target(v < 10, sprintf("W4 init 1 GiB %.2f Ir/frame < 10", v))
+		v = value["W4 init 16 GiB sparse", "mm/", "init per frame"]
+		target(v < 10, sprintf("W4 init 16 GiB sparse %.2f Ir/frame < 10", v))
+		exit missed ? 3 : 0
+	}' "$dir/stdout" "$dir/regions.tsv" || status=$?
+	if [ "$status" != 0 ] && [ "$status" != 3 ]; then
+		exit "$status"
+	fi
+	echo
+done
+echo "CSV: $csv"
+# Missed targets are findings, not failures of the benchmark.
+exit 0

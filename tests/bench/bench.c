@@ -1,0 +1,784 @@
+/*
+ * bench.c - the host benchmark of mm/ (make bench, make bench-ir): drives the workloads
+ * of workloads.c over a 1 GiB arena against the two free-list baselines, interleaving the
+ * allocators round by round, and prints a table of medians (and a CSV) or, built with
+ * BENCH_CALLGRIND and run under callgrind, dumps one callgrind profile per measured region.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <labyrinth/mm.h>
+#include "port_host.h"
+#include "workloads.h"
+
+#ifndef BENCH_CALLGRIND
+#define BENCH_CALLGRIND 0
+#endif
+#if BENCH_CALLGRIND
+#include <valgrind/callgrind.h>
+#endif
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+#define ARENA_BYTES (1 * GiB)
+#define ARENA_PAGES (ARENA_BYTES >> LMM_PAGE_SHIFT)
+#define MAX_ROUNDS 64
+
+#define FL_NAME "freelist"
+#define FLL_NAME "freelist+irqsave" /* the reference every ratio is taken against */
+#define LMM_NAME "mm/"
+#define LMM_ATOMIC_NAME "mm/ atomic-excl"
+
+static struct {
+	unsigned rounds;
+	uint64_t pairs;  /* W1, W5 */
+	uint64_t w3_ops; /* per W3 configuration */
+	const char *csv;
+	bool ir;
+} opt = { 7, 1000000, 1000000, NULL, false };
+
+static unsigned problems; /* failed sanity checks: the run exits non-zero */
+
+static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void problem(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "bench: PROBLEM: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	problems++;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- Meters: wall clock, or one callgrind dump per region ------------------------------ */
+
+struct region {
+	char phase[16];
+	uint64_t ops, ns;
+};
+
+struct host_meter {
+	struct bench_meter m;
+	char label[96]; /* "workload|allocator" of the run in progress */
+	uint64_t t0;
+	unsigned nregions;
+	struct region regions[4];
+};
+
+static void clock_begin(struct bench_meter *bm)
+{
+	struct host_meter *hm = (struct host_meter *)bm;
+	hm->t0 = now_ns();
+}
+
+static void clock_end(struct bench_meter *bm, const char *phase, uint64_t ops)
+{
+	uint64_t t1 = now_ns();
+	struct host_meter *hm = (struct host_meter *)bm;
+	if (hm->nregions < 4) {
+		struct region *r = &hm->regions[hm->nregions++];
+		snprintf(r->phase, sizeof(r->phase), "%s", phase);
+		r->ops = ops;
+		r->ns = t1 - hm->t0;
+	}
+}
+
+#if BENCH_CALLGRIND
+/* Only the region is collected (valgrind runs with --collect-atstart=no); the dump is
+ * named "workload|allocator|phase|ops" for tests/bench/bench-ir.sh to divide by. */
+static void ir_begin(struct bench_meter *bm)
+{
+	(void)bm;
+	CALLGRIND_ZERO_STATS;
+	CALLGRIND_TOGGLE_COLLECT;
+}
+
+static void ir_end(struct bench_meter *bm, const char *phase, uint64_t ops)
+{
+	CALLGRIND_TOGGLE_COLLECT;
+	struct host_meter *hm = (struct host_meter *)bm;
+	char name[160];
+	snprintf(name, sizeof(name), "%s|%s|%" PRIu64, hm->label, phase, ops);
+	CALLGRIND_DUMP_STATS_AT(name);
+	clock_end(bm, phase, ops); /* keeps ops for the sanity checks; the time is meaningless */
+}
+#endif
+
+static struct host_meter meter;
+
+static struct bench_meter *meter_for(const char *workload, const char *alloc)
+{
+	meter.m = (struct bench_meter){ clock_begin, clock_end };
+#if BENCH_CALLGRIND
+	if (opt.ir)
+		meter.m = (struct bench_meter){ ir_begin, ir_end };
+#endif
+	snprintf(meter.label, sizeof(meter.label), "%s|%s", workload, alloc);
+	meter.nregions = 0;
+	return &meter.m;
+}
+
+static const struct region *region_of(const char *phase)
+{
+	for (unsigned i = 0; i < meter.nregions; i++)
+		if (!strcmp(meter.regions[i].phase, phase))
+			return &meter.regions[i];
+	fprintf(stderr, "bench: no region '%s' in %s\n", phase, meter.label);
+	exit(2);
+}
+
+static double ns_per_op(const char *phase)
+{
+	const struct region *r = region_of(phase);
+	return r->ops ? (double)r->ns / (double)r->ops : 0.0;
+}
+
+/* ---- Results: one series of per-round values per (workload, allocator, metric) ----------- */
+
+struct series {
+	char workload[32], alloc[24], metric[24], unit[12];
+	bool no_ratio; /* counts and sizes are not compared with the free list */
+	unsigned n;
+	double v[MAX_ROUNDS];
+};
+
+static struct series results[128];
+static unsigned nresults;
+
+static void record(const char *workload, const char *alloc, const char *metric, const char *unit,
+		   bool no_ratio, double value)
+{
+	struct series *s = NULL;
+	for (unsigned i = 0; i < nresults && !s; i++)
+		if (!strcmp(results[i].workload, workload) && !strcmp(results[i].alloc, alloc) &&
+		    !strcmp(results[i].metric, metric))
+			s = &results[i];
+	if (!s) {
+		if (nresults == sizeof(results) / sizeof(results[0])) {
+			fprintf(stderr, "bench: too many series\n");
+			exit(2);
+		}
+		s = &results[nresults++];
+		snprintf(s->workload, sizeof(s->workload), "%s", workload);
+		snprintf(s->alloc, sizeof(s->alloc), "%s", alloc);
+		snprintf(s->metric, sizeof(s->metric), "%s", metric);
+		snprintf(s->unit, sizeof(s->unit), "%s", unit);
+		s->no_ratio = no_ratio;
+	}
+	if (s->n < MAX_ROUNDS)
+		s->v[s->n++] = value;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void summarize(const struct series *s, double *med, double *min, double *max)
+{
+	double v[MAX_ROUNDS];
+	memcpy(v, s->v, s->n * sizeof(v[0]));
+	qsort(v, s->n, sizeof(v[0]), cmp_double);
+	*min = v[0];
+	*max = v[s->n - 1];
+	*med = s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2;
+}
+
+static const struct series *reference_for(const struct series *s)
+{
+	if (s->no_ratio)
+		return NULL;
+	for (unsigned i = 0; i < nresults; i++)
+		if (!strcmp(results[i].workload, s->workload) && !strcmp(results[i].alloc, FLL_NAME) &&
+		    !strcmp(results[i].metric, s->metric))
+			return &results[i];
+	return NULL;
+}
+
+static void fmt_num(char *buf, size_t len, double v)
+{
+	if (v == 0 || v >= 100000)
+		snprintf(buf, len, "%.0f", v);
+	else if (v >= 100)
+		snprintf(buf, len, "%.0f", v);
+	else if (v >= 10)
+		snprintf(buf, len, "%.1f", v);
+	else
+		snprintf(buf, len, "%.2f", v);
+}
+
+static void print_table(void)
+{
+	printf("\n%-24s %-17s %-19s %-28s %s\n", "workload", "allocator", "metric",
+	       "median (min-max)", "vs freelist+irqsave");
+	printf("%.*s\n", 110, "----------------------------------------------------------------------"
+			      "----------------------------------------------------------------------");
+	const char *last = "";
+	for (unsigned i = 0; i < nresults; i++) {
+		const struct series *s = &results[i];
+		double med, min, max;
+		summarize(s, &med, &min, &max);
+		char a[32], b[32], c[32], val[128], ratio[32] = "";
+		fmt_num(a, sizeof(a), med);
+		fmt_num(b, sizeof(b), min);
+		fmt_num(c, sizeof(c), max);
+		if (min == max)
+			snprintf(val, sizeof(val), "%s %s", a, s->unit);
+		else
+			snprintf(val, sizeof(val), "%s (%s\u2013%s) %s", a, b, c, s->unit);
+		const struct series *ref = reference_for(s);
+		if (ref) {
+			double rm, rmin, rmax;
+			summarize(ref, &rm, &rmin, &rmax);
+			if (rm > 0)
+				snprintf(ratio, sizeof(ratio), "%.2fx", med / rm);
+		}
+		if (strcmp(last, s->workload) && i)
+			putchar('\n');
+		/* The en dash is 3 bytes and 1 column: pad by hand. */
+		int pad = 28 + (strstr(val, "\u2013") ? 2 : 0);
+		printf("%-24s %-17s %-19s %-*s %s\n", strcmp(last, s->workload) ? s->workload : "",
+		       s->alloc, s->metric, pad, val, ratio);
+		last = s->workload;
+	}
+}
+
+static void write_csv(const char *build)
+{
+	if (!opt.csv)
+		return;
+	FILE *f = fopen(opt.csv, "w");
+	if (!f) {
+		fprintf(stderr, "bench: %s: %s\n", opt.csv, strerror(errno));
+		problems++;
+		return;
+	}
+	fprintf(f, "build,workload,allocator,metric,unit,median,min,max,rounds,ratio_vs_freelist_irqsave\n");
+	for (unsigned i = 0; i < nresults; i++) {
+		const struct series *s = &results[i];
+		double med, min, max;
+		summarize(s, &med, &min, &max);
+		fprintf(f, "%s,%s,%s,%s,%s,%.4f,%.4f,%.4f,%u,", build, s->workload, s->alloc, s->metric,
+			s->unit, med, min, max, s->n);
+		const struct series *ref = reference_for(s);
+		if (ref) {
+			double rm, rmin, rmax;
+			summarize(ref, &rm, &rmin, &rmax);
+			fprintf(f, "%.4f", rm > 0 ? med / rm : 0.0);
+		}
+		fputc('\n', f);
+	}
+	fclose(f);
+	printf("\nCSV: %s\n", opt.csv);
+}
+
+/* ---- The arenas and the allocators under test ------------------------------------------- */
+
+static struct lmm mm;
+static struct bench_freelist fl;
+static void *fl_base;
+
+static const struct bench_alloc A_FL = { FL_NAME, bench_freelist_alloc, bench_freelist_free, &fl };
+static const struct bench_alloc A_FLL = { FLL_NAME, bench_freelist_alloc_irqsave,
+					  bench_freelist_free_irqsave, &fl };
+static const struct bench_alloc A_LMM = { LMM_NAME, bench_lmm_alloc, bench_lmm_free, &mm };
+static const struct bench_alloc A_LMM_ATOMIC = { LMM_ATOMIC_NAME, bench_lmm_atomic_alloc,
+						 bench_lmm_atomic_free, NULL };
+
+static struct lmm_stats stats(void)
+{
+	struct lmm_stats s;
+	lmm_get_stats(&mm, &s);
+	return s;
+}
+
+static struct lmm_stats idle; /* the state after init: every workload returns to it */
+
+/* After each mm/ run: no refusal, invariants hold, nothing leaked. */
+static void check_mm(const char *what, uint64_t allocated)
+{
+	struct lmm_stats s = stats();
+	if (s.refused_total)
+		problem("%s: mm/ refused %" PRIu64 " calls (last log: %s)", what, s.refused_total,
+			host_log_last());
+	if (s.allocated != allocated)
+		problem("%s: %" PRIu64 " pages allocated, expected %" PRIu64, what, s.allocated, allocated);
+	uint64_t bad = lmm_check(&mm);
+	if (bad)
+		problem("%s: lmm_check found %" PRIu64 " violations", what, bad);
+}
+
+static void setup_arenas(void)
+{
+	host_arena_map(ARENA_BYTES);
+	host_arena_touch(0, ARENA_BYTES);
+	lmm_begin(&mm, NULL); /* the shipped defaults: automatic pool, no poisoning */
+	if (lmm_add_range(&mm, 0, ARENA_BYTES) != LMM_OK || lmm_init(&mm) != LMM_OK) {
+		fprintf(stderr, "bench: lmm_init failed: %s\n", host_log_last());
+		exit(2);
+	}
+	lmm_set_default(&mm);
+	idle = stats();
+
+	fl_base = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (fl_base == MAP_FAILED) {
+		perror("bench: mmap");
+		exit(2);
+	}
+	for (uint64_t off = 0; off < ARENA_BYTES; off += LMM_PAGE_SIZE)
+		((volatile char *)fl_base)[off] = 0;
+	lmm_port_lock_init(&fl.lock, "bench freelist");
+	bench_freelist_build(&fl, fl_base, ARENA_PAGES);
+}
+
+static bool is_freelist(const struct bench_alloc *a)
+{
+	return a->ctx == &fl;
+}
+
+/* ---- W1, W5: alloc+free pairs --------------------------------------------------------------- */
+
+static void run_pairs(const char *workload, const struct bench_alloc *const *allocs, unsigned n)
+{
+	for (unsigned r = 0; r < opt.rounds; r++)
+		for (unsigned j = 0; j < n; j++) {
+			const struct bench_alloc *a = allocs[(j + r) % n];
+			struct lmm_stats before = stats();
+			uint64_t failed = bench_pairs(a, meter_for(workload, a->name), opt.pairs);
+			if (failed)
+				problem("%s/%s: %" PRIu64 " allocations failed", workload, a->name, failed);
+			record(workload, a->name, "alloc+free pair", "ns", false, ns_per_op("pair"));
+			if (a == &A_LMM_ATOMIC) {
+				/* Pool-served means: every allocation a pool hit, and the buddy lists
+				 * and the pool exactly as before (each free refilled the pool). */
+				struct lmm_stats after = stats();
+				if (after.pool_hits - before.pool_hits != opt.pairs ||
+				    after.free != before.free || after.pool != before.pool)
+					problem("%s: not pool-served (pool hits %" PRIu64 " of %" PRIu64
+						", free %" PRIu64 "->%" PRIu64 ", pool %" PRIu64 "->%" PRIu64 ")",
+						workload, after.pool_hits - before.pool_hits, opt.pairs,
+						before.free, after.free, before.pool, after.pool);
+			}
+		}
+}
+
+static void w1_warm(void)
+{
+	/* The pinned page keeps its buddy from merging: each pair takes and returns that
+	 * buddy on the order-0 list, with no split and no merge. */
+	void *pin = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM };
+	run_pairs("W1 warm order-0", allocs, 3);
+	lmm_free_pages(&mm, pin, 0);
+	check_mm("W1 warm", 0);
+}
+
+static void w1_cold(void)
+{
+	/* Everything allocated but one order-LMM_MAX_ORDER block: each allocation splits it
+	 * all the way down, each free merges it all the way back up. */
+	uint64_t cap = idle.free + 1;
+	void **blk = malloc(cap * sizeof(*blk));
+	uint8_t *ord = malloc(cap);
+	uint64_t n = 0;
+	for (int o = LMM_MAX_ORDER; o >= 0; o--) {
+		void *p;
+		while (n < cap && (p = lmm_alloc_pages(&mm, (unsigned)o, LMM_GFP_KERNEL))) {
+			blk[n] = p;
+			ord[n++] = (uint8_t)o;
+		}
+	}
+	lmm_free_pages(&mm, blk[0], ord[0]);
+	struct lmm_stats s = stats();
+	if (ord[0] != LMM_MAX_ORDER || s.free != 1u << LMM_MAX_ORDER ||
+	    s.free_blocks[LMM_MAX_ORDER] != 1)
+		problem("W1 cold: set-up left %" PRIu64 " free pages, not one order-%d block", s.free,
+			LMM_MAX_ORDER);
+
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM };
+	run_pairs("W1 cold order-0", allocs, 3);
+
+	for (uint64_t i = 1; i < n; i++)
+		lmm_free_pages(&mm, blk[i], ord[i]);
+	free(blk);
+	free(ord);
+	check_mm("W1 cold", 0);
+}
+
+static void w5(void)
+{
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM_ATOMIC };
+	run_pairs("W5 atomic pool pair", allocs, 3);
+	check_mm("W5", 0);
+}
+
+/* ---- W2: exhaust, then free in random order ------------------------------------------------ */
+
+static void w2(void)
+{
+	const char *wl = "W2 exhaust+rand free";
+	uint64_t cap = ARENA_PAGES + 1;
+	void **slots = malloc(cap * sizeof(*slots));
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM };
+	for (unsigned r = 0; r < opt.rounds; r++)
+		for (unsigned j = 0; j < 3; j++) {
+			const struct bench_alloc *a = allocs[(j + r) % 3];
+			if (is_freelist(a)) /* every run starts from a list in address order */
+				bench_freelist_build(&fl, fl_base, ARENA_PAGES);
+			uint64_t expect = is_freelist(a) ? ARENA_PAGES : idle.free;
+			uint64_t got = bench_exhaust(a, meter_for(wl, a->name), slots, cap, 0x5eed0002u + r);
+			if (got != expect)
+				problem("W2/%s: %" PRIu64 " pages before exhaustion, expected %" PRIu64,
+					a->name, got, expect);
+			record(wl, a->name, "alloc", "ns/op", false, ns_per_op("alloc"));
+			record(wl, a->name, "free (random)", "ns/op", false, ns_per_op("free"));
+			record(wl, a->name, "time to exhaust", "ms", false,
+			       (double)region_of("alloc")->ns / 1e6);
+			record(wl, a->name, "pages", "", true, (double)got);
+			if (!is_freelist(a)) {
+				struct lmm_stats s = stats();
+				if (s.free != idle.free || s.pool != idle.pool)
+					problem("W2: free %" PRIu64 " pool %" PRIu64 " after freeing all",
+						s.free, s.pool);
+			}
+		}
+	bench_freelist_build(&fl, fl_base, ARENA_PAGES);
+	free(slots);
+	check_mm("W2", 0);
+}
+
+/* ---- W3: random orders at fixed occupancy -------------------------------------------------- */
+
+static void w3(void)
+{
+	static const struct {
+		const char *name;
+		unsigned pct;
+		bool geometric;
+	} cfgs[] = {
+		{ "W3 50% geometric", 50, true },
+		{ "W3 50% uniform", 50, false },
+		{ "W3 90% geometric", 90, true },
+		{ "W3 90% uniform", 90, false },
+	};
+	const unsigned ncfg = sizeof(cfgs) / sizeof(cfgs[0]);
+	uint64_t cap = idle.free;
+	void **blocks = malloc(cap * sizeof(*blocks));
+	uint8_t *orders = malloc(cap);
+
+	for (unsigned r = 0; r < opt.rounds; r++)
+		for (unsigned j = 0; j < ncfg; j++) {
+			unsigned c = (j + r) % ncfg;
+			struct bench_w3_config cfg = {
+				.avail_pages = idle.free,
+				.occupancy_pct = cfgs[c].pct,
+				.geometric = cfgs[c].geometric,
+				.max_order = 9,
+				.ops = opt.w3_ops,
+				.seed = 0x5eed0300u + c, /* the same draws every round */
+			};
+			struct bench_w3_result res;
+			bench_w3(&A_LMM, meter_for(cfgs[c].name, LMM_NAME), &cfg, blocks, orders, cap, &res);
+			record(cfgs[c].name, LMM_NAME, "op (alloc or free)", "ns", true, ns_per_op("op"));
+			record(cfgs[c].name, LMM_NAME, "frag failures", "", true, (double)res.frag_failures);
+			record(cfgs[c].name, LMM_NAME, "frag failures/fill", "", true,
+			       (double)res.fill_failures);
+			record(cfgs[c].name, LMM_NAME, "allocs attempted", "", true, (double)res.allocs);
+			if (opt.ir)
+				printf("%s: %" PRIu64 " fragmentation failures in %" PRIu64 " allocations"
+				       " (%" PRIu64 " during the fill), %" PRIu64 " frees\n", cfgs[c].name,
+				       res.frag_failures, res.allocs, res.fill_failures, res.frees);
+			if (res.other_failures)
+				problem("%s: %" PRIu64 " allocations failed for lack of free pages",
+					cfgs[c].name, res.other_failures);
+			struct lmm_stats s = stats();
+			if (s.free != idle.free || s.pool != idle.pool)
+				problem("%s: free %" PRIu64 " pool %" PRIu64 " after freeing all", cfgs[c].name,
+					s.free, s.pool);
+		}
+	free(blocks);
+	free(orders);
+	check_mm("W3", 0);
+}
+
+/* ---- W4: initialisation, metadata, resident memory -------------------------------------- */
+
+/*
+ * The two layouts: 1 GiB of RAM at 0, and 16 GiB split 8 GiB at 0 and 8 GiB at 24 GiB in a
+ * 32 GiB MAP_NORESERVE reservation, so the hole costs nothing unless mm/ touches it.
+ */
+struct w4_layout {
+	const char *name;
+	uint64_t reservation;
+	unsigned nranges;
+	struct {
+		uint64_t base, len;
+	} ranges[2];
+	bool touch; /* 1 GiB: touched first, so the time is init's own; sparse: never touched */
+};
+
+static const struct w4_layout W4_1G = { "1g", 1 * GiB, 1, { { 0, 1 * GiB } }, true };
+static const struct w4_layout W4_16G = { "16g", 32 * GiB, 2, { { 0, 8 * GiB }, { 24 * GiB, 8 * GiB } }, false };
+
+static struct lmm w4mm;
+
+static void w4_init(const struct w4_layout *l)
+{
+	lmm_begin(&w4mm, NULL);
+	for (unsigned i = 0; i < l->nranges; i++)
+		lmm_add_range(&w4mm, l->ranges[i].base, l->ranges[i].len);
+	if (lmm_init(&w4mm) != LMM_OK) {
+		fprintf(stderr, "bench: W4 %s: lmm_init failed: %s\n", l->name, host_log_last());
+		exit(2);
+	}
+}
+
+/* KiB from a "Name:   123 kB" line of /proc/self/status. */
+static long proc_status_kib(const char *name)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	size_t n = strlen(name);
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * Child mode (a fresh exec, so its peak resident memory is its own): map, init twice
+ * (the first pays the page faults of the metadata, the second is init alone), report.
+ */
+static int w4_child(const char *which)
+{
+	const struct w4_layout *l = !strcmp(which, "1g") ? &W4_1G : !strcmp(which, "16g") ? &W4_16G : NULL;
+	if (!l) {
+		fprintf(stderr, "bench: unknown W4 layout '%s'\n", which);
+		return 2;
+	}
+	host_arena_map(l->reservation);
+	if (l->touch)
+		host_arena_touch(0, l->reservation);
+	long rss0 = proc_status_kib("VmRSS");
+	uint64_t t0 = now_ns();
+	w4_init(l);
+	uint64_t t1 = now_ns();
+	long hwm = proc_status_kib("VmHWM");
+	w4_init(l);
+	uint64_t t2 = now_ns();
+	struct lmm_stats s;
+	lmm_get_stats(&w4mm, &s);
+	printf("w4 %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %ld %ld\n", s.managed,
+	       s.metadata_bytes, t1 - t0, t2 - t1, rss0, hwm);
+	return 0;
+}
+
+static bool w4_spawn(const char *which, uint64_t *frames, uint64_t *meta, uint64_t *ns_first,
+		     uint64_t *ns_again, long *rss0, long *hwm)
+{
+	int fd[2];
+	if (pipe(fd)) {
+		perror("bench: pipe");
+		return false;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execl("/proc/self/exe", "bench", "--w4-child", which, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	char buf[256] = "";
+	FILE *f = fdopen(fd[0], "r");
+	bool ok = f && fgets(buf, sizeof(buf), f);
+	if (f)
+		fclose(f);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	     sscanf(buf, "w4 %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %ld %ld", frames, meta,
+		    ns_first, ns_again, rss0, hwm) == 6;
+	if (!ok)
+		problem("W4 %s: child failed (status 0x%x, output '%s')", which, status, buf);
+	return ok;
+}
+
+static void w4(void)
+{
+	for (unsigned r = 0; r < opt.rounds; r++)
+		for (unsigned j = 0; j < 2; j++) {
+			const struct w4_layout *l = (j + r) % 2 ? &W4_16G : &W4_1G;
+			const char *wl = l == &W4_1G ? "W4 init 1 GiB" : "W4 init 16 GiB sparse";
+			uint64_t frames, meta, first, again;
+			long rss0, hwm;
+			if (!w4_spawn(l->name, &frames, &meta, &first, &again, &rss0, &hwm))
+				continue;
+			record(wl, LMM_NAME, "frames", "", true, (double)frames);
+			record(wl, LMM_NAME, "metadata", "B/frame", true, (double)meta / (double)frames);
+			if (l->touch) {
+				record(wl, LMM_NAME, "init", "ms", true, (double)again / 1e6);
+				record(wl, LMM_NAME, "init per frame", "ns", true, (double)again / (double)frames);
+			} else {
+				record(wl, LMM_NAME, "init, first touch", "ms", true, (double)first / 1e6);
+				record(wl, LMM_NAME, "init, resident", "ms", true, (double)again / 1e6);
+				record(wl, LMM_NAME, "init/frame resident", "ns", true,
+				       (double)again / (double)frames);
+				record(wl, LMM_NAME, "metadata size", "MiB", true, (double)meta / MiB);
+				record(wl, LMM_NAME, "peak RSS", "MiB", true, (double)hwm / 1024);
+				record(wl, LMM_NAME, "RSS growth by init", "MiB", true,
+				       (double)(hwm - rss0) / 1024);
+			}
+		}
+}
+
+#if BENCH_CALLGRIND
+/* Under callgrind: in-process, no resident-memory figures (valgrind's own would show). */
+static void w4_ir(void)
+{
+	const struct w4_layout *ls[] = { &W4_1G, &W4_16G };
+	for (unsigned i = 0; i < 2; i++) {
+		const struct w4_layout *l = ls[i];
+		host_arena_map(l->reservation);
+		w4_init(l); /* fault the metadata in first */
+		uint64_t frames = w4mm.nframes;
+		struct bench_meter *m = meter_for(l == &W4_1G ? "W4 init 1 GiB" : "W4 init 16 GiB sparse",
+						  LMM_NAME);
+		m->begin(m);
+		w4_init(l);
+		m->end(m, "init per frame", frames);
+		struct lmm_stats s;
+		lmm_get_stats(&w4mm, &s);
+		printf("W4 %s: %" PRIu64 " frames, %.2f bytes of metadata per frame\n", l->name, s.managed,
+		       (double)s.metadata_bytes / (double)s.managed);
+		host_arena_unmap();
+	}
+}
+#endif
+
+/* ---- Main ------------------------------------------------------------------------------------ */
+
+static void print_machine(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[4096], model[256] = "unknown CPU";
+	unsigned cpus = 0, family = 0, number = 0, stepping = 0;
+	double mhz = 0;
+	bool hypervisor = false;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "processor", 9))
+			cpus++;
+		char *c = strchr(line, ':');
+		if (!c || cpus != 1)
+			continue;
+		if (!strncmp(line, "model name", 10)) {
+			snprintf(model, sizeof(model), "%s", c + 2);
+			model[strcspn(model, "\n")] = '\0';
+		} else if (!strncmp(line, "cpu family", 10)) {
+			family = (unsigned)strtoul(c + 1, NULL, 10);
+		} else if (!strncmp(line, "model\t", 6)) {
+			number = (unsigned)strtoul(c + 1, NULL, 10);
+		} else if (!strncmp(line, "stepping", 8)) {
+			stepping = (unsigned)strtoul(c + 1, NULL, 10);
+		} else if (!strncmp(line, "cpu MHz", 7)) {
+			mhz = strtod(c + 1, NULL);
+		} else if (!strncmp(line, "flags", 5)) {
+			hypervisor = strstr(c, " hypervisor") != NULL;
+		}
+	}
+	if (f)
+		fclose(f);
+	printf("machine: %s (family %u model %u stepping %u, %.0f MHz), %u logical CPUs%s\n", model,
+	       family, number, stepping, mhz, cpus, hypervisor ? ", virtualised" : "");
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench [--rounds N] [--pairs N] [--w3-ops N] [--csv FILE]%s\n",
+		BENCH_CALLGRIND ? " [--ir]" : "");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--w4-child") && i + 1 < argc)
+			return w4_child(argv[i + 1]);
+		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+			opt.rounds = (unsigned)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--pairs") && i + 1 < argc)
+			opt.pairs = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--w3-ops") && i + 1 < argc)
+			opt.w3_ops = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--csv") && i + 1 < argc)
+			opt.csv = argv[++i];
+		else if (!strcmp(argv[i], "--ir") && BENCH_CALLGRIND)
+			opt.ir = true;
+		else
+			usage();
+	}
+	if (opt.rounds < 1 || opt.rounds > MAX_ROUNDS)
+		usage();
+	if (opt.ir) {
+		opt.rounds = 1; /* instruction counts do not vary from round to round */
+		opt.pairs = 100000;
+		opt.w3_ops = 100000;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	char build[32];
+	snprintf(build, sizeof(build), "LMM_DEBUG=%d", LMM_DEBUG);
+	printf("mm/ benchmark: %s build, -O2, host port; %u rounds per figure, allocators interleaved\n",
+	       build, opt.rounds);
+	print_machine();
+	printf("W1/W5: %" PRIu64 " pairs, W3: %" PRIu64 " ops per configuration, arena 1 GiB (touched)\n",
+	       opt.pairs, opt.w3_ops);
+
+#if BENCH_CALLGRIND
+	if (opt.ir)
+		w4_ir();
+	else
+#endif
+		w4(); /* first, in children, while this process is still small */
+	setup_arenas();
+	printf("mm/: %" PRIu64 " frames, %" PRIu64 " free for KERNEL allocations, pool %" PRIu64
+	       " pages\n", idle.managed, idle.free, idle.pool);
+	w1_warm();
+	w1_cold();
+	w2();
+	w3();
+	w5();
+
+	if (!opt.ir) {
+		print_table();
+		write_csv(build);
+	}
+	if (problems)
+		fprintf(stderr, "bench: %u problems (see above): figures are suspect\n", problems);
+	return problems ? 1 : 0;
+}

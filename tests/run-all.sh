@@ -67,6 +67,7 @@ suite() {
 	if [ -n "$wanted" ]; then
 		case " $wanted " in *" $name "*) ;; *) return 0 ;; esac
 	fi
+	ran="$ran $name"
 	echo "==== $name: $*"
 	start=$(date +%s)
 	{
@@ -82,7 +83,11 @@ suite() {
 }
 
 wanted="$*"
+ran=""
 suites
+for w in $wanted; do
+	case " $ran " in *" $w "*) ;; *) echo "FAIL run-all: no suite named '$w'" | tee -a "$all" ;; esac
+done
 passed=$(grep -c '^PASS ' "$all")
 failed=$(grep -c '^FAIL ' "$all")
 if [ "$failed" -gt 0 ]; then

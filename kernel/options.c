@@ -27,7 +27,8 @@ struct kernel_options kopts = {
 
 static const struct kopt options[] = {
 	{ "mode", KOPT_STRING, kopts.mode, 0, sizeof(kopts.mode),
-	  "what to run after boot", MODE_CHOICES },
+	  "what to run after boot: demo = the KTAP tests then the stress test",
+	  MODE_CHOICES },
 	{ "fault", KOPT_STRING, kopts.fault, 0, sizeof(kopts.fault),
 	  "raise this exception on purpose after boot (tests the exception report)",
 	  FAULT_CHOICES },

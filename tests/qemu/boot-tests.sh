@@ -54,13 +54,25 @@ MODSIZE=12345
 # Adding a configuration is one line here; a new kind of assertion is one function in
 # the "Checks" section.
 
+# The default mode (demo) runs the in-kernel KTAP tests and the stress test: the RAM
+# configurations require both, so a kernel that quietly skips them does not pass.
+DEMO="check=require_ktap check=require_stress"
+
 configs() {
-	config mem-32M   mem=32M  check=check_ram
-	config mem-128M  mem=128M check=check_ram
-	config mem-1G    mem=1G   check=check_ram
-	config mem-4G    mem=4G   check=check_ram # split around the PCI hole: 1 GiB above 4 GiB
-	config q35-6G    mem=6G   qemu='-machine q35' check=check_ram # 4 GiB above 4 GiB
-	config smp-2     mem=256M smp=2 check=check_ram
+	# shellcheck disable=SC2086 # $DEMO is two words
+	{
+	config mem-32M   mem=32M  check=check_ram $DEMO
+	config mem-128M  mem=128M check=check_ram $DEMO
+	config mem-1G    mem=1G   check=check_ram $DEMO
+	config mem-4G    mem=4G   check=check_ram $DEMO # PCI hole: 1 GiB above 4 GiB
+	config q35-6G    mem=6G   qemu='-machine q35' check=check_ram $DEMO # 4 GiB above 4 GiB
+	config smp-2     mem=256M smp=2 check=check_ram $DEMO
+	}
+
+	config mode-test   mem=128M cmdline='mode=test mm_poison=1' check=require_ktap \
+		check="no_log '^stress:'"
+	config mode-stress mem=128M cmdline='mode=stress seed=7' check=require_stress \
+		check="no_log '^KTAP version'"
 
 	config module    mem=128M module="$FILES/$MODNAME" check="check_module $MODNAME $MODSIZE"
 

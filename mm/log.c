@@ -186,9 +186,12 @@ void lmm_count_refusal(struct lmm *mm, enum lmm_status st)
 void lmm_report_refusal(struct lmm *mm, enum lmm_status st, const struct lmm_refusal *r)
 {
 	(void)mm;
-	if (r->phys == LMM_PHYS_INVALID || st == LMM_ERR_BAD_ORDER) {
+	if (r->phys == LMM_PHYS_INVALID) {
 		lmm_logf("lmm: refused %s of %p (order %u): %s", r->op, r->ptr, r->order,
 			 lmm_status_str(st));
+	} else if (st == LMM_ERR_BAD_ORDER) {
+		lmm_logf("lmm: refused %s of page phys 0x%llx (order %u): %s", r->op,
+			 (unsigned long long)r->phys, r->order, lmm_status_str(st));
 	} else if (st == LMM_ERR_WRONG_OWNER || st == LMM_ERR_EXCLUSIVE) {
 		lmm_logf("lmm: refused %s of page phys 0x%llx: %s (owner 0x%04x, caller 0x%04x)",
 			 r->op, (unsigned long long)r->phys, lmm_status_str(st), r->owner, r->caller);

@@ -74,6 +74,21 @@ configs() {
 	config mode-stress mem=128M cmdline='mode=stress seed=7' check=require_stress \
 		check="no_log '^KTAP version'"
 
+	# The timer stress test of the atomic path under pressure: a small machine where
+	# exhaustion comes fast and the pool must carry the handler, a normal one, 4 GiB,
+	# a high timer rate, and a pool of four pages.  "exhausted" additionally requires
+	# that normal memory was driven to exhaustion and the pool served the handler.
+	config stress-24M   mem=24M  cmdline='mode=stress stress_seconds=3' \
+		check="check_stress_summary exhausted"
+	config stress-256M  mem=256M cmdline='mode=stress stress_seconds=3 seed=3' \
+		check="check_stress_summary exhausted"
+	config stress-4G    mem=4G   cmdline='mode=stress stress_seconds=3 seed=11' \
+		check="check_stress_summary"
+	config stress-10kHz mem=64M  cmdline='mode=stress pit_hz=10000 stress_ticks=20000 atomic_per_tick=2' \
+		check="check_stress_summary exhausted"
+	config stress-pool4 mem=32M  cmdline='mode=stress pool_pages=4 pool_low=2 stress_seconds=2 atomic_per_tick=8' \
+		check="check_stress_summary exhausted"
+
 	config module    mem=128M module="$FILES/$MODNAME" check="check_module $MODNAME $MODSIZE"
 
 	config bad-cmdline mem=128M cmdline='bogus_key=1 pit_hz=abc' check=check_ram \
@@ -166,6 +181,45 @@ require_ktap() {
 require_stress() {
 	grep -Eq '^stress: (PASS|FAIL)' "$LOG" && return 0
 	why="no 'stress: PASS' or 'stress: FAIL' summary line"
+	return 1
+}
+
+# stress_value LABEL: the first word after LABEL in the stress summary table.
+stress_value() {
+	awk -v label="$1" 'index($0, "  " label " ") == 1 {
+		rest = substr($0, length(label) + 3); sub(/^ +/, "", rest); split(rest, w, " "); v = w[1]
+	} END { print v }' "$LOG"
+}
+
+# check_stress_summary [exhausted]: the stress summary shows no lost page, no signature
+# mismatch, a clean lmm_check, every deliberate violation caught, and no atomic failure
+# while the pool or the buddy lists still had a page.  With "exhausted": normal memory
+# was driven to exhaustion at least once and the pool served the handler.
+check_stress_summary() {
+	require_stress || return 1
+	for pair in "lost pages=0" "signature mismatches=0" "lmm_check problems=0"; do
+		label=${pair%=*}
+		got=$(stress_value "$label")
+		[ "$got" = "${pair##*=}" ] || { why="stress summary: $label is '${got:-missing}', expected ${pair##*=}"; return 1; }
+	done
+	caught=$(grep -E -m1 '^  violations caught ' "$LOG" | sed -E 's/.* ([0-9]+) of ([0-9]+)$/\1 \2/')
+	# shellcheck disable=SC2086 # two words
+	set -- "${1:-}" $caught
+	if [ $# -ne 3 ] || [ "$2" != "$3" ] || [ "$3" = 0 ]; then
+		why="stress summary: violations caught '${caught:-missing}' (need all, and at least one)"
+		return 1
+	fi
+	grep -Eq '^  atomic failures .*\(unjustified: 0\)' "$LOG" || {
+		why="stress summary: atomic allocations failed while the pool or buddy had pages"
+		return 1
+	}
+	[ "$1" = exhausted ] || return 0
+	ex=$(stress_value "normal memory driven to exhaustion")
+	hits=$(stress_value "emergency pool hits")
+	if [ "${ex:-0}" -gt 0 ] && [ "${hits:-0}" -gt 0 ]; then
+		return 0
+	fi
+	why="stress summary: exhaustion ${ex:-missing} times, pool hits ${hits:-missing}: the pool was not exercised"
 	return 1
 }
 

@@ -342,6 +342,7 @@ bool kernel_run_stress(void)
 	irq.target_ticks = kopts.stress_ticks ? kopts.stress_ticks : kopts.stress_seconds * hz;
 	mainl.rng = kopts.seed * 0x9E3779B97F4A7C15ull | 1;
 	lmm_pool_refill(&kernel_mm);
+	lmm_pool_reset_low_water(&kernel_mm);
 	lmm_get_stats(&kernel_mm, &start);
 	kprintf("stress: %lu ticks at %lu Hz, %lu atomic pages per tick, seed %lu, pool %lu pages\n",
 		irq.target_ticks, hz, kopts.atomic_per_tick, kopts.seed, start.pool);
@@ -387,9 +388,10 @@ bool kernel_run_stress(void)
 	kprintf("  %-44s %lu\n", "emergency pool hits", end.pool_hits - start.pool_hits);
 	kprintf("  %-44s %lu (unjustified: %lu)\n", "atomic failures (pool and buddy empty)",
 		irq.fails, irq.unjustified_fails);
-	kprintf("  %-44s %lu (%lu pages), low-water %u of %u\n", "pool refills",
+	kprintf("  %-44s %lu (%lu pages), %lu pages topped up by frees\n", "pool refills",
 		end.pool_refills - start.pool_refills, end.pool_refill_pages - start.pool_refill_pages,
-		end.pool_low_water, end.pool_target);
+		end.pool_topups - start.pool_topups);
+	kprintf("  %-44s %u of %u pages\n", "pool low-water mark", end.pool_low_water, end.pool_target);
 	kprintf("  %-44s %lu\n", "main loop KERNEL allocations", mainl.allocs);
 	kprintf("  %-44s %lu\n", "normal memory driven to exhaustion", mainl.exhaustions);
 	kprintf("  %-44s alloc %lu, free %lu (TSC at %lu MHz)\n", "max cycles, interrupts off, atomic path",

@@ -216,9 +216,10 @@ static enum lmm_status free_locked(struct lmm *mm, uint32_t idx, unsigned order,
 		lmm_poison_block_locked(mm, idx, order);
 #endif
 	/* Normal-context frees top the pool up first: the cheapest refill there is. */
-	if (order == 0 && may_refill && mm->npool < mm->pool_target)
+	if (order == 0 && may_refill && mm->npool < mm->pool_target) {
 		lmm_pool_push_locked(mm, idx);
-	else
+		mm->pool_topups++;
+	} else
 		lmm_buddy_free_locked(mm, idx, order);
 	return LMM_OK;
 

@@ -38,6 +38,7 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	out->pool_empty_failures = mm->pool_empty_failures;
 	out->pool_refills = mm->pool_refills;
 	out->pool_refill_pages = mm->pool_refill_pages;
+	out->pool_topups = mm->pool_topups;
 	out->metadata_bytes = (mm->nframes * sizeof(struct lmm_frame) + LMM_PAGE_SIZE - 1) &
 			      ~(uint64_t)(LMM_PAGE_SIZE - 1);
 	out->regions = mm->nregions;
@@ -72,10 +73,11 @@ void lmm_dump(struct lmm *mm)
 	}
 	line[n] = '\0';
 	lmm_logf("lmm: free blocks by order 0..%u:%s", (unsigned)LMM_MAX_ORDER, line);
-	lmm_logf("lmm: pool target %u low %u low-water %u, hits %llu, empty failures %llu, refills %llu (%llu pages)",
-		 s.pool_target, s.pool_low, s.pool_low_water, (unsigned long long)s.pool_hits,
-		 (unsigned long long)s.pool_empty_failures, (unsigned long long)s.pool_refills,
-		 (unsigned long long)s.pool_refill_pages);
+	lmm_logf("lmm: pool %llu/%u (low mark %u, low-water %u), hits %llu, empty failures %llu, refills %llu (%llu pages), top-ups by frees %llu",
+		 (unsigned long long)s.pool, s.pool_target, s.pool_low, s.pool_low_water,
+		 (unsigned long long)s.pool_hits, (unsigned long long)s.pool_empty_failures,
+		 (unsigned long long)s.pool_refills, (unsigned long long)s.pool_refill_pages,
+		 (unsigned long long)s.pool_topups);
 	lmm_logf("lmm: calls: alloc %llu (failed %llu), free %llu; refused %llu",
 		 (unsigned long long)s.alloc_calls, (unsigned long long)s.alloc_failures,
 		 (unsigned long long)s.free_calls, (unsigned long long)s.refused_total);

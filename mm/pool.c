@@ -98,6 +98,13 @@ bool lmm_pool_needs_refill(struct lmm *mm)
 	return LMM_READ_ONCE(mm->npool) < LMM_READ_ONCE(mm->pool_low);
 }
 
+void lmm_pool_reset_low_water(struct lmm *mm)
+{
+	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	mm->pool_low_water = (uint32_t)mm->npool;
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+}
+
 enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target)
 {
 	enum lmm_status st = LMM_OK;

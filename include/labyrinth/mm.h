@@ -194,6 +194,7 @@ struct lmm_stats {
 	uint64_t pool_empty_failures; /* atomic allocations that found pool AND buddy empty */
 	uint64_t pool_refills;        /* refill operations that added at least one page   */
 	uint64_t pool_refill_pages;
+	uint64_t pool_topups;         /* pages normal-context frees put back in the pool  */
 	uint64_t metadata_bytes;
 	uint32_t regions;
 };
@@ -225,7 +226,7 @@ struct lmm {
 	/* Emergency pool: a LIFO stack of frames linked through lmm_frame.next. */
 	uint32_t pool_head;
 	uint32_t pool_target, pool_low, pool_low_water;
-	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages;
+	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages, pool_topups;
 
 	uint64_t alloc_calls, alloc_failures, free_calls, poison_errors;
 	uint64_t refused[LMM_STATUS_COUNT];
@@ -301,6 +302,8 @@ void *lmm_phys_to_virt(const struct lmm *mm, uint64_t phys);      /* NULL if unm
  */
 uint32_t lmm_pool_refill(struct lmm *mm);
 bool lmm_pool_needs_refill(struct lmm *mm); /* fill < low mark.  Any context. */
+/* Start a new low-water measurement from the current fill.  Any context. */
+void lmm_pool_reset_low_water(struct lmm *mm);
 /* Change the marks; the pool converges on the next refill.  Normal only. */
 enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target);
 

@@ -508,10 +508,13 @@ static void w3(void)
 			record(cfgs[c].name, LMM_NAME, "frag failures/fill", "", true,
 			       (double)res.fill_failures);
 			record(cfgs[c].name, LMM_NAME, "allocs attempted", "", true, (double)res.allocs);
+			record(cfgs[c].name, LMM_NAME, "occupancy at end", "%", true,
+			       100.0 * (double)res.live_pages / (double)idle.free);
 			if (opt.ir)
 				printf("%s: %" PRIu64 " fragmentation failures in %" PRIu64 " allocations"
-				       " (%" PRIu64 " during the fill), %" PRIu64 " frees\n", cfgs[c].name,
-				       res.frag_failures, res.allocs, res.fill_failures, res.frees);
+				       " (%" PRIu64 " during the fill), %" PRIu64 " frees, %.1f%% occupied at the end\n",
+				       cfgs[c].name, res.frag_failures, res.allocs, res.fill_failures, res.frees,
+				       100.0 * (double)res.live_pages / (double)idle.free);
 			if (res.other_failures)
 				problem("%s: %" PRIu64 " allocations failed for lack of free pages",
 					cfgs[c].name, res.other_failures);

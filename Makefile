@@ -33,11 +33,12 @@ KERNEL_CFLAGS := -std=gnu11 -ffreestanding -fno-builtin -nostdlib -nostdinc \
 	-isystem $(shell $(CC) -print-file-name=include) \
 	-mno-red-zone -mcmodel=kernel -fno-pic -fno-pie -fno-stack-protector \
 	-mgeneral-regs-only -mno-mmx -mno-sse -mno-sse2 -fno-omit-frame-pointer \
-	-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -Iinclude -Iarch/x86_64 \
+	-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -Iinclude -Iarch/x86_64 -Itests/bench \
 	-MMD -MP
 KERNEL_LDFLAGS := -n -nostdlib -static -z max-page-size=0x1000 -z noexecstack -T linker.ld
 
-KERNEL_C   := $(sort $(wildcard kernel/*.c arch/x86_64/*.c mm/*.c))
+# tests/bench/workloads.c: the benchmark loops, shared with the host benchmark (mode=bench).
+KERNEL_C   := $(sort $(wildcard kernel/*.c arch/x86_64/*.c mm/*.c)) tests/bench/workloads.c
 KERNEL_ASM := $(sort $(wildcard boot/*.asm arch/x86_64/*.asm))
 KERNEL_OBJ := $(patsubst %.c,$(BUILD)/kobj/%.o,$(KERNEL_C)) \
               $(patsubst %.asm,$(BUILD)/kobj/%.asm.o,$(KERNEL_ASM))
@@ -45,7 +46,7 @@ KERNEL_OBJ := $(patsubst %.c,$(BUILD)/kobj/%.o,$(KERNEL_C)) \
 KERNEL_ELF := $(BUILD)/labyrinth.elf
 ISO        := $(BUILD)/labyrinth.iso
 
-.PHONY: all iso kernel run debug test test-host clean tools tools-host
+.PHONY: all iso kernel run debug bench-qemu test test-host clean tools tools-host
 all: iso
 iso: $(ISO)
 kernel: $(KERNEL_ELF)
@@ -85,6 +86,11 @@ QEMU_EXTRA   ?=
 run: $(ISO)
 	@sh tests/qemu/qemu-boot.sh --iso $(ISO) --mem '$(QEMU_MEM)' --smp '$(QEMU_SMP)' \
 		--timeout '$(QEMU_TIMEOUT)' --cmdline '$(CMDLINE)' -- $(QEMU_EXTRA)
+
+# The in-kernel benchmarks (W1, W2, W5 against free-list baselines) on their own boot.
+bench-qemu: $(ISO)
+	@sh tests/qemu/qemu-boot.sh --iso $(ISO) --mem 256M --smp 1 --timeout '$(QEMU_TIMEOUT)' \
+		--cmdline 'mode=bench' -- $(QEMU_EXTRA)
 
 debug: $(ISO)
 	@sh tests/qemu/qemu-boot.sh --iso $(ISO) --mem '$(QEMU_MEM)' --smp '$(QEMU_SMP)' \

@@ -198,18 +198,22 @@ static void maybe_trigger_fault(void)
 
 /*
  * mode=: demo (default) runs the in-kernel tests and then the timer stress test, test
- * runs the tests only, stress the stress test only, idle neither.  True if all passed.
+ * runs the tests only, stress the stress test only, bench the in-kernel benchmarks, idle
+ * none of them.  True if all passed.
  */
 static bool run_mode(void)
 {
 	bool tests = streq(kopts.mode, "demo") || streq(kopts.mode, "test");
 	bool stress = streq(kopts.mode, "demo") || streq(kopts.mode, "stress");
+	bool bench = streq(kopts.mode, "bench");
 	bool ok = true;
 
-	if (!tests && !stress && !streq(kopts.mode, "idle")) {
-		kprintf("labyrinth: unknown mode '%s' (demo, test, stress, idle)\n", kopts.mode);
+	if (!tests && !stress && !bench && !streq(kopts.mode, "idle")) {
+		kprintf("labyrinth: unknown mode '%s' (demo, test, stress, bench, idle)\n", kopts.mode);
 		return false;
 	}
+	if (bench)
+		ok &= kernel_run_bench();
 	if (tests)
 		ok &= kernel_run_mm_tests() == 0;
 	if (stress)

@@ -52,16 +52,30 @@ uint16_t lmm_port_owner(void)
 
 /*
  * mm/ logs every refused call, and the stress test refuses thousands on purpose: let a
- * burst of LOG_BURST lines through per second, count the rest, and say how many were
- * dropped when the next line gets through.  Every refusal is still counted by mm/.
+ * burst of LOG_BURST refusal lines through per second, count the rest, and say how many
+ * were dropped when the next one gets through.  Every refusal is still counted by mm/;
+ * other lines (init, dump, check) always print.
  */
 #define LOG_BURST 3
+
+static bool is_refusal(const char *line)
+{
+	const char *p = "lmm: refused";
+	while (*p && *line == *p)
+		p++, line++;
+	return *p == '\0';
+}
 
 void lmm_port_log(const char *line)
 {
 	static uint64_t window_start, in_window, suppressed;
 	uint64_t second = arch_tsc_hz(), now = arch_read_tsc(), dropped = 0;
-	bool print;
+	bool print = true;
+
+	if (!is_refusal(line)) {
+		kprintf("%s\n", line);
+		return;
+	}
 
 	arch_irqflags_t f = arch_irq_save();
 	if (now - window_start > second) {
@@ -76,7 +90,7 @@ void lmm_port_log(const char *line)
 	arch_irq_restore(f);
 
 	if (dropped)
-		kprintf("lmm: (%lu more log lines suppressed)\n", dropped);
+		kprintf("lmm: (%lu more refusal lines suppressed)\n", dropped);
 	if (print)
 		kprintf("%s\n", line);
 }

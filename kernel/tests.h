@@ -13,4 +13,7 @@ unsigned kernel_run_mm_tests(void);
  * prints progress and a summary ending in "stress: PASS" or "stress: FAIL". */
 bool kernel_run_stress(void);
 
+/* mode=bench: W1, W2, W5 in the kernel against free-list baselines, TSC cycles/op. */
+bool kernel_run_bench(void);
+
 #endif /* KERNEL_TESTS_H */

@@ -29,7 +29,7 @@
  */
 #include "internal.h"
 
-uint32_t lmm_buddy_alloc_locked(struct lmm *mm, unsigned order)
+static inline __attribute__((always_inline)) uint32_t buddy_alloc_locked(struct lmm *mm, unsigned order)
 {
 	uint32_t avail = mm->free_mask >> order;
 	if (unlikely(!avail))
@@ -48,7 +48,8 @@ uint32_t lmm_buddy_alloc_locked(struct lmm *mm, unsigned order)
 	return idx;
 }
 
-void lmm_buddy_free_locked(struct lmm *mm, uint32_t idx, unsigned order)
+static inline __attribute__((always_inline)) void buddy_free_locked(struct lmm *mm, uint32_t idx,
+								    unsigned order)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 	const struct lmm_region *r = &mm->regions[f->region];
@@ -82,11 +83,49 @@ void lmm_buddy_free_locked(struct lmm *mm, uint32_t idx, unsigned order)
 	lmm_list_add_locked(mm, order, idx);
 }
 
+/* Whether the order-0 buddy of allocated page @idx is a free order-0 block. */
+static inline bool buddy_is_free_locked(const struct lmm *mm, const struct lmm_frame *f, uint32_t idx)
+{
+	const struct lmm_region *r = &mm->regions[f->region];
+	uint64_t delta = r->base_pfn - r->first_index; /* pfn = index + delta */
+	uint64_t bidx = ((idx + delta) ^ 1) - delta;
+	if (bidx - r->first_index >= r->npages)
+		return false;
+	const struct lmm_frame *b = &mm->frames[bidx];
+	return b->state == LMM_FRAME_FREE && b->order == 0;
+}
+
+/* Out-of-line entry points for pool.c. */
+uint32_t lmm_buddy_alloc_locked(struct lmm *mm, unsigned order)
+{
+	return buddy_alloc_locked(mm, order);
+}
+
+void lmm_buddy_free_locked(struct lmm *mm, uint32_t idx, unsigned order)
+{
+	buddy_free_locked(mm, idx, order);
+}
+
 /* ---- Public allocation ----------------------------------------------------------- */
 
-static void *refuse_alloc(struct lmm *mm, enum lmm_status st, unsigned order, lmm_gfp_t gfp,
-			  const void *caller)
+/*
+ * The hot paths below are written for the common case (a valid order-0 or small
+ * request, a valid free) and push everything else into out-of-line functions, so a
+ * pair costs little more than the port's lock.  Validation is not skipped: every
+ * check is still made, in as few instructions as the layout allows.
+ */
+#define cold __attribute__((noinline, cold))
+
+static cold void *refuse_alloc(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner,
+			       const void *caller)
 {
+	enum lmm_status st = LMM_ERR_BAD_CONTEXT;
+	if (order > LMM_MAX_ORDER)
+		st = LMM_ERR_BAD_ORDER;
+	else if ((gfp & ~LMM_GFPB_ALL) || ((gfp & LMM_GFPB_EXCLUSIVE) && order != 0))
+		st = LMM_ERR_BAD_FLAGS;
+	else if ((gfp & LMM_GFPB_EXCLUSIVE) && owner == 0)
+		st = LMM_ERR_BAD_OWNER;
 	lmm_count_refusal(mm, st);
 	lmm_logf("lmm: refused alloc (order %u, gfp 0x%x, caller %p): %s", order, gfp, caller,
 		 lmm_status_str(st));
@@ -101,152 +140,261 @@ static void zero_block(void *p, unsigned order)
 		w[i] = 0;
 }
 
-/* Takes the block off the free structures and stamps its head; lock held. */
-static uint32_t take_block_locked(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
+/* Out of line: what the common allocation does not need. */
+static cold void *alloc_finish_slow(struct lmm *mm, void *p, uint32_t idx, unsigned order,
+				    lmm_gfp_t gfp)
 {
-	uint32_t idx = LMM_NIL;
-
-	/* Reserve users are served from the pool first: O(1), and no splitting. */
-	if (order == 0 && (gfp & LMM_GFPB_RESERVE) && mm->pool_head != LMM_NIL) {
-		idx = lmm_pool_pop_locked(mm);
-		mm->pool_hits++;
-	} else {
-		idx = lmm_buddy_alloc_locked(mm, order);
-	}
-	if (unlikely(idx == LMM_NIL)) {
-		mm->alloc_failures++;
-		if (gfp & LMM_GFPB_RESERVE)
-			mm->pool_empty_failures++;
-		return LMM_NIL;
-	}
-
-	struct lmm_frame *f = &mm->frames[idx];
-	if (gfp & LMM_GFPB_EXCLUSIVE) {
-		f->state = LMM_FRAME_EXCLUSIVE;
-		f->owner = owner;
-		f->refcount = 0;
-	} else {
-		f->state = LMM_FRAME_ALLOCATED;
-		f->owner = 0;
-		f->refcount = 1;
-	}
-	mm->nallocated += 1ull << order;
-	return idx;
-}
-
-void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
-{
-	if (unlikely(order > LMM_MAX_ORDER))
-		return refuse_alloc(mm, LMM_ERR_BAD_ORDER, order, gfp, __builtin_return_address(0));
-	if (unlikely((gfp & ~LMM_GFPB_ALL) || ((gfp & LMM_GFPB_EXCLUSIVE) && order != 0)))
-		return refuse_alloc(mm, LMM_ERR_BAD_FLAGS, order, gfp, __builtin_return_address(0));
-	if (unlikely((gfp & LMM_GFPB_EXCLUSIVE) && owner == 0))
-		return refuse_alloc(mm, LMM_ERR_BAD_OWNER, order, gfp, __builtin_return_address(0));
-#if LMM_DEBUG
-	/* A KERNEL caller may one day wait for memory; it must be in normal context. */
-	if (!(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() != LMM_CTX_NORMAL))
-		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, __builtin_return_address(0));
-#endif
-
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	mm->alloc_calls++;
-	uint32_t idx = take_block_locked(mm, order, gfp, owner);
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
-
-	if (unlikely(idx == LMM_NIL))
-		return NULL;
-	void *p = lmm_frame_virt(mm, idx);
 #if LMM_DEBUG
 	if (mm->cfg.flags & LMM_CFG_POISON)
 		lmm_poison_verify(mm, idx, order);
+#else
+	(void)mm;
+	(void)idx;
 #endif
 	if (gfp & LMM_GFPB_ZERO)
 		zero_block(p, order);
 	return p;
 }
 
+/*
+ * Take a block for the request and stamp its head; lock held.  Reserve users are
+ * served from the pool first: O(1), and no splitting.
+ */
+static inline uint32_t take_block_locked(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
+{
+	uint32_t idx;
+
+	if (order == 0 && (gfp & LMM_GFPB_RESERVE) && mm->pool_head != LMM_NIL) {
+		idx = lmm_pool_pop_locked(mm);
+		mm->pool_hits++;
+	} else {
+		idx = buddy_alloc_locked(mm, order);
+		if (unlikely(idx == LMM_NIL)) {
+			mm->alloc_failures++;
+			if (gfp & LMM_GFPB_RESERVE)
+				mm->pool_empty_failures++;
+			return LMM_NIL;
+		}
+	}
+
+	struct lmm_frame *f = &mm->frames[idx];
+	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
+	f->state = excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED;
+	f->owner = owner; /* 0 unless exclusive: lmm_alloc_pages_owned checks */
+	f->refcount = !excl;
+	mm->nallocated += 1ull << order;
+	return idx;
+}
+
+/* Every request but a plain order-0 one that finds list 0 non-empty. */
+static cold void *alloc_general(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner,
+				const void *caller)
+{
+	/* One test for every malformed request; the cold path finds out which. */
+	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
+	if (order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner)))
+		return refuse_alloc(mm, order, gfp, owner, caller);
+	if (!excl)
+		owner = 0;
+#if LMM_DEBUG
+	if (!(gfp & LMM_GFPB_NOWAIT) && lmm_port_context() != LMM_CTX_NORMAL)
+		return refuse_alloc(mm, order, gfp, owner, caller);
+#endif
+	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	uint32_t idx = take_block_locked(mm, order, gfp, owner);
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	if (idx == LMM_NIL)
+		return NULL;
+	void *p = lmm_frame_virt(mm, idx);
+	if ((gfp & LMM_GFPB_ZERO) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))
+		return alloc_finish_slow(mm, p, idx, order, gfp);
+	return p;
+}
+
+/*
+ * The common case, open-coded: an order-0 KERNEL or NOWAIT request (no pool, no
+ * exclusivity, no zeroing, no poisoning) and a non-empty list 0: pop it, no split.
+ */
+static inline void *alloc_order0_fast(struct lmm *mm, lmm_gfp_t gfp, const void *caller)
+{
+#if LMM_DEBUG
+	/* A KERNEL caller may one day wait for memory; it must be in normal context. */
+	if (!(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() != LMM_CTX_NORMAL))
+		return refuse_alloc(mm, 0, gfp, 0, caller);
+#else
+	(void)gfp;
+	(void)caller;
+#endif
+	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	uint32_t idx = mm->free_head[0];
+	if (unlikely(idx == LMM_NIL)) {
+		idx = take_block_locked(mm, 0, gfp, 0);
+		lmm_port_unlock_irqrestore(&mm->lock, fl);
+		return idx == LMM_NIL ? NULL : lmm_frame_virt(mm, idx);
+	}
+	struct lmm_frame *f = &mm->frames[idx];
+	uint32_t next = f->next;
+	mm->free_head[0] = next;
+	if (next != LMM_NIL)
+		mm->frames[next].prev = LMM_NIL;
+	else
+		mm->free_mask &= ~1u;
+	mm->free_blocks[0]--;
+	mm->nfree--;
+	mm->nallocated++;
+	f->state = LMM_FRAME_ALLOCATED;
+	f->refcount = 1;
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	return lmm_frame_virt(mm, idx);
+}
+
+void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
+{
+	if (likely(order == 0 && !(gfp & ~LMM_GFPB_NOWAIT) &&
+		   !(LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
+		return alloc_order0_fast(mm, gfp, __builtin_return_address(0));
+	return alloc_general(mm, order, gfp, owner, __builtin_return_address(0));
+}
+
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
+	if (likely(order == 0 && !(gfp & ~LMM_GFPB_NOWAIT) &&
+		   !(LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
+		return alloc_order0_fast(mm, gfp, __builtin_return_address(0));
 	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
-	return lmm_alloc_pages_owned(mm, order, gfp, owner);
+	return alloc_general(mm, order, gfp, owner, __builtin_return_address(0));
 }
 
 /* ---- Public freeing ---------------------------------------------------------------- */
 
 /*
- * Validate and release under the lock.  Returns LMM_OK when the reference was dropped
- * (and the block freed if it was the last); fills @why otherwise.
+ * Return a block whose last reference is gone; lock held.  Normal-context frees top
+ * the pool up first: the cheapest refill there is.
  */
-static enum lmm_status free_locked(struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
-				   bool ask_owner, bool may_refill, struct lmm_refusal *why)
+static inline void release_locked(struct lmm *mm, struct lmm_frame *f, uint32_t idx, unsigned order,
+				  bool may_refill)
+{
+	f->refcount = 0;
+	f->owner = 0;
+	mm->nallocated -= 1ull << order;
+#if LMM_DEBUG
+	if (unlikely(mm->cfg.flags & LMM_CFG_POISON))
+		lmm_poison_block_locked(mm, idx, order);
+#endif
+	if (order == 0 && may_refill && mm->npool < mm->pool_target) {
+		lmm_pool_push_locked(mm, idx);
+		mm->pool_topups++;
+	} else {
+		buddy_free_locked(mm, idx, order);
+	}
+}
+
+/*
+ * Everything but "the last reference to an ordinary block of the right order": shared
+ * blocks, exclusive pages (owner check) and every kind of bad free.  Lock held.
+ * Returns LMM_OK when the reference was dropped; fills @why otherwise.
+ */
+static cold enum lmm_status free_slow_locked(struct lmm *mm, uint32_t idx, unsigned order,
+					     uint16_t owner, bool ask_owner, bool may_refill,
+					     struct lmm_refusal *why)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 
+	why->state = f->state;
+	why->found_order = f->order;
 	switch (f->state) {
 	case LMM_FRAME_ALLOCATED:
-		if (unlikely(f->order != order))
-			goto refuse_order;
+		if (f->order != order)
+			return LMM_ERR_WRONG_ORDER;
 		if (f->refcount > 1) {
 			f->refcount--;
 			return LMM_OK;
 		}
 		break;
 	case LMM_FRAME_EXCLUSIVE:
-		if (unlikely(f->order != order))
-			goto refuse_order;
+		if (f->order != order)
+			return LMM_ERR_WRONG_ORDER;
 		if (ask_owner)
 			owner = lmm_port_owner();
-		if (unlikely(f->owner != owner)) {
+		if (f->owner != owner) {
 			why->owner = f->owner;
 			why->caller = owner;
 			return LMM_ERR_WRONG_OWNER;
 		}
 		break;
 	default:
-		why->state = f->state;
-		why->found_order = f->order;
 		return lmm_state_refusal(f->state);
 	}
-
-	f->refcount = 0;
-	f->owner = 0;
-	mm->nallocated -= 1ull << order;
-#if LMM_DEBUG
-	if (mm->cfg.flags & LMM_CFG_POISON)
-		lmm_poison_block_locked(mm, idx, order);
-#endif
-	/* Normal-context frees top the pool up first: the cheapest refill there is. */
-	if (order == 0 && may_refill && mm->npool < mm->pool_target) {
-		lmm_pool_push_locked(mm, idx);
-		mm->pool_topups++;
-	} else
-		lmm_buddy_free_locked(mm, idx, order);
+	release_locked(mm, f, idx, order, may_refill);
 	return LMM_OK;
+}
 
-refuse_order:
-	why->state = f->state;
-	why->found_order = f->order;
-	return LMM_ERR_WRONG_ORDER;
+static cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, void *ptr, unsigned order,
+					uint32_t idx, struct lmm_refusal *why)
+{
+	why->op = "free";
+	why->ptr = ptr;
+	why->order = order;
+	why->phys = idx == LMM_NIL ? LMM_PHYS_INVALID : lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
+	lmm_report_refusal(mm, st, why);
+	return st;
+}
+
+/*
+ * The common case, open-coded: the last reference to an ordinary order-0 page whose
+ * buddy is not free (no merge) while the pool is full (no top-up).  Returns false,
+ * having changed nothing, for anything else; the general path then starts over.
+ */
+static inline bool free_order0_fast(struct lmm *mm, void *ptr)
+{
+	uint32_t idx;
+	if (unlikely(lmm_locate(mm, ptr, &idx) != LMM_OK) ||
+	    LMM_READ_ONCE(mm->npool) < LMM_READ_ONCE(mm->pool_target) ||
+	    (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))
+		return false;
+
+	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	struct lmm_frame *f = &mm->frames[idx];
+	if (unlikely(f->state != LMM_FRAME_ALLOCATED || f->order != 0 || f->refcount != 1 ||
+		     mm->npool < mm->pool_target || buddy_is_free_locked(mm, f, idx))) {
+		lmm_port_unlock_irqrestore(&mm->lock, fl);
+		return false;
+	}
+	uint32_t head = mm->free_head[0];
+	f->refcount = 0;
+	f->state = LMM_FRAME_FREE;
+	f->next = head;
+	f->prev = LMM_NIL;
+	if (head != LMM_NIL)
+		mm->frames[head].prev = idx;
+	mm->free_head[0] = idx;
+	mm->free_mask |= 1u;
+	mm->free_blocks[0]++;
+	mm->nfree++;
+	mm->nallocated--;
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	return true;
 }
 
 /* @ask_owner: the caller did not name an owner; ask the port if the page is exclusive. */
-static enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
-				   bool ask_owner)
+static cold enum lmm_status free_general(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
+					 bool ask_owner)
 {
 	if (!ptr)
 		return LMM_OK;
 
-	struct lmm_refusal why = { "free", ptr, LMM_PHYS_INVALID, order, 0, 0, 0, owner };
+	struct lmm_refusal why;
 	uint32_t idx;
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
-	if (st == LMM_OK && unlikely(order > LMM_MAX_ORDER)) {
-		st = LMM_ERR_BAD_ORDER;
-		why.phys = lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
-	}
-	if (unlikely(st != LMM_OK)) {
+	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER)) {
+		if (st == LMM_OK)
+			st = LMM_ERR_BAD_ORDER;
+		else
+			idx = LMM_NIL;
 		lmm_count_refusal(mm, st);
-		lmm_report_refusal(mm, st, &why);
-		return st;
+		why.state = 0;
+		why.found_order = 0;
+		return refuse_free(mm, st, ptr, order, idx, &why);
 	}
 
 	/* Only ask the port for the context when the answer could matter. */
@@ -255,27 +403,35 @@ static enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, ui
 		may_refill = lmm_port_context() == LMM_CTX_NORMAL;
 
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	mm->free_calls++;
-	st = free_locked(mm, idx, order, owner, ask_owner, may_refill, &why);
-	if (unlikely(st != LMM_OK))
+	struct lmm_frame *f = &mm->frames[idx];
+	if (likely(f->state == LMM_FRAME_ALLOCATED && f->order == order && f->refcount == 1)) {
+		release_locked(mm, f, idx, order, may_refill);
+		lmm_port_unlock_irqrestore(&mm->lock, fl);
+		return LMM_OK;
+	}
+	st = free_slow_locked(mm, idx, order, owner, ask_owner, may_refill, &why);
+	if (st != LMM_OK)
 		mm->refused[st]++;
 	lmm_port_unlock_irqrestore(&mm->lock, fl);
 
-	if (unlikely(st != LMM_OK)) {
-		why.phys = lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
-		lmm_report_refusal(mm, st, &why);
+	if (st != LMM_OK) {
+		return refuse_free(mm, st, ptr, order, idx, &why);
 	}
-	return st;
+	return LMM_OK;
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
 {
-	return free_common(mm, ptr, order, owner, false);
+	if (order == 0 && ptr && free_order0_fast(mm, ptr))
+		return LMM_OK;
+	return free_general(mm, ptr, order, owner, false);
 }
 
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true);
+	if (order == 0 && ptr && free_order0_fast(mm, ptr))
+		return LMM_OK;
+	return free_general(mm, ptr, order, 0, true);
 }
 
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)

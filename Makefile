@@ -4,6 +4,7 @@
 #   make run        boot it in QEMU, serial console on this terminal
 #   make debug      boot it halted with a gdb stub
 #   make test       every test: host (mm/ under sanitizers), kernel boot tests
+#   make libmm      build/libmm/libmm.a: mm/ alone for the kernel's target (mm/README.md)
 #   make clean      remove build/
 #
 # User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.
@@ -100,6 +101,14 @@ debug: $(ISO)
 
 include tests/host/host.mk
 include tests/bench/bench.mk
+
+# ---- mm/ as a library, its porting guide's example, and the multi-host proof ------
+
+include tests/embed/embed.mk
+include tests/cross/cross.mk
+
+.PHONY: libmm
+libmm: $(LIBMM)
 
 test: $(ISO) host-tests-build bench-build
 	@sh tests/run-all.sh

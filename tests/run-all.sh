@@ -20,6 +20,8 @@ HOST_TEST_TIMEOUT=${HOST_TEST_TIMEOUT:-900}
 suites() {
 	suite host sh tests/run-all.sh --host-binaries
 	suite boot sh tests/qemu/boot-tests.sh
+	suite embed sh tests/embed/run-embed.sh
+	suite cross sh tests/cross/run-cross.sh
 }
 
 # --host-binaries: run every test program in $BUILD/host (built with the sanitizers by

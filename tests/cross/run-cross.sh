@@ -1,0 +1,141 @@
+#!/bin/sh
+# run-cross.sh [VARIANT...] - the same mm/ sources and host test suite on several hosts,
+# one "PASS host-VARIANT: ..." / "FAIL host-VARIANT: why" line each (make test runs it).
+#
+# Variants (tests/cross/cross.mk): gcc-O0 gcc-O2 clang-O0 clang-O2 (x86-64), gcc-m32
+# (i386: 32-bit pointers, 64-bit physical addresses), aarch64 (Debian's cross compiler,
+# run under qemu-user), and kernel: mm/ built with the kernel's freestanding flags as
+# build/libmm/libmm.a and linked into the Labyrinth kernel in place of its own mm/ objects.
+# Every tests/host/test_mm_*.c present now is built and run for each variant; the inner
+# PASS/FAIL lines are kept in build/cross/VARIANT/log (shown, indented, on failure).
+#
+# Knobs: BUILD (build), CROSS_TIMEOUT (seconds per test program, 240).
+
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+BUILD=${BUILD:-build}
+CROSS_TIMEOUT=${CROSS_TIMEOUT:-240}
+variants=${*:-gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 kernel}
+cross=$BUILD/cross
+mkdir -p "$cross" || exit 1
+failed=0
+start_all=$(date +%s)
+
+fail() {
+	echo "FAIL host-$1: $2"
+	failed=1
+}
+
+# The compilers and qemu-user: installed here when possible (as make does for its other
+# tools), otherwise ensure-tools names the apt-get command and the variants fail with it.
+if ! tools_msg=$(sh tests/scripts/ensure-tools.sh cross 2>&1); then
+	echo "$tools_msg" | sed 's/^/    /'
+	tools_why=$(echo "$tools_msg" | tail -n 1)
+else
+	tools_why=""
+fi
+
+# build VARIANT TARGET...: make them, quietly; on failure report the first error.
+build() {
+	v=$1
+	shift
+	mkdir -p "$cross/$v"
+	if ! make -k -j2 BUILD="$BUILD" "$@" >"$cross/$v/build.log" 2>&1; then
+		why=$(grep -m1 -E 'error|Error|No rule|undefined reference' "$cross/$v/build.log")
+		fail "$v" "build failed: ${why:-see $cross/$v/build.log}"
+		return 1
+	fi
+}
+
+run_variant() {
+	v=$1
+	case $v in
+	aarch64)
+		runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+		# qemu-user's own page tables would pay for a 65 GiB MAP_NORESERVE arena:
+		# map only the windows that hold RAM (tests/host/port_host.h).
+		arena_max=0x40000000
+		;;
+	*)
+		runner=""
+		arena_max=""
+		;;
+	esac
+	log=$cross/$v/log
+	: >"$log"
+	programs=0
+	cases=0
+	first_fail=""
+	for src in tests/host/test_mm_*.c; do
+		name=$(basename "$src" .c)
+		bin=$cross/$v/$name
+		programs=$((programs + 1))
+		if [ ! -x "$bin" ]; then
+			first_fail=${first_fail:-"$name: not built"}
+			continue
+		fi
+		echo "== $bin" >>"$log"
+		out=$cross/$v/$name.out
+		# shellcheck disable=SC2086 # $runner is a command prefix, empty for native runs
+		LMM_HOST_ARENA_MAX=$arena_max timeout -k 10 "$CROSS_TIMEOUT" $runner "$bin" >"$out" 2>&1
+		rc=$?
+		cat "$out" >>"$log"
+		cases=$((cases + $(grep -c '^PASS ' "$out")))
+		if [ "$rc" != 0 ] || grep -q '^FAIL ' "$out"; then
+			why=$(grep -m1 '^FAIL ' "$out" | cut -c6-)
+			case $rc in
+			124 | 137) why=${why:-"timed out after $CROSS_TIMEOUT s"} ;;
+			esac
+			first_fail=${first_fail:-"$name: ${why:-exit $rc}"}
+		fi
+	done
+	if [ -n "$first_fail" ]; then
+		sed 's/^/    /' "$log"
+		fail "$v" "$first_fail"
+	else
+		echo "PASS host-$v: $programs programs, $cases cases"
+	fi
+}
+
+# mm/ in the Labyrinth kernel: the kernel builds it with its freestanding flags, and the
+# kernel also links against build/libmm/libmm.a (make libmm) instead of its own objects.
+run_kernel() {
+	build kernel kernel libmm "$BUILD/libmm/labyrinth-libmm.elf" || return
+	elf=$BUILD/libmm/labyrinth-libmm.elf
+	missing=""
+	for sym in lmm_begin lmm_init lmm_alloc_pages lmm_free_pages; do
+		nm "$BUILD/labyrinth.elf" | grep -q " T $sym\$" || continue # not used by the kernel
+		nm "$elf" | grep -q " T $sym\$" || missing="$missing $sym"
+	done
+	if [ -n "$missing" ]; then
+		fail kernel "$elf lacks$missing, which $BUILD/labyrinth.elf has"
+		return
+	fi
+	n=$(nm "$elf" | grep -c ' T lmm_')
+	echo "PASS host-kernel: mm/ built with the kernel's flags; libmm.a links into the kernel ELF ($n lmm_ functions)"
+}
+
+for v in $variants; do
+	s=$(date +%s)
+	case $v in
+	kernel) run_kernel ;;
+	gcc-O0 | gcc-O2 | clang-O0 | clang-O2 | gcc-m32 | aarch64)
+		case $v in
+		clang-*) have=$(command -v clang) ;;
+		gcc-m32) have=$(ls /usr/lib/gcc/x86_64-linux-gnu/*/32/libgcc.a 2>/dev/null) ;;
+		aarch64) have=$(command -v aarch64-linux-gnu-gcc && command -v qemu-aarch64) ;;
+		*) have=yes ;;
+		esac
+		if [ -z "$have" ]; then
+			fail "$v" "compiler or emulator missing: ${tools_why:-see tests/scripts/ensure-tools.sh}"
+			continue
+		fi
+		build "$v" "cross-build-$v" && run_variant "$v"
+		;;
+	*) fail "$v" "unknown variant (gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 kernel)" ;;
+	esac
+	echo "    ($v: $(($(date +%s) - s)) s)"
+done
+echo "    (cross suite: $(($(date +%s) - start_all)) s)"
+exit "$failed"

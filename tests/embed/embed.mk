@@ -1,0 +1,81 @@
+# tests/embed/embed.mk - mm/ as a drop-in library (issue 7; guide: mm/README.md).
+#
+#   make libmm           build/libmm/libmm.a: mm/ alone, compiled for the kernel's target
+#                        with its freestanding flags, seeing only the compiler's
+#                        freestanding headers and the two public headers (copied alone
+#                        into build/libmm/include: nothing else in include/ is reachable)
+#   make embed-build     everything tests/embed/run-embed.sh runs: the kernel relinked
+#                        against libmm.a, the porting guide's example as printed, and
+#                        the example port in tests/embed/
+#   make embed-tests     build and run them (PASS/FAIL lines; make test runs them too)
+
+LIBMM_DIR    := $(BUILD)/libmm
+LIBMM        := $(LIBMM_DIR)/libmm.a
+LIBMM_INC    := $(LIBMM_DIR)/include
+LIBMM_HDRS   := $(LIBMM_INC)/labyrinth/mm.h $(LIBMM_INC)/labyrinth/mm_port.h
+LIBMM_SRCS   := $(sort $(wildcard mm/*.c))
+LIBMM_OBJ    := $(patsubst mm/%.c,$(LIBMM_DIR)/obj/%.o,$(LIBMM_SRCS))
+# The kernel's own flags, less its include paths.
+LIBMM_CFLAGS := $(filter-out -I%,$(KERNEL_CFLAGS)) -I$(LIBMM_INC)
+
+AR ?= ar
+ifeq ($(origin AR),default)
+AR := ar
+endif
+
+$(LIBMM_INC)/labyrinth/%.h: include/labyrinth/%.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(LIBMM_DIR)/obj/%.o: mm/%.c $(LIBMM_HDRS) | tools
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBMM_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIBMM): $(LIBMM_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $(LIBMM_OBJ)
+
+# "In the Labyrinth kernel itself": the kernel's objects less its own mm/ objects,
+# linked against libmm.a with the kernel's linker script.
+LIBMM_KERNEL := $(LIBMM_DIR)/labyrinth-libmm.elf
+$(LIBMM_KERNEL): $(filter-out $(BUILD)/kobj/mm/%,$(KERNEL_OBJ)) $(LIBMM) linker.ld
+	$(LD) $(KERNEL_LDFLAGS) -o $@ $(filter-out $(BUILD)/kobj/mm/%,$(KERNEL_OBJ)) $(LIBMM)
+
+# ---- The porting guide's code, exactly as printed -------------------------------------
+
+EMBED_DIR    := $(BUILD)/embed
+GUIDE_BLOCKS := guide_port guide_init guide_e820 guide_uefi guide_limine
+GUIDE_SRCS   := $(patsubst %,$(EMBED_DIR)/guide/%.c,$(GUIDE_BLOCKS))
+EMBED_WARN   := -Wall -Wextra -Werror
+# Hosted builds see the public headers only (the copies above), never tests/host/.
+EMBED_HOSTCFLAGS := -std=c11 -O2 -g $(EMBED_WARN) -I$(LIBMM_INC) -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer
+
+$(EMBED_DIR)/guide/%.c: mm/README.md tests/embed/extract.sh
+	@mkdir -p $(dir $@)
+	sh tests/embed/extract.sh mm/README.md $*.c >$@
+
+# Compiled as a kernel would: freestanding, the kernel's flags, public headers only...
+$(EMBED_DIR)/guide/%.o: $(EMBED_DIR)/guide/%.c $(LIBMM_HDRS) | tools
+	$(CC) $(LIBMM_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# ...and linked into a Linux program with a tiny shim standing for the rest of the kernel.
+$(EMBED_DIR)/guide-example: $(GUIDE_SRCS) $(GUIDE_SRCS:.c=.o) tests/embed/guide_shim.c $(LIBMM_SRCS) \
+		$(LIBMM_HDRS) mm/internal.h | tools-host
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) -o $@ $(GUIDE_SRCS) tests/embed/guide_shim.c $(LIBMM_SRCS)
+
+# ---- The example port: a newcomer's port, from the guide alone ------------------------
+
+EMBED_EXAMPLE := $(EMBED_DIR)/example
+$(EMBED_EXAMPLE): tests/embed/example_port.c tests/embed/example_main.c tests/embed/example.h \
+		$(LIBMM_SRCS) $(LIBMM_HDRS) mm/internal.h | tools-host
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) -o $@ tests/embed/example_port.c tests/embed/example_main.c \
+		$(LIBMM_SRCS)
+
+.PHONY: embed-build embed-tests
+embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_EXAMPLE)
+embed-tests:
+	@sh tests/embed/run-embed.sh
+
+-include $(LIBMM_OBJ:.o=.d) $(GUIDE_SRCS:.c=.d)

@@ -1,0 +1,157 @@
+/*
+ * example_port.c - mm/'s eight hooks for the pretend kernel of example.h, following
+ * section 2 of mm/README.md: a tiny test-and-set lock that also saves and restores the
+ * interrupt flag, a console that keeps the last lines, the direct map over a static array.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "example.h"
+
+_Alignas(4096) unsigned char ram[RAM_SIZE];
+
+/* ---- The pretend CPU ------------------------------------------------------------------- */
+
+static int irqs_on = 1;    /* the interrupt flag                       */
+static int irq_depth;      /* kept by the "interrupt entry stub"       */
+static uint16_t task = 1;  /* the task running when no handler is      */
+
+uintptr_t cpu_irq_save(void)
+{
+	uintptr_t was = (uintptr_t)irqs_on;
+	irqs_on = 0;
+	return was;
+}
+
+void cpu_irq_restore(uintptr_t state)
+{
+	irqs_on = (int)state;
+}
+
+int cpu_irqs_enabled(void)
+{
+	return irqs_on;
+}
+
+void cpu_enter_interrupt(void)
+{
+	irq_depth++;
+	irqs_on = 0;
+}
+
+void cpu_leave_interrupt(void)
+{
+	if (--irq_depth == 0)
+		irqs_on = 1;
+}
+
+void set_current_task(uint16_t t)
+{
+	task = t;
+}
+
+uint16_t current_task(void)
+{
+	return task;
+}
+
+/* ---- The console ---------------------------------------------------------------------- */
+
+#define KEEP 32
+static char lines[KEEP][200];
+static unsigned nlines;
+
+unsigned console_lines(void)
+{
+	return nlines;
+}
+
+const char *console_last(void)
+{
+	return nlines ? lines[(nlines - 1) % KEEP] : "";
+}
+
+int console_saw(const char *needle)
+{
+	for (unsigned i = nlines > KEEP ? nlines - KEEP : 0; i < nlines; i++)
+		if (strstr(lines[i % KEEP], needle))
+			return 1;
+	return 0;
+}
+
+/* ---- The hooks ----------------------------------------------------------------------------- */
+
+/* My lock: one flag, plus the name for the report when it is taken twice. */
+struct my_lock {
+	atomic_flag held;
+	const char *name;
+};
+_Static_assert(sizeof(struct my_lock) <= LMM_PORT_LOCK_BYTES, "lock does not fit in lmm_port_lock_t");
+
+static struct my_lock *my_lock(lmm_port_lock_t *l)
+{
+	return (struct my_lock *)(void *)l->opaque;
+}
+
+void lmm_port_lock_init(lmm_port_lock_t *lock, const char *name)
+{
+	struct my_lock *l = my_lock(lock);
+	atomic_flag_clear(&l->held);
+	l->name = name;
+}
+
+lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *lock)
+{
+	struct my_lock *l = my_lock(lock);
+	lmm_irqflags_t flags = cpu_irq_save();
+	/* One CPU: if the flag is already set, nobody will ever clear it. */
+	if (atomic_flag_test_and_set_explicit(&l->held, memory_order_acquire)) {
+		char why[96];
+		snprintf(why, sizeof(why), "lock '%s' taken twice", l->name);
+		lmm_port_fatal(why);
+	}
+	return flags;
+}
+
+void lmm_port_unlock_irqrestore(lmm_port_lock_t *lock, lmm_irqflags_t flags)
+{
+	atomic_flag_clear_explicit(&my_lock(lock)->held, memory_order_release);
+	cpu_irq_restore(flags);
+}
+
+void *lmm_port_phys_to_virt(uint64_t phys)
+{
+	if (phys >= RAM_SIZE)
+		lmm_port_fatal("phys_to_virt: address outside RAM");
+	return ram + phys;
+}
+
+enum lmm_context lmm_port_context(void)
+{
+	if (irq_depth)
+		return LMM_CTX_INTERRUPT;
+	return irqs_on ? LMM_CTX_NORMAL : LMM_CTX_IRQS_OFF;
+}
+
+/* Tasks own pages as themselves; a handler as 0x8000 | the task it interrupted. */
+uint16_t lmm_port_owner(void)
+{
+	return irq_depth ? (uint16_t)(0x8000u | task) : task;
+}
+
+void lmm_port_log(const char *line)
+{
+	snprintf(lines[nlines % KEEP], sizeof(lines[0]), "%s", line);
+	nlines++;
+	if (getenv("EXAMPLE_VERBOSE"))
+		printf("  | %s\n", line);
+}
+
+_Noreturn void lmm_port_fatal(const char *reason)
+{
+	printf("FAIL embed-fatal: mm/ reported corruption: %s\n", reason);
+	fflush(stdout);
+	abort();
+}

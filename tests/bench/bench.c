@@ -722,6 +722,14 @@ static void print_machine(void)
 		fclose(f);
 	printf("machine: %s (family %u model %u stepping %u, %.0f MHz), %u logical CPUs%s\n", model,
 	       family, number, stepping, mhz, cpus, hypervisor ? ", virtualised" : "");
+	/* Other work on the machine moves timings, never instruction counts: say how busy it was. */
+	double load = -1;
+	f = fopen("/proc/loadavg", "r");
+	if (f && fscanf(f, "%lf", &load) == 1)
+		printf("load average (1 min) at start: %.2f%s\n", load,
+		       load > 0.5 ? ": other work was running, timings are noisier than usual" : "");
+	if (f)
+		fclose(f);
 }
 
 static void usage(void)

@@ -29,5 +29,22 @@ $(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) tests/hos
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(KPARSE_SRCS)
 
+# test_mm_atomic also runs under ThreadSanitizer: the same sources built with
+# -fsanitize=thread into $(HOST_BUILD)/tsan/, started by a small launcher (the same file
+# with -DLMM_TSAN_LAUNCHER, no sanitizer) that turns off ASLR for it (gcc 12's TSan cannot
+# map some randomised layouts) and turns a TSan report into a FAIL line.  gcc's
+# -Wmaybe-uninitialized gives false positives under TSan instrumentation; the ASan
+# build keeps it as an error.
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -Wno-maybe-uninitialized
+HOST_TEST_BINS += $(HOST_BUILD)/test_mm_atomic_tsan
+
+$(HOST_BUILD)/tsan/test_mm_atomic: tests/host/test_mm_atomic.c $(MM_SRCS) $(HOST_PORT) tests/host/*.h include/labyrinth/*.h | tools-host
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(TSAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) -lrt
+
+$(HOST_BUILD)/test_mm_atomic_tsan: tests/host/test_mm_atomic.c $(HOST_BUILD)/tsan/test_mm_atomic | tools-host
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) -DLMM_TSAN_LAUNCHER -o $@ $<
+
 host-tests: host-tests-build
 	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done

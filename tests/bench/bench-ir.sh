@@ -52,6 +52,45 @@ parse_dump() {
 
 mkdir -p "$out"
 csv=$out/bench-ir.csv
+
+# The buddy code, by source lines, so that it is found even when inlined: every function of
+# mm/ named *buddy_*_locked or lmm_list_{add,del}_locked, as "path first last name" lines.
+buddy_ranges() {
+	for f in mm/*.c mm/*.h; do
+		awk -v path="$f" '
+		!inside && /^[A-Za-z].*(buddy_[a-z_]*_locked|lmm_list_(add|del)_locked)\(/ && !/;[ \t]*$/ {
+			inside = 1; start = FNR
+			match($0, /[a-z_]*(buddy_[a-z_]*_locked|lmm_list_(add|del)_locked)\(/)
+			name = substr($0, RSTART, RLENGTH - 1)
+		}
+		inside && /^}/ { print path, start, FNR, name; inside = 0 }' "$f"
+	done
+}
+
+# Instructions a dump executed on the lines of those functions (self cost, per line).
+buddy_ir() {
+	callgrind_annotate --threshold=100 --inclusive=no --auto=yes --context=10000000 "$1" 2>/dev/null |
+		awk -v ranges="$2" '
+		BEGIN { n = split(ranges, r, "\n") }
+		/^-- Auto-annotated source: / { file = substr($0, 27); line = -3; next }
+		file == "" { next }
+		/^-----/ && line > 0 { file = ""; next }
+		{
+			if (line < 0) { line++; next }
+			if ($0 ~ /^ *[0-9,]+ (\([ 0-9.]+%\) +)?=> /) next
+			line++
+			cost = $1; gsub(/,/, "", cost)
+			if (cost !~ /^[0-9]+$/) next
+			for (i = 1; i <= n; i++) {
+				split(r[i], x, " ")
+				tail = substr(file, length(file) - length(x[1]))
+				if ((file == x[1] || tail == "/" x[1]) && line >= x[2] && line <= x[3])
+					total += cost
+			}
+		}
+		END { print total + 0 }'
+}
+ranges=$(buddy_ranges)
 echo "build,workload,allocator,phase,ops,instructions,ir_per_op,ratio_vs_freelist_irqsave,port_ir_per_op,alloc_calls,alloc_ir_per_call,free_calls,free_ir_per_call" >"$csv"
 
 for bin in "$@"; do
@@ -78,6 +117,13 @@ for bin in "$@"; do
 	done
 	grep -v '^mm/ benchmark' "$dir/stdout" | sed 's/^/  /'
 
+	# W5 must never run buddy code; W1 cold must (else the line attribution is broken).
+	w5_dump=$(grep -l '^desc: Trigger: Client Request: W5[^|]*|mm/' "$dir"/callgrind.out.* | head -n 1)
+	w1c_dump=$(grep -l '^desc: Trigger: Client Request: W1 cold[^|]*|mm/' "$dir"/callgrind.out.* | head -n 1)
+	w5_buddy=$(buddy_ir "$w5_dump" "$ranges")
+	w1c_buddy=$(buddy_ir "$w1c_dump" "$ranges")
+	buddy_names=$(echo "$ranges" | awk '{ printf "%s%s", sep, $4; sep = ", " }')
+
 	build=$(sed -n 's/^mm\/ benchmark: \([^ ]*\) build.*/\1/p' "$dir/stdout")
 	# Line-by-line profiles of every mm/ region, for whoever tunes mm/.
 	for f in "$dir"/callgrind.out.*; do
@@ -89,7 +135,8 @@ for bin in "$@"; do
 	done
 
 	status=0
-	awk -F '\t' -v build="$build" -v csv="$csv" '
+	awk -F '\t' -v build="$build" -v csv="$csv" -v w5_buddy="$w5_buddy" -v w1c_buddy="$w1c_buddy" \
+		-v buddy_names="$buddy_names" '
 	function fns(alloc, which) {
 		if (alloc == "freelist") return "bench_freelist_" which
 		if (alloc == "freelist+irqsave") return "bench_freelist_" which "_irqsave"
@@ -163,13 +210,14 @@ for bin in "$@"; do
 		v = value["W5 atomic pool pair", "mm/ atomic-excl", "pair"]
 		target(v <= lk5, sprintf("W5 atomic pair %.1f Ir <= locked free list (%.1f): %.2fx; without port hooks %.1f vs %.1f", v, lk5, per(v, lk5),
 		       v - portv["W5 atomic pool pair", "mm/ atomic-excl", "pair"], lk5 - portv["W5 atomic pool pair", "freelist+irqsave", "pair"]))
-		ba = calls[w5, "lmm_buddy_alloc_locked"] + 0; bf = calls[w5, "lmm_buddy_free_locked"] + 0
-		seen = calls[w1c, "lmm_buddy_alloc_locked"] + 0
-		if (seen == 0)
-			printf "  %-6s %s\n", "?", "W5 never enters buddy code: inconclusive, lmm_buddy_alloc_locked is not a separate call in this build (inlined?)"
+		ba = calls[w5, "lmm_buddy_alloc_locked"] + calls[w5, "buddy_alloc_locked"]
+		bf = calls[w5, "lmm_buddy_free_locked"] + calls[w5, "buddy_free_locked"]
+		if (w1c_buddy + 0 == 0)
+			printf "  %-6s %s\n", "?", "W5 never enters buddy code: inconclusive, no buddy-code lines found executed even in W1 cold"
 		else
-			target(ba + bf + incl[w5, "lmm_buddy_alloc_locked"] + incl[w5, "lmm_buddy_free_locked"] == 0,
-			       sprintf("W5 never enters buddy code: %d calls to lmm_buddy_alloc_locked, %d to lmm_buddy_free_locked", ba, bf))
+			target(w5_buddy + 0 == 0 && ba + bf == 0,
+			       sprintf("W5 never enters buddy code: %d instructions on the lines of %s (W1 cold: %d); %d calls to the buddy alloc/free functions",
+				       w5_buddy, buddy_names, w1c_buddy, ba + bf))
 		v = value["W1 cold order-0", "mm/", "pair"]
 		target(v < 500, sprintf("W1 cold pair (split 10 levels, merge 10) %.1f Ir < 500; without port hooks %.1f", v, v - portv["W1 cold order-0", "mm/", "pair"]))
 		v = value["W2 exhaust+rand free", "mm/", "free"]

@@ -171,7 +171,7 @@ static inline uint32_t take_block_locked(struct lmm *mm, unsigned order, lmm_gfp
 		idx = buddy_alloc_locked(mm, order);
 		if (unlikely(idx == LMM_NIL)) {
 			mm->alloc_failures++;
-			if (gfp & LMM_GFPB_RESERVE)
+			if (order == 0 && (gfp & LMM_GFPB_RESERVE)) /* pool and buddy both empty */
 				mm->pool_empty_failures++;
 			return LMM_NIL;
 		}
@@ -201,6 +201,7 @@ static cold void *alloc_general(struct lmm *mm, unsigned order, lmm_gfp_t gfp, u
 		return refuse_alloc(mm, order, gfp, owner, caller);
 #endif
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	mm->alloc_calls++;
 	uint32_t idx = take_block_locked(mm, order, gfp, owner);
 	lmm_port_unlock_irqrestore(&mm->lock, fl);
 	if (idx == LMM_NIL)
@@ -226,6 +227,7 @@ static inline void *alloc_order0_fast(struct lmm *mm, lmm_gfp_t gfp, const void 
 	(void)caller;
 #endif
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	mm->alloc_calls++;
 	uint32_t idx = mm->free_head[0];
 	if (unlikely(idx == LMM_NIL)) {
 		idx = take_block_locked(mm, 0, gfp, 0);
@@ -361,6 +363,7 @@ static inline bool free_order0_fast(struct lmm *mm, void *ptr)
 		return false;
 	}
 	uint32_t head = mm->free_head[0];
+	mm->free_calls++;
 	f->refcount = 0;
 	f->state = LMM_FRAME_FREE;
 	f->next = head;
@@ -384,7 +387,7 @@ static cold enum lmm_status free_general(struct lmm *mm, void *ptr, unsigned ord
 		return LMM_OK;
 
 	struct lmm_refusal why;
-	uint32_t idx;
+	uint32_t idx = LMM_NIL;
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER)) {
 		if (st == LMM_OK)
@@ -403,6 +406,7 @@ static cold enum lmm_status free_general(struct lmm *mm, void *ptr, unsigned ord
 		may_refill = lmm_port_context() == LMM_CTX_NORMAL;
 
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	mm->free_calls++;
 	struct lmm_frame *f = &mm->frames[idx];
 	if (likely(f->state == LMM_FRAME_ALLOCATED && f->order == order && f->refcount == 1)) {
 		release_locked(mm, f, idx, order, may_refill);
@@ -414,9 +418,8 @@ static cold enum lmm_status free_general(struct lmm *mm, void *ptr, unsigned ord
 		mm->refused[st]++;
 	lmm_port_unlock_irqrestore(&mm->lock, fl);
 
-	if (st != LMM_OK) {
+	if (st != LMM_OK)
 		return refuse_free(mm, st, ptr, order, idx, &why);
-	}
 	return LMM_OK;
 }
 

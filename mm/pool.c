@@ -118,16 +118,21 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 		return st;
 	}
 
-	/* Shrinking returns the surplus to the buddy lists right away. */
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
 	LMM_WRITE_ONCE(mm->pool_low, low);
 	LMM_WRITE_ONCE(mm->pool_target, target);
-	while (mm->npool > target) {
-		uint32_t idx = lmm_pool_pop_locked(mm);
-		lmm_buddy_free_locked(mm, idx, 0);
-	}
-	mm->pool_low_water = (uint32_t)mm->npool;
 	lmm_port_unlock_irqrestore(&mm->lock, fl);
+
+	/* Shrinking returns the surplus to the buddy lists now, a bounded batch per hold. */
+	bool more = true;
+	while (more) {
+		fl = lmm_port_lock_irqsave(&mm->lock);
+		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool > mm->pool_target; n++)
+			lmm_buddy_free_locked(mm, lmm_pool_pop_locked(mm), 0);
+		more = mm->npool > mm->pool_target;
+		mm->pool_low_water = (uint32_t)mm->npool;
+		lmm_port_unlock_irqrestore(&mm->lock, fl);
+	}
 	return LMM_OK;
 }
 

@@ -8,10 +8,11 @@
 #define _GNU_SOURCE
 #include "port_host.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -118,27 +119,34 @@ static __thread volatile sig_atomic_t in_irq;
 static void (*irq_handler)(void);
 static atomic_ullong irqs_deferred;
 
+/*
+ * Interrupts go off before the handler context is entered and come back on only after
+ * it is left, so a signal landing between the two steps is deferred, never nested.
+ */
 static void run_handler(void)
 {
-	in_irq = 1;
 	irq_off = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	in_irq = 1;
 	atomic_signal_fence(memory_order_seq_cst);
 	irq_handler();
 	atomic_signal_fence(memory_order_seq_cst);
-	irq_off = 0;
 	in_irq = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	irq_off = 0;
 }
 
 static void on_signal(int signo)
 {
 	(void)signo;
-	if (!irq_handler)
-		return;
-	if (irq_off) {
-		irq_pending = 1;
-		return;
+	int saved_errno = errno;
+	if (irq_handler) {
+		if (irq_off)
+			irq_pending = 1;
+		else
+			run_handler();
 	}
-	run_handler();
+	errno = saved_errno;
 }
 
 void host_irq_install(int signo, void (*handler)(void))
@@ -220,9 +228,14 @@ uint16_t lmm_port_owner(void)
 
 /* ---- Lock ---------------------------------------------------------------------------------- */
 
+/*
+ * Test-and-test-and-set with a bounded spin before yielding: the host has fewer cores
+ * than tests have threads, and a waiter that never yields starves the holder.  The
+ * holder is a fixed per-thread number (not the owner tag, which tests may change).
+ */
 struct host_lock {
-	atomic_uint next, serving; /* ticket lock */
-	atomic_int holder;         /* owner tag of the holding thread, 0 when free */
+	atomic_int locked;
+	atomic_int holder; /* thread number of the holder, 0 when free */
 	const char *name;
 };
 _Static_assert(sizeof(struct host_lock) <= LMM_PORT_LOCK_BYTES, "host lock too big");
@@ -241,11 +254,22 @@ static inline void cpu_relax(void)
 }
 #define SPIN_REPORT_AFTER (1ull << 28)
 
+#define SPINS_BEFORE_YIELD 256
+
+static atomic_int next_lock_thread;
+static __thread int lock_thread_no;
+
+static int thread_no(void)
+{
+	if (!lock_thread_no)
+		lock_thread_no = atomic_fetch_add(&next_lock_thread, 1) + 1;
+	return lock_thread_no;
+}
+
 void lmm_port_lock_init(lmm_port_lock_t *l, const char *name)
 {
 	struct host_lock *h = (struct host_lock *)l->opaque;
-	atomic_init(&h->next, 0);
-	atomic_init(&h->serving, 0);
+	atomic_init(&h->locked, 0);
 	atomic_init(&h->holder, 0);
 	h->name = name;
 }
@@ -254,22 +278,26 @@ lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *l)
 {
 	struct host_lock *h = (struct host_lock *)l->opaque;
 	lmm_irqflags_t flags = host_irq_save();
-	int me = host_thread_owner();
+	int me = thread_no();
 
 	if (atomic_load_explicit(&h->holder, memory_order_relaxed) == me) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "lock '%s' taken again by its holder (thread %d)", h->name, me);
 		lmm_port_fatal(msg);
 	}
-	unsigned ticket = atomic_fetch_add_explicit(&h->next, 1, memory_order_relaxed);
 	uint64_t spins = 0;
-	while (atomic_load_explicit(&h->serving, memory_order_acquire) != ticket) {
-		if (++spins == SPIN_REPORT_AFTER) {
-			atomic_fetch_add(&slow_reports, 1);
-			fprintf(stderr, "port_host: lock '%s' spun on for %llu iterations (holder %d)\n",
-				h->name, (unsigned long long)spins, atomic_load(&h->holder));
+	while (atomic_exchange_explicit(&h->locked, 1, memory_order_acquire)) {
+		while (atomic_load_explicit(&h->locked, memory_order_relaxed)) {
+			if (++spins == SPIN_REPORT_AFTER) {
+				atomic_fetch_add(&slow_reports, 1);
+				fprintf(stderr, "port_host: lock '%s' spun on for %llu iterations (holder %d)\n",
+					h->name, (unsigned long long)spins, atomic_load(&h->holder));
+			}
+			if (spins % SPINS_BEFORE_YIELD == 0)
+				sched_yield();
+			else
+				cpu_relax();
 		}
-		cpu_relax();
 	}
 	atomic_store_explicit(&h->holder, me, memory_order_relaxed);
 	return flags;
@@ -279,7 +307,7 @@ void lmm_port_unlock_irqrestore(lmm_port_lock_t *l, lmm_irqflags_t flags)
 {
 	struct host_lock *h = (struct host_lock *)l->opaque;
 	atomic_store_explicit(&h->holder, 0, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->serving, 1, memory_order_release);
+	atomic_store_explicit(&h->locked, 0, memory_order_release);
 	host_irq_restore(flags);
 }
 
@@ -293,7 +321,7 @@ uint64_t host_lock_slow_reports(void)
 #define LOG_KEEP 64
 static char log_lines[LOG_KEEP][256];
 static atomic_ullong log_n;
-static int verbose = -1;
+static atomic_int verbose = -1;
 
 void host_log_verbose(bool on)
 {

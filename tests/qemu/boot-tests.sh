@@ -67,6 +67,9 @@ configs() {
 	config mem-4G    mem=4G   check=check_ram $DEMO # PCI hole: 1 GiB above 4 GiB
 	config q35-6G    mem=6G   qemu='-machine q35' check=check_ram $DEMO # 4 GiB above 4 GiB
 	config smp-2     mem=256M smp=2 check=check_ram $DEMO
+	# The same ISO through UEFI GRUB (OVMF firmware) instead of BIOS GRUB.
+	config uefi-q35  mem=512M qemu='-machine q35 -bios /usr/share/ovmf/OVMF.fd -net none' \
+		check=check_ram $DEMO
 	}
 
 	config mode-test   mem=128M cmdline='mode=test mm_poison=1' check=require_ktap \

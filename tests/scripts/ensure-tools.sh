@@ -42,6 +42,9 @@ check_group() {
 		# grub-mkrescue without the BIOS platform files makes an ISO that does not boot
 		# under SeaBIOS: the directory is the real requirement, not the command.
 		need dir /usr/lib/grub/i386-pc grub-pc-bin
+		# ... and without the x86_64-efi files an ISO that UEFI firmware cannot boot.
+		need dir /usr/lib/grub/x86_64-efi grub-efi-amd64-bin
+		need glob /usr/share/ovmf/OVMF.fd ovmf
 		need cmd xorriso xorriso
 		need cmd mformat mtools
 		need cmd qemu-system-x86_64 qemu-system-x86

@@ -7,21 +7,20 @@
 # Variants: gcc and clang for x86-64 at -O0 and -O2; gcc -m32 (i386: pointers are 32
 # bits, physical addresses stay 64); aarch64 with Debian's cross compiler, run under
 # qemu-user.  Every tests/host/test_mm_*.c present when make runs is built, with
-# tests/host/port_host.c.  gcc x86-64 builds carry ASan+UBSan; the others carry UBSan
-# in trap mode, which needs no runtime library.
+# tests/host/port_host.c.  All carry UBSan in trap mode, which needs no runtime library
+# (the host suite proper, tests/host/host.mk, already runs under ASan+UBSan and TSan).
 
 CROSS_DIR      := $(BUILD)/cross
 CROSS_VARIANTS := gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64
 CROSS_TESTS    := $(sort $(wildcard tests/host/test_mm_*.c))
 CROSS_LIBSRCS  := $(sort $(wildcard mm/*.c)) tests/host/port_host.c
 CROSS_COMMON   := -std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror -MMD -MP
-CROSS_ASAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CROSS_UBTRAP   := -fsanitize=undefined -fsanitize-undefined-trap-on-error
 
 CROSS_CC.gcc-O0       := gcc
-CROSS_CFLAGS.gcc-O0   := -O0 -g $(CROSS_ASAN)
+CROSS_CFLAGS.gcc-O0   := -O0 -g $(CROSS_UBTRAP)
 CROSS_CC.gcc-O2       := gcc
-CROSS_CFLAGS.gcc-O2   := -O2 -g $(CROSS_ASAN)
+CROSS_CFLAGS.gcc-O2   := -O2 -g $(CROSS_UBTRAP)
 CROSS_CC.clang-O0     := clang
 CROSS_CFLAGS.clang-O0 := -O0 -g $(CROSS_UBTRAP)
 CROSS_CC.clang-O2     := clang
@@ -38,9 +37,15 @@ $(CROSS_DIR)/gcc-m32/include/asm:
 CROSS_CC.aarch64      := aarch64-linux-gnu-gcc
 CROSS_CFLAGS.aarch64  := -O2 -g $(CROSS_UBTRAP)
 
-# cross_variant NAME: objects, test programs and a cross-build-NAME target.
+# cross_variant NAME: objects, test programs and a cross-build-NAME target.  The flags
+# are kept in a file the objects depend on, so changing them rebuilds the variant.
 define cross_variant
-$(CROSS_DIR)/$(1)/obj/%.o: %.c | tools-cross $(CROSS_PREREQ.$(1))
+$(CROSS_DIR)/$(1)/flags: FORCE
+	@mkdir -p $$(dir $$@)
+	@echo '$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_CFLAGS.$(1))' | cmp -s - $$@ || \
+		echo '$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_CFLAGS.$(1))' >$$@
+
+$(CROSS_DIR)/$(1)/obj/%.o: %.c $(CROSS_DIR)/$(1)/flags | tools-cross $(CROSS_PREREQ.$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_CFLAGS.$(1)) -c $$< -o $$@
 
@@ -53,7 +58,8 @@ cross-build-$(1): $(patsubst tests/host/%.c,$(CROSS_DIR)/$(1)/%,$(CROSS_TESTS))
 endef
 $(foreach v,$(CROSS_VARIANTS),$(eval $(call cross_variant,$(v))))
 
-.PHONY: cross-build cross-tests tools-cross
+.PHONY: cross-build cross-tests tools-cross FORCE
+FORCE:
 cross-build: $(addprefix cross-build-,$(CROSS_VARIANTS))
 cross-tests:
 	@sh tests/cross/run-cross.sh

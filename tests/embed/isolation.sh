@@ -57,15 +57,14 @@ if [ ! -f "$lib" ]; then
 	echo "FAIL libmm-symbols: $lib not built (make libmm)"
 	exit 1
 fi
-hooks="lmm_port_lock_init lmm_port_lock_irqsave lmm_port_unlock_irqrestore lmm_port_phys_to_virt
-lmm_port_context lmm_port_owner lmm_port_log lmm_port_fatal"
-compiler="memcpy memmove memset memcmp"
+allowed=" lmm_port_lock_init lmm_port_lock_irqsave lmm_port_unlock_irqrestore lmm_port_phys_to_virt \
+lmm_port_context lmm_port_owner lmm_port_log lmm_port_fatal memcpy memmove memset memcmp "
 defined=$($NM -g --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sort -u)
 undefined=$($NM -u "$lib" | awk 'NF >= 2 { print $2 }' | sort -u |
 	while read -r s; do echo "$defined" | grep -qx "$s" || echo "$s"; done)
 unexpected=""
 for s in $undefined; do
-	case " $(echo $hooks $compiler) " in
+	case $allowed in
 	*" $s "*) ;;
 	*) unexpected="$unexpected $s" ;;
 	esac
@@ -77,7 +76,7 @@ for s in $defined; do
 	*) foreign="$foreign $s" ;;
 	esac
 done
-list=$(echo $undefined)
+list=$(echo "$undefined" | tr '\n' ' ' | sed 's/ $//')
 if [ -n "$unexpected" ]; then
 	echo "FAIL libmm-symbols: $lib needs symbols no port provides:$unexpected"
 	failed=1

@@ -25,7 +25,7 @@ build() {
 		return 0
 	fi
 	sed 's/^/    /' "$log" | tail -n 20
-	echo "FAIL $name: build failed: $(grep -m1 -E 'error|Error|No rule|undefined reference' "$log")"
+	echo "FAIL $name: build failed: $(grep -m1 -E 'error:|\*\*\*|undefined reference' "$log")"
 	failed=1
 	return 1
 }
@@ -43,7 +43,7 @@ run() {
 }
 
 if build libmm-build libmm; then
-	echo "PASS libmm-build: $BUILD/libmm/libmm.a ($(ls "$BUILD"/libmm/obj/*.o | wc -l) objects, kernel flags, freestanding)"
+	echo "PASS libmm-build: $BUILD/libmm/libmm.a ($(find "$BUILD/libmm/obj" -name '*.o' | wc -l) objects, kernel flags, freestanding)"
 	sh tests/embed/isolation.sh "$BUILD/libmm/libmm.a" || failed=1
 fi
 build guide-example "$BUILD/embed/guide-example" && run guide-example "$BUILD/embed/guide-example"

@@ -27,7 +27,7 @@ $(LIBMM_INC)/labyrinth/%.h: include/labyrinth/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
-$(LIBMM_DIR)/obj/%.o: mm/%.c $(LIBMM_HDRS) | tools
+$(LIBMM_DIR)/obj/%.o: mm/%.c $(LIBMM_HDRS) | tools-host
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBMM_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -56,7 +56,7 @@ $(EMBED_DIR)/guide/%.c: mm/README.md tests/embed/extract.sh
 	sh tests/embed/extract.sh mm/README.md $*.c >$@
 
 # Compiled as a kernel would: freestanding, the kernel's flags, public headers only...
-$(EMBED_DIR)/guide/%.o: $(EMBED_DIR)/guide/%.c $(LIBMM_HDRS) | tools
+$(EMBED_DIR)/guide/%.o: $(EMBED_DIR)/guide/%.c $(LIBMM_HDRS) | tools-host
 	$(CC) $(LIBMM_CFLAGS) $(CFLAGS) -c $< -o $@
 
 # ...and linked into a Linux program with a tiny shim standing for the rest of the kernel.

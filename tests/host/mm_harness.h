@@ -1,7 +1,7 @@
 /*
- * mm_harness.h - shared scaffolding for the mm/ host tests: a named-case runner that
- * prints "PASS name" / "FAIL name: why", and helpers that build an allocator over a
- * layout of the host arena.
+ * mm_harness.h - shared scaffolding for the mm/ host tests: the named-case runner of
+ * testlib.h (CHECK, ASSERT, TEST, testlib_exit) plus fixtures that build an allocator
+ * over a layout of the host arena.
  */
 #ifndef LABYRINTH_MM_HARNESS_H
 #define LABYRINTH_MM_HARNESS_H
@@ -13,55 +13,7 @@
 
 #include <labyrinth/mm.h>
 #include "port_host.h"
-
-static int harness_failed_cases, harness_passed_cases;
-static int case_failed;
-static char case_why[512];
-
-/* Record a failed expectation in the current case (first message kept). */
-#define EXPECT(cond, ...)                                                              \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			if (!case_failed) {                                            \
-				int n_ = snprintf(case_why, sizeof(case_why), "%s:%d: ",       \
-						  __FILE__, __LINE__);                         \
-				snprintf(case_why + n_, sizeof(case_why) - (size_t)n_,        \
-					 __VA_ARGS__);                                         \
-			}                                                              \
-			case_failed = 1;                                               \
-		}                                                                      \
-	} while (0)
-
-/* Expectation that stops the case at once. */
-#define REQUIRE(cond, ...)                                                             \
-	do {                                                                           \
-		EXPECT(cond, __VA_ARGS__);                                             \
-		if (case_failed)                                                       \
-			return;                                                        \
-	} while (0)
-
-static inline void run_case(const char *name, void (*fn)(void))
-{
-	case_failed = 0;
-	case_why[0] = '\0';
-	fn();
-	if (case_failed) {
-		harness_failed_cases++;
-		printf("FAIL %s: %s\n", name, case_why);
-	} else {
-		harness_passed_cases++;
-		printf("PASS %s\n", name);
-	}
-	fflush(stdout);
-}
-
-#define RUN(fn) run_case(#fn, fn)
-
-static inline int harness_exit(void)
-{
-	fprintf(stderr, "%d cases passed, %d failed\n", harness_passed_cases, harness_failed_cases);
-	return harness_failed_cases ? 1 : 0;
-}
+#include "testlib.h"
 
 /* ---- Allocator fixtures ----------------------------------------------------------------- */
 

@@ -64,7 +64,7 @@
 
 static struct lmm mm;
 
-#define RUN_CASE(fn) run_case(CASE_PREFIX #fn, fn)
+#define RUN_CASE(fn) testlib_run(CASE_PREFIX #fn, fn)
 
 /* ---- Fixtures ------------------------------------------------------------------------- */
 
@@ -244,39 +244,39 @@ static void run_on_thread(void *(*fn)(void *), void *arg)
 
 static void pool_kernel_never_takes_reserve(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	struct lmm_stats s0 = mm_stats(&mm);
-	REQUIRE(s0.pool == POOL_TARGET && s0.pool_target == POOL_TARGET, "pool %" PRIu64 "/%u at init",
+	ASSERT(s0.pool == POOL_TARGET && s0.pool_target == POOL_TARGET, "pool %" PRIu64 "/%u at init",
 		s0.pool, s0.pool_target);
 	void *reserve[POOL_TARGET], *after[POOL_TARGET];
-	REQUIRE(pool_snapshot(reserve, POOL_TARGET) == POOL_TARGET, "pool list shorter than its count");
+	ASSERT(pool_snapshot(reserve, POOL_TARGET) == POOL_TARGET, "pool list shorter than its count");
 
 	void **v;
 	size_t n = exhaust(LMM_GFP_KERNEL, &v);
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(n == s0.free, "KERNEL got %zu pages, buddy had %" PRIu64, n, s0.free);
-	EXPECT(s1.free == 0 && s1.pool == POOL_TARGET, "after exhaustion free %" PRIu64 " pool %" PRIu64,
+	CHECK(n == s0.free, "KERNEL got %zu pages, buddy had %" PRIu64, n, s0.free);
+	CHECK(s1.free == 0 && s1.pool == POOL_TARGET, "after exhaustion free %" PRIu64 " pool %" PRIu64,
 	       s1.free, s1.pool);
-	EXPECT(s1.pool_hits == s0.pool_hits, "KERNEL allocations hit the pool");
+	CHECK(s1.pool_hits == s0.pool_hits, "KERNEL allocations hit the pool");
 	for (size_t i = 0; i < n; i++)
 		if (in_set(reserve, POOL_TARGET, v[i])) {
-			EXPECT(0, "KERNEL allocation returned pool page %s", hex_phys(v[i]));
+			CHECK(0, "KERNEL allocation returned pool page %s", hex_phys(v[i]));
 			break;
 		}
-	EXPECT(pool_snapshot(after, POOL_TARGET) == POOL_TARGET &&
+	CHECK(pool_snapshot(after, POOL_TARGET) == POOL_TARGET &&
 		       memcmp(after, reserve, sizeof(reserve)) == 0,
 	       "the pool's pages changed under KERNEL pressure");
 	/* Larger orders and the other non-reserve flag respect the reserve too. */
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		EXPECT(!lmm_alloc_pages(&mm, o, LMM_GFP_KERNEL), "KERNEL order %u succeeded on empty buddy", o);
-	EXPECT(!lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT), "NOWAIT took the reserve");
-	EXPECT(!lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL | LMM_GFP_ZERO), "KERNEL|ZERO took the reserve");
-	EXPECT(mm_stats(&mm).pool == POOL_TARGET, "pool drained by non-reserve callers");
+		CHECK(!lmm_alloc_pages(&mm, o, LMM_GFP_KERNEL), "KERNEL order %u succeeded on empty buddy", o);
+	CHECK(!lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT), "NOWAIT took the reserve");
+	CHECK(!lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL | LMM_GFP_ZERO), "KERNEL|ZERO took the reserve");
+	CHECK(mm_stats(&mm).pool == POOL_TARGET, "pool drained by non-reserve callers");
 
 	free_all(v, n);
 	struct lmm_stats s2 = mm_stats(&mm);
-	EXPECT(s2.free == s0.free && s2.pool == s0.pool && s2.allocated == 0, "not back to the start");
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(s2.free == s0.free && s2.pool == s0.pool && s2.allocated == 0, "not back to the start");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 /* ---- Pool property 2: with normal memory gone, ATOMIC still gets exactly the reserve ----- */
@@ -305,12 +305,12 @@ static void free_in_handler(void)
 
 static void pool_atomic_gets_reserve_after_kernel_exhaustion(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *reserve[POOL_TARGET];
-	REQUIRE(pool_snapshot(reserve, POOL_TARGET) == POOL_TARGET, "fixture: pool not full");
+	ASSERT(pool_snapshot(reserve, POOL_TARGET) == POOL_TARGET, "fixture: pool not full");
 	void **v;
 	size_t n = exhaust(LMM_GFP_KERNEL, &v);
-	REQUIRE(n > 0 && !lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "fixture: KERNEL not exhausted");
+	ASSERT(n > 0 && !lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "fixture: KERNEL not exhausted");
 	struct lmm_stats s0 = mm_stats(&mm);
 
 	/* Half the reserve from normal context... */
@@ -318,42 +318,42 @@ static void pool_atomic_gets_reserve_after_kernel_exhaustion(void)
 	void *mine[POOL_TARGET];
 	for (size_t i = 0; i < half; i++) {
 		void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
-		EXPECT(p, "normal-context ATOMIC #%zu failed with the pool at %" PRIu64, i, mm_stats(&mm).pool);
+		CHECK(p, "normal-context ATOMIC #%zu failed with the pool at %" PRIu64, i, mm_stats(&mm).pool);
 		if (!p)
 			break;
-		EXPECT(in_set(reserve, POOL_TARGET, p), "ATOMIC page %s was not from the pool", hex_phys(p));
+		CHECK(in_set(reserve, POOL_TARGET, p), "ATOMIC page %s was not from the pool", hex_phys(p));
 		mine[got++] = p;
 	}
-	EXPECT(!lmm_alloc_pages(&mm, 1, LMM_GFP_ATOMIC), "ATOMIC order 1 succeeded: the pool is order 0 only");
+	CHECK(!lmm_alloc_pages(&mm, 1, LMM_GFP_ATOMIC), "ATOMIC order 1 succeeded: the pool is order 0 only");
 	/* ...the rest from the interrupt handler, and not one page more. */
 	irq_nptrs = 0;
 	irq_want = POOL_TARGET; /* asks for more than is left */
-	REQUIRE(interrupt(take_reserve_in_handler) == 1, "handler did not run");
-	EXPECT(irq_nptrs == POOL_TARGET - half, "handler got %zu pages, %zu were left", irq_nptrs,
+	ASSERT(interrupt(take_reserve_in_handler) == 1, "handler did not run");
+	CHECK(irq_nptrs == POOL_TARGET - half, "handler got %zu pages, %zu were left", irq_nptrs,
 	       (size_t)POOL_TARGET - half);
-	EXPECT(irq_ptrs[irq_nptrs] == NULL, "handler got a page beyond the reserve");
-	EXPECT((irq_owner & HANDLER_BIT) != 0, "handler owner 0x%04x has no handler tag", irq_owner);
+	CHECK(irq_ptrs[irq_nptrs] == NULL, "handler got a page beyond the reserve");
+	CHECK((irq_owner & HANDLER_BIT) != 0, "handler owner 0x%04x has no handler tag", irq_owner);
 	for (size_t i = 0; i < irq_nptrs; i++) {
-		EXPECT(in_set(reserve, POOL_TARGET, irq_ptrs[i]), "handler page %s not from the pool",
+		CHECK(in_set(reserve, POOL_TARGET, irq_ptrs[i]), "handler page %s not from the pool",
 		       hex_phys(irq_ptrs[i]));
-		EXPECT(lmm_page_owner(&mm, irq_ptrs[i]) == irq_owner, "handler page not owned by the handler");
+		CHECK(lmm_page_owner(&mm, irq_ptrs[i]) == irq_owner, "handler page not owned by the handler");
 	}
-	EXPECT(!lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC), "ATOMIC succeeded after the reserve was used up");
+	CHECK(!lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC), "ATOMIC succeeded after the reserve was used up");
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(got + irq_nptrs == POOL_TARGET, "ATOMIC got %zu pages beyond KERNEL's NULL, pool target %d",
+	CHECK(got + irq_nptrs == POOL_TARGET, "ATOMIC got %zu pages beyond KERNEL's NULL, pool target %d",
 	       got + irq_nptrs, POOL_TARGET);
-	EXPECT(s1.pool == 0 && s1.pool_hits == s0.pool_hits + POOL_TARGET, "pool %" PRIu64 ", hits +%" PRIu64,
+	CHECK(s1.pool == 0 && s1.pool_hits == s0.pool_hits + POOL_TARGET, "pool %" PRIu64 ", hits +%" PRIu64,
 	       s1.pool, s1.pool_hits - s0.pool_hits);
-	EXPECT(s1.pool_low_water == 0, "low-water mark %u after draining", s1.pool_low_water);
+	CHECK(s1.pool_low_water == 0, "low-water mark %u after draining", s1.pool_low_water);
 
-	REQUIRE(interrupt(free_in_handler) == 1, "handler did not run");
-	EXPECT(irq_u32 == 0, "%u handler pages refused when their owner freed them", irq_u32);
+	ASSERT(interrupt(free_in_handler) == 1, "handler did not run");
+	CHECK(irq_u32 == 0, "%u handler pages refused when their owner freed them", irq_u32);
 	for (size_t i = 0; i < got; i++)
-		EXPECT(lmm_free_pages(&mm, mine[i], 0) == LMM_OK, "free refused");
+		CHECK(lmm_free_pages(&mm, mine[i], 0) == LMM_OK, "free refused");
 	free_all(v, n);
 	lmm_pool_refill(&mm); /* the normal-context frees above have already topped it up */
-	EXPECT(mm_stats(&mm).pool == POOL_TARGET, "pool %" PRIu64 " after frees and refill", mm_stats(&mm).pool);
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).pool == POOL_TARGET, "pool %" PRIu64 " after frees and refill", mm_stats(&mm).pool);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 /* ---- Pool property 3: the atomic path is O(1) from the pool ------------------------------- */
@@ -385,7 +385,7 @@ static long context_switches(void)
  */
 static void pool_atomic_path_is_o1(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	enum { ROUNDS = 2000, K = POOL_TARGET };
 	uint64_t *ta = malloc(sizeof(uint64_t) * ROUNDS * K), *tf = malloc(sizeof(uint64_t) * ROUNDS * K);
 	size_t na = 0, nf = 0;
@@ -412,14 +412,14 @@ static void pool_atomic_path_is_o1(void)
 		if (!lists_same || s1.free != s0.free || s1.pool_hits != s0.pool_hits + K ||
 		    s1.pool != s0.pool - K) {
 			structural_ok = false;
-			EXPECT(0, "round %d: pool alloc touched the buddy lists (free %" PRIu64 "->%" PRIu64
+			CHECK(0, "round %d: pool alloc touched the buddy lists (free %" PRIu64 "->%" PRIu64
 				  ", hits +%" PRIu64 ", lists %s)", r, s0.free, s1.free,
 			       s1.pool_hits - s0.pool_hits, lists_same ? "same" : "changed");
 		}
 		for (int k = 0; k < K; k++) {
 			if (!pages[k]) {
 				structural_ok = false;
-				EXPECT(0, "round %d: pool alloc %d returned NULL", r, k);
+				CHECK(0, "round %d: pool alloc %d returned NULL", r, k);
 				continue;
 			}
 			uint64_t t0 = cycles();
@@ -427,17 +427,17 @@ static void pool_atomic_path_is_o1(void)
 			uint64_t dt = cycles() - t0;
 			tf[nf++] = dt;
 			worst_f = dt > worst_f ? dt : worst_f;
-			EXPECT(st == LMM_OK, "free refused: %s", lmm_status_str(st));
+			CHECK(st == LMM_OK, "free refused: %s", lmm_status_str(st));
 		}
 		/* Frees with interrupts off go to the buddy lists, never into the pool. */
-		EXPECT(mm_stats(&mm).pool == 0, "irqs-off free refilled the pool");
+		CHECK(mm_stats(&mm).pool == 0, "irqs-off free refilled the pool");
 		host_irq_restore(fl);
 		if (context_switches() == csw0) {
 			clean_rounds++;
 			clean_worst_a = worst_a > clean_worst_a ? worst_a : clean_worst_a;
 			clean_worst_f = worst_f > clean_worst_f ? worst_f : clean_worst_f;
 		}
-		EXPECT(lmm_pool_refill(&mm) == K, "refill did not restore %d pages", K);
+		CHECK(lmm_pool_refill(&mm) == K, "refill did not restore %d pages", K);
 	}
 	if (na && nf) {
 		qsort(ta, na, sizeof(*ta), cmp_u64);
@@ -453,7 +453,7 @@ static void pool_atomic_path_is_o1(void)
 	}
 	free(ta);
 	free(tf);
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 /* ---- Pool property 4: all empty -> NULL at once, counted -------------------------------- */
@@ -466,13 +466,13 @@ static void atomic_alloc_in_handler(void)
 
 static void pool_all_empty_atomic_fails_at_once(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void **v, **w;
 	size_t n = exhaust(LMM_GFP_KERNEL, &v);
 	size_t m = exhaust(LMM_GFP_ATOMIC, &w);
-	EXPECT(m == POOL_TARGET, "ATOMIC got %zu after KERNEL's NULL, want %d", m, POOL_TARGET);
+	CHECK(m == POOL_TARGET, "ATOMIC got %zu after KERNEL's NULL, want %d", m, POOL_TARGET);
 	struct lmm_stats s0 = mm_stats(&mm);
-	REQUIRE(s0.free == 0 && s0.pool == 0, "fixture: not empty");
+	ASSERT(s0.free == 0 && s0.pool == 0, "fixture: not empty");
 	uint64_t logs0 = host_log_count();
 
 	uint64_t t0 = cycles();
@@ -483,21 +483,21 @@ static void pool_all_empty_atomic_fails_at_once(void)
 	void *c = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_ZERO);
 	host_irq_restore(fl);
 	irq_ptrs[0] = irq_ptrs[1] = (void *)1;
-	REQUIRE(interrupt(atomic_alloc_in_handler) == 1, "handler did not run");
-	EXPECT(!a && !b && !c && !irq_ptrs[0] && !irq_ptrs[1], "an ATOMIC allocation succeeded on empty memory");
+	ASSERT(interrupt(atomic_alloc_in_handler) == 1, "handler did not run");
+	CHECK(!a && !b && !c && !irq_ptrs[0] && !irq_ptrs[1], "an ATOMIC allocation succeeded on empty memory");
 
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.alloc_failures == s0.alloc_failures + 5, "alloc_failures +%" PRIu64 ", want +5",
+	CHECK(s1.alloc_failures == s0.alloc_failures + 5, "alloc_failures +%" PRIu64 ", want +5",
 	       s1.alloc_failures - s0.alloc_failures);
-	EXPECT(s1.pool_empty_failures == s0.pool_empty_failures + 5, "pool_empty_failures +%" PRIu64 ", want +5",
+	CHECK(s1.pool_empty_failures == s0.pool_empty_failures + 5, "pool_empty_failures +%" PRIu64 ", want +5",
 	       s1.pool_empty_failures - s0.pool_empty_failures);
-	EXPECT(s1.refused_total == s0.refused_total, "running out of memory counted as a refusal");
-	EXPECT(host_log_count() == logs0, "the atomic path logged: %s", host_log_last());
+	CHECK(s1.refused_total == s0.refused_total, "running out of memory counted as a refusal");
+	CHECK(host_log_count() == logs0, "the atomic path logged: %s", host_log_last());
 	fprintf(stderr, "ATOMIC on empty pool and buddy: NULL after %" PRIu64 " cycles\n", dt);
 
 	free_all(w, m);
 	free_all(v, n);
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 /*
@@ -508,38 +508,38 @@ static void pool_all_empty_atomic_fails_at_once(void)
  */
 static void pool_empty_failures_count_only_an_empty_pool(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void **v;
 	size_t n = exhaust(LMM_GFP_KERNEL, &v);
 	struct lmm_stats s0 = mm_stats(&mm);
-	REQUIRE(s0.free == 0 && s0.pool == POOL_TARGET, "fixture: buddy not empty or pool not full");
-	EXPECT(!lmm_alloc_pages(&mm, 1, LMM_GFP_ATOMIC), "ATOMIC order 1 succeeded on an empty buddy");
-	EXPECT(!lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT), "NOWAIT succeeded on an empty buddy");
+	ASSERT(s0.free == 0 && s0.pool == POOL_TARGET, "fixture: buddy not empty or pool not full");
+	CHECK(!lmm_alloc_pages(&mm, 1, LMM_GFP_ATOMIC), "ATOMIC order 1 succeeded on an empty buddy");
+	CHECK(!lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT), "NOWAIT succeeded on an empty buddy");
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.alloc_failures == s0.alloc_failures + 2, "alloc_failures +%" PRIu64 ", want +2",
+	CHECK(s1.alloc_failures == s0.alloc_failures + 2, "alloc_failures +%" PRIu64 ", want +2",
 	       s1.alloc_failures - s0.alloc_failures);
-	EXPECT(s1.pool_empty_failures == s0.pool_empty_failures,
+	CHECK(s1.pool_empty_failures == s0.pool_empty_failures,
 	       "pool_empty_failures +%" PRIu64 " with the pool full (%" PRIu64 " pages): the order-1 ATOMIC "
 	       "failure was counted as an empty pool (mm/buddy.c take_block_locked)",
 	       s1.pool_empty_failures - s0.pool_empty_failures, s1.pool);
 	free_all(v, n);
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 /* alloc_calls / free_calls (mm.h: struct lmm_stats) count every call, on every path. */
 static void stats_count_every_call(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	struct lmm_stats s0 = mm_stats(&mm);
 	void *a = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);           /* order-0 fast path */
 	void *b = lmm_alloc_pages(&mm, 3, LMM_GFP_KERNEL);           /* general path */
 	void *c = labyrinth_void_alloc_page_gfp_atomic_exclusive(); /* the pool */
-	REQUIRE(a && b && c, "allocation failed");
+	ASSERT(a && b && c, "allocation failed");
 	lmm_free_pages(&mm, a, 0);
 	lmm_free_pages(&mm, b, 3);
 	labyrinth_free_page_atomic_exclusive(c);
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.alloc_calls == s0.alloc_calls + 3 && s1.free_calls == s0.free_calls + 3,
+	CHECK(s1.alloc_calls == s0.alloc_calls + 3 && s1.free_calls == s0.free_calls + 3,
 	       "3 allocations and 3 frees counted as alloc_calls +%" PRIu64 ", free_calls +%" PRIu64,
 	       s1.alloc_calls - s0.alloc_calls, s1.free_calls - s0.free_calls);
 }
@@ -559,109 +559,109 @@ static void free_one_in_handler(void)
 
 static void pool_refill_refused_outside_normal_context(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *p[10];
 	for (int i = 0; i < 10; i++)
-		REQUIRE((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
 	struct lmm_stats s0 = mm_stats(&mm);
-	REQUIRE(s0.pool == POOL_TARGET - 10, "fixture: pool %" PRIu64, s0.pool);
+	ASSERT(s0.pool == POOL_TARGET - 10, "fixture: pool %" PRIu64, s0.pool);
 
 	irq_u32 = 99;
 	host_log_clear();
-	REQUIRE(interrupt(refill_in_handler) == 1, "handler did not run");
-	EXPECT(irq_u32 == 0, "refill from the handler added %u pages", irq_u32);
-	EXPECT(irq_st == LMM_ERR_BAD_CONTEXT, "set_marks from the handler: %s", lmm_status_str(irq_st));
-	EXPECT(host_log_contains("refused pool refill"), "handler refill refusal not logged");
+	ASSERT(interrupt(refill_in_handler) == 1, "handler did not run");
+	CHECK(irq_u32 == 0, "refill from the handler added %u pages", irq_u32);
+	CHECK(irq_st == LMM_ERR_BAD_CONTEXT, "set_marks from the handler: %s", lmm_status_str(irq_st));
+	CHECK(host_log_contains("refused pool refill"), "handler refill refusal not logged");
 	lmm_irqflags_t fl = host_irq_save();
 	uint32_t added = lmm_pool_refill(&mm);
 	host_irq_restore(fl);
-	EXPECT(added == 0, "refill with interrupts off added %u pages", added);
+	CHECK(added == 0, "refill with interrupts off added %u pages", added);
 
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 3,
+	CHECK(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 3,
 	       "BAD_CONTEXT refusals +%" PRIu64 ", want +3 (2 refills, 1 set_marks)",
 	       s1.refused[LMM_ERR_BAD_CONTEXT] - s0.refused[LMM_ERR_BAD_CONTEXT]);
-	EXPECT(s1.pool == s0.pool && s1.pool_refills == s0.pool_refills && s1.free == s0.free,
+	CHECK(s1.pool == s0.pool && s1.pool_refills == s0.pool_refills && s1.free == s0.free,
 	       "a refused refill moved pages");
-	EXPECT(s1.pool_target == POOL_TARGET && s1.pool_low == POOL_LOW, "refused set_marks changed the marks");
+	CHECK(s1.pool_target == POOL_TARGET && s1.pool_low == POOL_LOW, "refused set_marks changed the marks");
 
 	/* An order-0 free in the handler or with interrupts off goes to the buddy lists. */
 	irq_ptrs[0] = p[0];
-	REQUIRE(interrupt(free_one_in_handler) == 1, "handler did not run");
-	EXPECT(irq_st == LMM_OK, "handler free refused: %s", lmm_status_str(irq_st));
+	ASSERT(interrupt(free_one_in_handler) == 1, "handler did not run");
+	CHECK(irq_st == LMM_OK, "handler free refused: %s", lmm_status_str(irq_st));
 	fl = host_irq_save();
-	EXPECT(lmm_free_pages(&mm, p[1], 0) == LMM_OK, "irqs-off free refused");
+	CHECK(lmm_free_pages(&mm, p[1], 0) == LMM_OK, "irqs-off free refused");
 	host_irq_restore(fl);
 	struct lmm_stats s2 = mm_stats(&mm);
-	EXPECT(s2.pool == s1.pool, "a free outside normal context went into the pool (%" PRIu64 " -> %" PRIu64 ")",
+	CHECK(s2.pool == s1.pool, "a free outside normal context went into the pool (%" PRIu64 " -> %" PRIu64 ")",
 	       s1.pool, s2.pool);
-	EXPECT(s2.free == s1.free + 2, "those frees did not reach the buddy lists");
+	CHECK(s2.free == s1.free + 2, "those frees did not reach the buddy lists");
 
 	/* A normal-context free while below target tops the pool up, one page. */
-	EXPECT(lmm_free_pages(&mm, p[2], 0) == LMM_OK, "normal free refused");
+	CHECK(lmm_free_pages(&mm, p[2], 0) == LMM_OK, "normal free refused");
 	struct lmm_stats s3 = mm_stats(&mm);
-	EXPECT(s3.pool == s2.pool + 1 && s3.free == s2.free, "normal free below target: pool %" PRIu64
+	CHECK(s3.pool == s2.pool + 1 && s3.free == s2.free, "normal free below target: pool %" PRIu64
 	       " -> %" PRIu64 ", free %" PRIu64 " -> %" PRIu64, s2.pool, s3.pool, s2.free, s3.free);
 
 	/* The explicit refill, in normal context, tops up to target and is counted. */
 	uint32_t want = (uint32_t)(POOL_TARGET - s3.pool);
-	EXPECT(lmm_pool_refill(&mm) == want, "refill did not add the %u missing pages", want);
+	CHECK(lmm_pool_refill(&mm) == want, "refill did not add the %u missing pages", want);
 	struct lmm_stats s4 = mm_stats(&mm);
-	EXPECT(s4.pool == POOL_TARGET, "pool %" PRIu64 " after refill", s4.pool);
-	EXPECT(s4.pool_refills == s3.pool_refills + 1 && s4.pool_refill_pages == s3.pool_refill_pages + want,
+	CHECK(s4.pool == POOL_TARGET, "pool %" PRIu64 " after refill", s4.pool);
+	CHECK(s4.pool_refills == s3.pool_refills + 1 && s4.pool_refill_pages == s3.pool_refill_pages + want,
 	       "refill not counted (refills +%" PRIu64 ", pages +%" PRIu64 ")", s4.pool_refills - s3.pool_refills,
 	       s4.pool_refill_pages - s3.pool_refill_pages);
-	EXPECT(lmm_pool_refill(&mm) == 0 && mm_stats(&mm).pool_refills == s4.pool_refills,
+	CHECK(lmm_pool_refill(&mm) == 0 && mm_stats(&mm).pool_refills == s4.pool_refills,
 	       "a refill of a full pool added pages or was counted");
 	/* At target, a normal free goes to the buddy lists. */
-	EXPECT(lmm_free_pages(&mm, p[3], 0) == LMM_OK, "free refused");
-	EXPECT(mm_stats(&mm).pool == POOL_TARGET, "pool grew past its target");
+	CHECK(lmm_free_pages(&mm, p[3], 0) == LMM_OK, "free refused");
+	CHECK(mm_stats(&mm).pool == POOL_TARGET, "pool grew past its target");
 	for (int i = 4; i < 10; i++)
 		lmm_free_pages(&mm, p[i], 0);
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void pool_marks_configurable(void)
 {
-	REQUIRE(setup_with(16 * MiB, 40, 10, 0) == LMM_OK, "init failed");
+	ASSERT(setup_with(16 * MiB, 40, 10, 0) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.pool_target == 40 && s.pool_low == 10 && s.pool == 40, "config marks: target %u low %u fill %"
+	CHECK(s.pool_target == 40 && s.pool_low == 10 && s.pool == 40, "config marks: target %u low %u fill %"
 	       PRIu64, s.pool_target, s.pool_low, s.pool);
-	EXPECT(!lmm_pool_needs_refill(&mm), "full pool needs a refill");
+	CHECK(!lmm_pool_needs_refill(&mm), "full pool needs a refill");
 	void *p[41];
 	for (int i = 0; i < 30; i++)
-		REQUIRE((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
-	EXPECT(!lmm_pool_needs_refill(&mm), "fill 10 == low 10 already needs a refill");
-	REQUIRE((p[30] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
-	EXPECT(lmm_pool_needs_refill(&mm), "fill 9 < low 10 does not need a refill");
-	EXPECT(mm_stats(&mm).pool_low_water == 9, "low-water %u, want 9", mm_stats(&mm).pool_low_water);
+		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+	CHECK(!lmm_pool_needs_refill(&mm), "fill 10 == low 10 already needs a refill");
+	ASSERT((p[30] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+	CHECK(lmm_pool_needs_refill(&mm), "fill 9 < low 10 does not need a refill");
+	CHECK(mm_stats(&mm).pool_low_water == 9, "low-water %u, want 9", mm_stats(&mm).pool_low_water);
 
 	/* Raise both marks: nothing moves until the refill, which converges on the new target. */
-	EXPECT(lmm_pool_set_marks(&mm, 20, 100) == LMM_OK, "set_marks refused");
+	CHECK(lmm_pool_set_marks(&mm, 20, 100) == LMM_OK, "set_marks refused");
 	s = mm_stats(&mm);
-	EXPECT(s.pool_target == 100 && s.pool_low == 20 && s.pool == 9, "after set_marks: target %u low %u fill %"
+	CHECK(s.pool_target == 100 && s.pool_low == 20 && s.pool == 9, "after set_marks: target %u low %u fill %"
 	       PRIu64, s.pool_target, s.pool_low, s.pool);
-	EXPECT(lmm_pool_needs_refill(&mm), "fill 9 < low 20 does not need a refill");
-	EXPECT(lmm_pool_refill(&mm) == 91 && mm_stats(&mm).pool == 100, "refill did not reach the new target");
-	EXPECT(!lmm_pool_needs_refill(&mm), "full pool needs a refill");
+	CHECK(lmm_pool_needs_refill(&mm), "fill 9 < low 20 does not need a refill");
+	CHECK(lmm_pool_refill(&mm) == 91 && mm_stats(&mm).pool == 100, "refill did not reach the new target");
+	CHECK(!lmm_pool_needs_refill(&mm), "full pool needs a refill");
 
 	/* Shrink: the surplus goes straight back to the buddy lists. */
 	uint64_t free0 = mm_stats(&mm).free;
-	EXPECT(lmm_pool_set_marks(&mm, 2, 8) == LMM_OK, "set_marks refused");
+	CHECK(lmm_pool_set_marks(&mm, 2, 8) == LMM_OK, "set_marks refused");
 	s = mm_stats(&mm);
-	EXPECT(s.pool == 8 && s.free == free0 + 92, "shrink to 8: fill %" PRIu64 ", free +%" PRIu64, s.pool,
+	CHECK(s.pool == 8 && s.free == free0 + 92, "shrink to 8: fill %" PRIu64 ", free +%" PRIu64, s.pool,
 	       s.free - free0);
-	EXPECT(lmm_pool_set_marks(&mm, 10, 5) == LMM_ERR_STATE, "low above target accepted");
-	EXPECT(mm_stats(&mm).pool_target == 8, "refused set_marks changed the target");
+	CHECK(lmm_pool_set_marks(&mm, 10, 5) == LMM_ERR_STATE, "low above target accepted");
+	CHECK(mm_stats(&mm).pool_target == 8, "refused set_marks changed the target");
 	for (int i = 0; i <= 30; i++)
 		lmm_free_pages(&mm, p[i], 0);
-	EXPECT(mm_stats(&mm).pool == 8, "frees overfilled the pool");
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).pool == 8, "frees overfilled the pool");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 
 	/* Automatic marks: target scaled to RAM within [16, 4096], low = target / 2. */
-	REQUIRE(setup_with(64 * MiB, LMM_POOL_AUTO, LMM_POOL_AUTO, 0) == LMM_OK, "init failed");
+	ASSERT(setup_with(64 * MiB, LMM_POOL_AUTO, LMM_POOL_AUTO, 0) == LMM_OK, "init failed");
 	s = mm_stats(&mm);
-	EXPECT(s.pool_target >= 16 && s.pool_target <= 4096 && s.pool_low == s.pool_target / 2 &&
+	CHECK(s.pool_target >= 16 && s.pool_target <= 4096 && s.pool_low == s.pool_target / 2 &&
 		       s.pool == s.pool_target, "auto marks: target %u low %u fill %" PRIu64, s.pool_target,
 	       s.pool_low, s.pool);
 }
@@ -670,37 +670,37 @@ static void pool_marks_configurable(void)
 
 static void exclusive_page_owned_by_caller(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
-	REQUIRE(p, "named routine returned NULL");
-	EXPECT(lmm_page_owner(&mm, p) == lmm_port_owner() && lmm_port_owner() != 0, "owner 0x%04x, caller 0x%04x",
+	ASSERT(p, "named routine returned NULL");
+	CHECK(lmm_page_owner(&mm, p) == lmm_port_owner() && lmm_port_owner() != 0, "owner 0x%04x, caller 0x%04x",
 	       lmm_page_owner(&mm, p), lmm_port_owner());
-	EXPECT(((uintptr_t)p & (LMM_PAGE_SIZE - 1)) == 0, "page not aligned");
+	CHECK(((uintptr_t)p & (LMM_PAGE_SIZE - 1)) == 0, "page not aligned");
 	void *q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(lmm_page_owner(&mm, q) == 0, "non-exclusive page reports an owner");
+	CHECK(lmm_page_owner(&mm, q) == 0, "non-exclusive page reports an owner");
 	lmm_free_pages(&mm, q, 0);
-	EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "owner's free refused");
-	EXPECT(lmm_page_owner(&mm, p) == 0, "freed page still has an owner");
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "owner's free refused");
+	CHECK(lmm_page_owner(&mm, p) == 0, "freed page still has an owner");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void exclusive_second_reference_refused(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
-	REQUIRE(p, "alloc failed");
+	ASSERT(p, "alloc failed");
 	memset(p, 0x5c, LMM_PAGE_SIZE);
 	struct lmm_stats s0 = mm_stats(&mm);
 	host_log_clear();
-	EXPECT(lmm_page_get(&mm, p) == LMM_ERR_EXCLUSIVE, "second reference to an exclusive page granted");
+	CHECK(lmm_page_get(&mm, p) == LMM_ERR_EXCLUSIVE, "second reference to an exclusive page granted");
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.refused[LMM_ERR_EXCLUSIVE] == s0.refused[LMM_ERR_EXCLUSIVE] + 1, "refusal not counted");
-	EXPECT(host_log_contains(hex_phys(p)), "refusal not logged with the address: %s", host_log_last());
-	EXPECT(lmm_page_owner(&mm, p) == lmm_port_owner(), "page lost its owner");
-	EXPECT(bytes_are(p, LMM_PAGE_SIZE, 0x5c), "refusal changed the page");
+	CHECK(s1.refused[LMM_ERR_EXCLUSIVE] == s0.refused[LMM_ERR_EXCLUSIVE] + 1, "refusal not counted");
+	CHECK(host_log_contains(hex_phys(p)), "refusal not logged with the address: %s", host_log_last());
+	CHECK(lmm_page_owner(&mm, p) == lmm_port_owner(), "page lost its owner");
+	CHECK(bytes_are(p, LMM_PAGE_SIZE, 0x5c), "refusal changed the page");
 	/* The get did not add a reference: the owner's single free releases it. */
-	EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "owner's free refused");
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "owner's free refused");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 struct foreign_free {
@@ -720,9 +720,9 @@ static void *free_from_other_thread(void *arg)
 
 static void exclusive_free_by_other_owner_refused(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
-	REQUIRE(p, "alloc failed");
+	ASSERT(p, "alloc failed");
 	memset(p, 0xa7, LMM_PAGE_SIZE);
 	uint16_t me = lmm_port_owner(), other = (uint16_t)(me + 0x100);
 	struct lmm_stats s0 = mm_stats(&mm);
@@ -732,59 +732,59 @@ static void exclusive_free_by_other_owner_refused(void)
 
 	/* A named other owner. */
 	host_log_clear();
-	EXPECT(lmm_free_pages_owned(&mm, p, 0, other) == LMM_ERR_WRONG_OWNER, "free by owner 0x%04x accepted", other);
-	EXPECT(host_log_contains(hex_phys(p)), "not logged with the page's address: %s", host_log_last());
-	EXPECT(host_log_contains(owner_s) && host_log_contains(other_s), "both owners not logged: %s",
+	CHECK(lmm_free_pages_owned(&mm, p, 0, other) == LMM_ERR_WRONG_OWNER, "free by owner 0x%04x accepted", other);
+	CHECK(host_log_contains(hex_phys(p)), "not logged with the page's address: %s", host_log_last());
+	CHECK(host_log_contains(owner_s) && host_log_contains(other_s), "both owners not logged: %s",
 	       host_log_last());
 
 	/* Another thread: both the generic free and the named counterpart. */
 	struct foreign_free ff = { p, LMM_OK, LMM_OK, 0 };
 	host_log_clear();
 	run_on_thread(free_from_other_thread, &ff);
-	EXPECT(ff.owner != me, "fixture: thread has the same owner tag");
-	EXPECT(ff.st_free == LMM_ERR_WRONG_OWNER, "another thread's free: %s", lmm_status_str(ff.st_free));
-	EXPECT(ff.st_named == LMM_ERR_WRONG_OWNER, "another thread's named free: %s", lmm_status_str(ff.st_named));
+	CHECK(ff.owner != me, "fixture: thread has the same owner tag");
+	CHECK(ff.st_free == LMM_ERR_WRONG_OWNER, "another thread's free: %s", lmm_status_str(ff.st_free));
+	CHECK(ff.st_named == LMM_ERR_WRONG_OWNER, "another thread's named free: %s", lmm_status_str(ff.st_named));
 	snprintf(other_s, sizeof(other_s), "caller 0x%04x", ff.owner);
-	EXPECT(host_log_contains(hex_phys(p)) && host_log_contains(owner_s) && host_log_contains(other_s),
+	CHECK(host_log_contains(hex_phys(p)) && host_log_contains(owner_s) && host_log_contains(other_s),
 	       "thread's refusal not logged with address and both owners: %s", host_log_last());
 
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.refused[LMM_ERR_WRONG_OWNER] == s0.refused[LMM_ERR_WRONG_OWNER] + 3, "WRONG_OWNER +%" PRIu64
+	CHECK(s1.refused[LMM_ERR_WRONG_OWNER] == s0.refused[LMM_ERR_WRONG_OWNER] + 3, "WRONG_OWNER +%" PRIu64
 	       ", want +3", s1.refused[LMM_ERR_WRONG_OWNER] - s0.refused[LMM_ERR_WRONG_OWNER]);
-	EXPECT(s1.allocated == s0.allocated && s1.free == s0.free && s1.pool == s0.pool,
+	CHECK(s1.allocated == s0.allocated && s1.free == s0.free && s1.pool == s0.pool,
 	       "a refused free moved pages");
-	EXPECT(lmm_page_owner(&mm, p) == me, "page changed owner");
-	EXPECT(bytes_are(p, LMM_PAGE_SIZE, 0xa7), "refused free changed the page's contents");
-	EXPECT(mm_conserved(&mm) && lmm_check(&mm) == 0, "allocator damaged by the refusals");
-	EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "the owner's own free refused");
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(lmm_page_owner(&mm, p) == me, "page changed owner");
+	CHECK(bytes_are(p, LMM_PAGE_SIZE, 0xa7), "refused free changed the page's contents");
+	CHECK(mm_conserved(&mm) && lmm_check(&mm) == 0, "allocator damaged by the refusals");
+	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "the owner's own free refused");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void exclusive_double_free_refused(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	/* Once into the pool (normal free, pool below target), once into the buddy lists. */
 	for (int round = 0; round < 2; round++) {
 		if (round == 1)
-			REQUIRE(lmm_pool_refill(&mm) == 0 && mm_stats(&mm).pool == POOL_TARGET, "fixture: pool not full");
+			ASSERT(lmm_pool_refill(&mm) == 0 && mm_stats(&mm).pool == POOL_TARGET, "fixture: pool not full");
 		void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
-		REQUIRE(p, "alloc failed");
+		ASSERT(p, "alloc failed");
 		if (round == 1)
 			lmm_pool_refill(&mm); /* the page came from the pool: top it up so the free skips it */
-		EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "first free refused");
+		CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "first free refused");
 		struct lmm_stats s0 = mm_stats(&mm);
 		host_log_clear();
 		enum lmm_status st = labyrinth_free_page_atomic_exclusive(p);
 		struct lmm_stats s1 = mm_stats(&mm);
-		EXPECT(st != LMM_OK, "round %d: double free accepted", round);
-		EXPECT(round == 0 ? st == LMM_ERR_IN_POOL : (st == LMM_ERR_ALREADY_FREE || st == LMM_ERR_NOT_HEAD),
+		CHECK(st != LMM_OK, "round %d: double free accepted", round);
+		CHECK(round == 0 ? st == LMM_ERR_IN_POOL : (st == LMM_ERR_ALREADY_FREE || st == LMM_ERR_NOT_HEAD),
 		       "round %d: double free refused as '%s'", round, lmm_status_str(st));
-		EXPECT(s1.refused_total == s0.refused_total + 1, "round %d: double free not counted", round);
-		EXPECT(s1.free == s0.free && s1.pool == s0.pool && s1.allocated == s0.allocated,
+		CHECK(s1.refused_total == s0.refused_total + 1, "round %d: double free not counted", round);
+		CHECK(s1.free == s0.free && s1.pool == s0.pool && s1.allocated == s0.allocated,
 		       "round %d: double free moved pages", round);
-		EXPECT(host_log_contains(hex_phys(p)), "round %d: not logged with the address: %s", round,
+		CHECK(host_log_contains(hex_phys(p)), "round %d: not logged with the address: %s", round,
 		       host_log_last());
-		EXPECT(lmm_check(&mm) == 0, "round %d: check failed", round);
+		CHECK(lmm_check(&mm) == 0, "round %d: check failed", round);
 	}
 }
 
@@ -822,78 +822,78 @@ static void *consume_page(void *arg)
 
 static void exclusive_transfer_handler_to_thread(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	struct consumer c = { 0, NULL, LMM_ERR_STATE, false, false };
 	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, consume_page, &c) == 0, "pthread_create");
+	ASSERT(pthread_create(&t, NULL, consume_page, &c) == 0, "pthread_create");
 	while (!atomic_load(&c.owner))
 		usleep(100);
 	irq_to = atomic_load(&c.owner);
 	irq_st = LMM_ERR_STATE;
 	int ran = interrupt(alloc_and_transfer_in_handler);
 	void *p = irq_ptrs[0];
-	EXPECT(ran == 1 && p, "handler did not allocate");
-	EXPECT(irq_st == LMM_OK, "transfer by the handler (owner 0x%04x) refused: %s", irq_owner,
+	CHECK(ran == 1 && p, "handler did not allocate");
+	CHECK(irq_st == LMM_OK, "transfer by the handler (owner 0x%04x) refused: %s", irq_owner,
 	       lmm_status_str(irq_st));
 	if (p) {
-		EXPECT(lmm_page_owner(&mm, p) == irq_to, "owner 0x%04x after transfer, want 0x%04x",
+		CHECK(lmm_page_owner(&mm, p) == irq_to, "owner 0x%04x after transfer, want 0x%04x",
 		       lmm_page_owner(&mm, p), irq_to);
 		/* The handler's owner has given it away: its own free is now refused. */
-		EXPECT(lmm_free_pages_owned(&mm, p, 0, irq_owner) == LMM_ERR_WRONG_OWNER,
+		CHECK(lmm_free_pages_owned(&mm, p, 0, irq_owner) == LMM_ERR_WRONG_OWNER,
 		       "previous owner could still free it");
 	}
 	atomic_store(&c.page, p ? p : (void *)-1);
 	pthread_join(t, NULL);
-	EXPECT(c.owner_ok && c.sig_ok, "consumer saw owner %s, contents %s", c.owner_ok ? "ok" : "wrong",
+	CHECK(c.owner_ok && c.sig_ok, "consumer saw owner %s, contents %s", c.owner_ok ? "ok" : "wrong",
 	       c.sig_ok ? "ok" : "damaged");
-	EXPECT(c.st == LMM_OK, "new owner's free refused: %s", lmm_status_str(c.st));
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(c.st == LMM_OK, "new owner's free refused: %s", lmm_status_str(c.st));
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void exclusive_transfer_by_non_owner_refused(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
-	REQUIRE(p, "alloc failed");
+	ASSERT(p, "alloc failed");
 	sig_fill(p, 0, 77);
 	uint16_t me = lmm_port_owner(), thief = (uint16_t)(me + 0x200);
 	struct lmm_stats s0 = mm_stats(&mm);
 	host_log_clear();
-	EXPECT(lmm_page_transfer(&mm, p, thief, thief) == LMM_ERR_WRONG_OWNER, "transfer by a non-owner accepted");
-	EXPECT(host_log_contains(hex_phys(p)), "not logged with the address: %s", host_log_last());
-	EXPECT(lmm_page_transfer(&mm, p, me, 0) == LMM_ERR_BAD_OWNER, "transfer to owner 0 accepted");
-	EXPECT(lmm_page_unexclusive(&mm, p, thief) == LMM_ERR_WRONG_OWNER, "unexclusive by a non-owner accepted");
+	CHECK(lmm_page_transfer(&mm, p, thief, thief) == LMM_ERR_WRONG_OWNER, "transfer by a non-owner accepted");
+	CHECK(host_log_contains(hex_phys(p)), "not logged with the address: %s", host_log_last());
+	CHECK(lmm_page_transfer(&mm, p, me, 0) == LMM_ERR_BAD_OWNER, "transfer to owner 0 accepted");
+	CHECK(lmm_page_unexclusive(&mm, p, thief) == LMM_ERR_WRONG_OWNER, "unexclusive by a non-owner accepted");
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(s1.refused[LMM_ERR_WRONG_OWNER] == s0.refused[LMM_ERR_WRONG_OWNER] + 2 &&
+	CHECK(s1.refused[LMM_ERR_WRONG_OWNER] == s0.refused[LMM_ERR_WRONG_OWNER] + 2 &&
 		       s1.refused[LMM_ERR_BAD_OWNER] == s0.refused[LMM_ERR_BAD_OWNER] + 1,
 	       "refusals not counted");
-	EXPECT(lmm_page_owner(&mm, p) == me && sig_ok(p, 0, 77), "page changed by refused transfers");
+	CHECK(lmm_page_owner(&mm, p) == me && sig_ok(p, 0, 77), "page changed by refused transfers");
 	void *q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(lmm_page_transfer(&mm, q, 0, me) == LMM_ERR_NOT_EXCLUSIVE, "transfer of a shared page accepted");
+	CHECK(lmm_page_transfer(&mm, q, 0, me) == LMM_ERR_NOT_EXCLUSIVE, "transfer of a shared page accepted");
 	lmm_free_pages(&mm, q, 0);
-	EXPECT(lmm_page_transfer(&mm, q, me, me) == LMM_ERR_ALREADY_FREE || lmm_page_owner(&mm, q) == 0,
+	CHECK(lmm_page_transfer(&mm, q, me, me) == LMM_ERR_ALREADY_FREE || lmm_page_owner(&mm, q) == 0,
 	       "transfer of a free page accepted");
-	EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "owner's free refused");
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "owner's free refused");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void exclusive_unexclusive_then_shared(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
-	REQUIRE(p, "alloc failed");
+	ASSERT(p, "alloc failed");
 	uint16_t me = lmm_port_owner();
-	EXPECT(lmm_page_unexclusive(&mm, p, me) == LMM_OK, "owner's unexclusive refused");
-	EXPECT(lmm_page_owner(&mm, p) == 0, "page still exclusive");
-	EXPECT(lmm_page_transfer(&mm, p, me, me) == LMM_ERR_NOT_EXCLUSIVE, "transfer after unexclusive accepted");
-	EXPECT(lmm_page_get(&mm, p) == LMM_OK, "get on an ordinary page refused");
+	CHECK(lmm_page_unexclusive(&mm, p, me) == LMM_OK, "owner's unexclusive refused");
+	CHECK(lmm_page_owner(&mm, p) == 0, "page still exclusive");
+	CHECK(lmm_page_transfer(&mm, p, me, me) == LMM_ERR_NOT_EXCLUSIVE, "transfer after unexclusive accepted");
+	CHECK(lmm_page_get(&mm, p) == LMM_OK, "get on an ordinary page refused");
 	uint64_t alloc0 = mm_stats(&mm).allocated;
-	EXPECT(lmm_page_put(&mm, p, 0) == LMM_OK, "first put refused");
-	EXPECT(mm_stats(&mm).allocated == alloc0, "freed with a reference left");
-	EXPECT(lmm_page_put(&mm, p, 0) == LMM_OK, "second put refused");
-	EXPECT(mm_stats(&mm).allocated == alloc0 - 1, "not freed at zero references");
-	EXPECT(lmm_page_put(&mm, p, 0) != LMM_OK, "third put accepted");
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(lmm_page_put(&mm, p, 0) == LMM_OK, "first put refused");
+	CHECK(mm_stats(&mm).allocated == alloc0, "freed with a reference left");
+	CHECK(lmm_page_put(&mm, p, 0) == LMM_OK, "second put refused");
+	CHECK(mm_stats(&mm).allocated == alloc0 - 1, "not freed at zero references");
+	CHECK(lmm_page_put(&mm, p, 0) != LMM_OK, "third put accepted");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void kernel_alloc_in_handler(void)
@@ -905,19 +905,19 @@ static void kernel_alloc_in_handler(void)
 
 static void kernel_alloc_in_handler_refused(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	struct lmm_stats s0 = mm_stats(&mm);
 	host_log_clear();
-	REQUIRE(interrupt(kernel_alloc_in_handler) == 1, "handler did not run");
+	ASSERT(interrupt(kernel_alloc_in_handler) == 1, "handler did not run");
 	struct lmm_stats s1 = mm_stats(&mm);
-	EXPECT(!irq_ptrs[0] && !irq_ptrs[1], "KERNEL allocation in the handler succeeded");
-	EXPECT(irq_ptrs[2], "ATOMIC allocation in the handler failed");
-	EXPECT(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 2, "BAD_CONTEXT +%" PRIu64
+	CHECK(!irq_ptrs[0] && !irq_ptrs[1], "KERNEL allocation in the handler succeeded");
+	CHECK(irq_ptrs[2], "ATOMIC allocation in the handler failed");
+	CHECK(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 2, "BAD_CONTEXT +%" PRIu64
 	       ", want +2", s1.refused[LMM_ERR_BAD_CONTEXT] - s0.refused[LMM_ERR_BAD_CONTEXT]);
-	EXPECT(s1.allocated == s0.allocated + 1 && s1.free == s0.free, "a refused allocation moved pages");
-	EXPECT(host_log_contains("refused alloc"), "refusal not logged: %s", host_log_last());
+	CHECK(s1.allocated == s0.allocated + 1 && s1.free == s0.free, "a refused allocation moved pages");
+	CHECK(host_log_contains("refused alloc"), "refusal not logged: %s", host_log_last());
 	lmm_free_pages(&mm, irq_ptrs[2], 0);
-	EXPECT(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 /* ---- Locks ---------------------------------------------------------------------------------- */
@@ -956,21 +956,21 @@ static bool join_within(pthread_t t, double seconds)
 
 static void lock_retaken_by_holder_is_fatal(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	struct relock r = { false, false, "" };
 	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, take_lock_twice, &r) == 0, "pthread_create");
+	ASSERT(pthread_create(&t, NULL, take_lock_twice, &r) == 0, "pthread_create");
 	if (!join_within(t, 10)) {
 		printf("FAIL %slock_retaken_by_holder_is_fatal: the holder re-taking its lock hung\n", CASE_PREFIX);
 		fflush(stdout);
 		_exit(1);
 	}
-	EXPECT(r.fatal && !r.returned, "re-acquisition by the holder was %s", r.returned ? "granted" : "?");
-	EXPECT(strstr(r.reason, "'lmm'") != NULL, "fatal report does not name the lock: '%s'", r.reason);
+	CHECK(r.fatal && !r.returned, "re-acquisition by the holder was %s", r.returned ? "granted" : "?");
+	CHECK(strstr(r.reason, "'lmm'") != NULL, "fatal report does not name the lock: '%s'", r.reason);
 	/* The lock was released by its holder: the allocator still works. */
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(p && lmm_free_pages(&mm, p, 0) == LMM_OK, "allocator unusable afterwards");
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(p && lmm_free_pages(&mm, p, 0) == LMM_OK, "allocator unusable afterwards");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 /*
@@ -996,11 +996,11 @@ static void *hold_lock_a_while(void *arg)
 
 static void lock_holder_is_the_cpu_not_the_owner_tag(void)
 {
-	REQUIRE(setup() == LMM_OK, "init failed");
+	ASSERT(setup() == LMM_OK, "init failed");
 	uint16_t mine = host_thread_owner();
 	struct holder h = { 0, 0x0777 };
 	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, hold_lock_a_while, &h) == 0, "pthread_create");
+	ASSERT(pthread_create(&t, NULL, hold_lock_a_while, &h) == 0, "pthread_create");
 	while (!atomic_load(&h.held))
 		usleep(100);
 	host_set_owner(h.tag);
@@ -1016,9 +1016,9 @@ static void lock_holder_is_the_cpu_not_the_owner_tag(void)
 	}
 	host_set_owner(mine);
 	pthread_join(t, NULL);
-	EXPECT(!fatal, "waiting for a lock held by another thread with the same owner tag was reported as "
+	CHECK(!fatal, "waiting for a lock held by another thread with the same owner tag was reported as "
 		       "re-acquisition: '%s'", host_fatal_reason());
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 /* ---- The port's interrupt emulation ------------------------------------------------------- */
@@ -1078,10 +1078,10 @@ static void port_interrupt_during_deferred_delivery(void)
 	irq_work = NULL;
 	sigaction(SIGTRAP, &old, NULL);
 
-	EXPECT(deferred_ran == 0, "interrupt ran while interrupts were off");
-	EXPECT(step_injected, "never reached the handler (%d steps)", (int)step_count);
-	EXPECT(ctx_runs == 2, "%d handler runs, want 2 (deferred + injected)", (int)ctx_runs);
-	EXPECT(ctx_wrong == 0, "%d of %d handler runs did not see interrupt context: an interrupt arriving "
+	CHECK(deferred_ran == 0, "interrupt ran while interrupts were off");
+	CHECK(step_injected, "never reached the handler (%d steps)", (int)step_count);
+	CHECK(ctx_runs == 2, "%d handler runs, want 2 (deferred + injected)", (int)ctx_runs);
+	CHECK(ctx_wrong == 0, "%d of %d handler runs did not see interrupt context: an interrupt arriving "
 	       "between 'in_irq = 1' and 'irq_off = 1' in port_host.c run_handler() nests and then clears both",
 	       (int)ctx_wrong, (int)ctx_runs);
 }
@@ -1493,7 +1493,7 @@ static uint64_t env_u64(const char *name, uint64_t def)
 static void stress_threads_and_timer_interrupts(void)
 {
 	/* 4 MiB: small enough that KERNEL runs dry now and then and handlers live off the pool. */
-	REQUIRE(setup_with(4 * MiB, POOL_TARGET, POOL_LOW, 0) == LMM_OK, "init failed");
+	ASSERT(setup_with(4 * MiB, POOL_TARGET, POOL_LOW, 0) == LMM_OK, "init failed");
 	uint64_t seed = env_u64("SEED", 0x1abe11e5c0ffeeull);
 	uint64_t ops = env_u64("OPS", STRESS_OPS);
 	/*
@@ -1503,7 +1503,7 @@ static void stress_threads_and_timer_interrupts(void)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	nworkers = (int)env_u64("THREADS", (uint64_t)(ncpu < 2 ? 2 : ncpu > 4 ? 4 : ncpu));
 	uint64_t hz = env_u64("IRQ_HZ", 10000);
-	REQUIRE(nworkers >= 1 && nworkers <= 64 && hz >= 1 && hz <= 1000000, "bad THREADS / IRQ_HZ");
+	ASSERT(nworkers >= 1 && nworkers <= 64 && hz >= 1 && hz <= 1000000, "bad THREADS / IRQ_HZ");
 	irq_period_ns = (long)(1000000000ull / hz);
 
 	struct lmm_stats s0 = mm_stats(&mm);
@@ -1519,7 +1519,7 @@ static void stress_threads_and_timer_interrupts(void)
 		w->ops = ops;
 		w->rng = (seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1))) | 1;
 		pthread_mutex_init(&w->box_mu, NULL);
-		REQUIRE(pthread_create(&w->thread, NULL, stress_worker, w) == 0, "pthread_create");
+		ASSERT(pthread_create(&w->thread, NULL, stress_worker, w) == 0, "pthread_create");
 	}
 	for (int i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thread, NULL);
@@ -1532,7 +1532,7 @@ static void stress_threads_and_timer_interrupts(void)
 	double last_loop_end = t0;
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &workers[i];
-		EXPECT(!w->unexpected, "thread %d: %" PRIu64 " unexpected results, first: %s", i, w->unexpected, w->why);
+		CHECK(!w->unexpected, "thread %d: %" PRIu64 " unexpected results, first: %s", i, w->unexpected, w->why);
 		sum.ops += w->ops;
 		last_loop_end = w->loop_end > last_loop_end ? w->loop_end : last_loop_end;
 		sum.kernel_allocs += w->kernel_allocs;
@@ -1573,26 +1573,26 @@ static void stress_threads_and_timer_interrupts(void)
 		sum.atomic_null, sum.transfers, s1.pool_hits - s0.pool_hits,
 		s1.pool_empty_failures - s0.pool_empty_failures, s1.pool_refills - s0.pool_refills, sum.checks);
 
-	EXPECT(sum.mismatches == 0 && sum.irq_mismatches == 0, "%" PRIu64 " signature mismatches (%" PRIu64
+	CHECK(sum.mismatches == 0 && sum.irq_mismatches == 0, "%" PRIu64 " signature mismatches (%" PRIu64
 	       " in handlers)", sum.mismatches + sum.irq_mismatches, sum.irq_mismatches);
-	EXPECT(sum.irq_errors == 0, "%" PRIu64 " handler frees refused or pages with the wrong owner", sum.irq_errors);
-	EXPECT(sum.irq_bad_ctx == 0, "%" PRIu64 " of %" PRIu64 " handler runs were not in interrupt context "
+	CHECK(sum.irq_errors == 0, "%" PRIu64 " handler frees refused or pages with the wrong owner", sum.irq_errors);
+	CHECK(sum.irq_bad_ctx == 0, "%" PRIu64 " of %" PRIu64 " handler runs were not in interrupt context "
 	       "(port_host.c run_handler)", sum.irq_bad_ctx, sum.irq_runs);
-	EXPECT(sum.irq_runs > 0 && sum.irq_in_mm > 0, "interrupts: %" PRIu64 ", inside the allocator %" PRIu64,
+	CHECK(sum.irq_runs > 0 && sum.irq_in_mm > 0, "interrupts: %" PRIu64 ", inside the allocator %" PRIu64,
 	       sum.irq_runs, sum.irq_in_mm);
-	EXPECT(deferred > 0, "no interrupt was ever held pending by the allocator's lock");
-	EXPECT(sum.irq_allocs > 0 && s1.pool_hits > s0.pool_hits, "handlers never allocated from the pool");
+	CHECK(deferred > 0, "no interrupt was ever held pending by the allocator's lock");
+	CHECK(sum.irq_allocs > 0 && s1.pool_hits > s0.pool_hits, "handlers never allocated from the pool");
 
-	EXPECT(s1.allocated == 0, "%" PRIu64 " pages still allocated", s1.allocated);
-	EXPECT(s1.free + s1.pool == s0.free + s0.pool, "free+pool %" PRIu64 ", was %" PRIu64,
+	CHECK(s1.allocated == 0, "%" PRIu64 " pages still allocated", s1.allocated);
+	CHECK(s1.free + s1.pool == s0.free + s0.pool, "free+pool %" PRIu64 ", was %" PRIu64,
 	       s1.free + s1.pool, s0.free + s0.pool);
-	EXPECT(s1.pool == s0.pool, "pool %" PRIu64 " after refill, was %" PRIu64, s1.pool, s0.pool);
-	EXPECT(s1.poison_errors == 0, "poison errors");
+	CHECK(s1.pool == s0.pool, "pool %" PRIu64 " after refill, was %" PRIu64, s1.pool, s0.pool);
+	CHECK(s1.poison_errors == 0, "poison errors");
 	for (int s = 1; s < LMM_STATUS_COUNT; s++)
-		EXPECT(s1.refused[s] - s0.refused[s] == sum.expect_refused[s], "refused '%s' +%" PRIu64 ", provoked %"
+		CHECK(s1.refused[s] - s0.refused[s] == sum.expect_refused[s], "refused '%s' +%" PRIu64 ", provoked %"
 		       PRIu64, lmm_status_str((enum lmm_status)s), s1.refused[s] - s0.refused[s], sum.expect_refused[s]);
-	EXPECT(mm_conserved(&mm), "conservation broken");
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(mm_conserved(&mm), "conservation broken");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 int main(void)
@@ -1626,7 +1626,7 @@ int main(void)
 
 	host_irq_uninstall(IRQ_SIGNO);
 	host_arena_unmap();
-	return harness_exit();
+	return testlib_exit();
 }
 
 #else /* LMM_TSAN_LAUNCHER */

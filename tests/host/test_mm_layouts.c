@@ -30,16 +30,16 @@ static void alloc_every_page(bool write)
 				w[i] = host_virt_to_phys(p) ^ i;
 		}
 	}
-	EXPECT(n == cap, "allocated %llu pages, expected %llu", (unsigned long long)n, (unsigned long long)cap);
+	CHECK(n == cap, "allocated %llu pages, expected %llu", (unsigned long long)n, (unsigned long long)cap);
 	struct lmm_stats full = mm_stats(&mm);
-	EXPECT(full.free == 0 && full.pool == 0, "memory left after exhaustion");
-	EXPECT(lmm_check(&mm) == 0, "check at exhaustion");
+	CHECK(full.free == 0 && full.pool == 0, "memory left after exhaustion");
+	CHECK(lmm_check(&mm) == 0, "check at exhaustion");
 	if (write)
 		for (uint64_t k = 0; k < n; k++) {
 			uint64_t *w = pages[k];
 			for (unsigned i = 0; i < 512; i += 64)
 				if (w[i] != (host_virt_to_phys(w) ^ i)) {
-					EXPECT(0, "page 0x%llx pattern damaged (handed out twice?)",
+					CHECK(0, "page 0x%llx pattern damaged (handed out twice?)",
 					       (unsigned long long)host_virt_to_phys(w));
 					k = n;
 					break;
@@ -49,10 +49,10 @@ static void alloc_every_page(bool write)
 		lmm_free_pages(&mm, pages[k], 0);
 	lmm_pool_refill(&mm);
 	struct lmm_stats after = mm_stats(&mm);
-	EXPECT(after.free == before.free && after.pool == before.pool && after.allocated == 0,
+	CHECK(after.free == before.free && after.pool == before.pool && after.allocated == 0,
 	       "counters did not return: free %llu->%llu pool %llu->%llu", (unsigned long long)before.free,
 	       (unsigned long long)after.free, (unsigned long long)before.pool, (unsigned long long)after.pool);
-	EXPECT(lmm_check(&mm) == 0, "check after freeing everything");
+	CHECK(lmm_check(&mm) == 0, "check after freeing everything");
 	free(pages);
 }
 
@@ -60,23 +60,23 @@ static void one_page(void)
 {
 	/* One page of RAM: it has to hold its own metadata, and nothing is left to give. */
 	struct range use[] = { { 1 * MiB, 4096 } };
-	REQUIRE(mm_setup(&mm, 2 * MiB, use, 1, NULL, 0, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 2 * MiB, use, 1, NULL, 0, NULL) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.managed == 1 && s.reserved == 1 && s.free == 0, "managed %llu reserved %llu",
+	CHECK(s.managed == 1 && s.reserved == 1 && s.free == 0, "managed %llu reserved %llu",
 	       (unsigned long long)s.managed, (unsigned long long)s.reserved);
-	EXPECT(!lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "allocated from an empty machine");
-	EXPECT(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
+	CHECK(!lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "allocated from an empty machine");
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
 }
 
 static void two_pages(void)
 {
 	struct range use[] = { { 1 * MiB, 8192 } };
-	REQUIRE(mm_setup(&mm, 2 * MiB, use, 1, NULL, 0, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 2 * MiB, use, 1, NULL, 0, NULL) == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(p && host_virt_to_phys(p) == 1 * MiB, "the one free page was not handed out");
-	EXPECT(!lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "second page out of nowhere");
+	CHECK(p && host_virt_to_phys(p) == 1 * MiB, "the one free page was not handed out");
+	CHECK(!lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "second page out of nowhere");
 	lmm_free_pages(&mm, p, 0);
-	EXPECT(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
 }
 
 static void few_mib_with_holes(void)
@@ -85,9 +85,9 @@ static void few_mib_with_holes(void)
 			       { 5 * MiB + 100, 1 * MiB }, { 7 * MiB, 1 * MiB - 4096 } };
 	struct range res[] = { { 0, 1 * MiB }, { 1 * MiB, 300 * 1024 }, { 5 * MiB + 8 * 4096, 10 } };
 	struct lmm_config cfg = { 16, 4, LMM_CFG_QUIET };
-	REQUIRE(mm_setup(&mm, 8 * MiB, use, 5, res, 3, &cfg) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 8 * MiB, use, 5, res, 3, &cfg) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.regions == 5, "regions %u", s.regions);
+	CHECK(s.regions == 5, "regions %u", s.regions);
 	alloc_every_page(true);
 }
 
@@ -111,25 +111,25 @@ static void four_gib_in_many_regions(void)
 		       sizeof(void *) * 8, (unsigned long long)(region / MiB), (unsigned long long)(base / MiB));
 	struct range res[] = { { 0, 1 * MiB } };
 	struct lmm_config cfg = { LMM_POOL_AUTO, LMM_POOL_AUTO, LMM_CFG_QUIET };
-	REQUIRE(mm_setup(&mm, base + 64 * MiB, use, 62, res, 1, &cfg) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, base + 64 * MiB, use, 62, res, 1, &cfg) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.regions == 62, "regions %u", s.regions);
-	EXPECT(s.managed * 4096 == usable && usable >= 62 * region, "managed only %llu MiB",
+	CHECK(s.regions == 62, "regions %u", s.regions);
+	CHECK(s.managed * 4096 == usable && usable >= 62 * region, "managed only %llu MiB",
 	       (unsigned long long)(s.managed >> 8));
 	uint32_t auto_pool = region == 68 * MiB ? 4096 : (uint32_t)((s.free + s.pool) / 128);
-	EXPECT(s.pool_target == auto_pool && s.pool == auto_pool, "auto pool %u/%llu, expected %u", s.pool_target,
+	CHECK(s.pool_target == auto_pool && s.pool == auto_pool, "auto pool %u/%llu, expected %u", s.pool_target,
 	       (unsigned long long)s.pool, auto_pool);
 	/* Large blocks from every region, checked for alignment, then everything page by page. */
 	void *big[4096];
 	unsigned nbig = 0;
 	void *p;
 	while (nbig < 4096 && (p = lmm_alloc_pages(&mm, LMM_MAX_ORDER, LMM_GFP_KERNEL))) {
-		EXPECT((host_virt_to_phys(p) & ((4096ull << LMM_MAX_ORDER) - 1)) == 0, "misaligned");
+		CHECK((host_virt_to_phys(p) & ((4096ull << LMM_MAX_ORDER) - 1)) == 0, "misaligned");
 		big[nbig++] = p;
 	}
-	EXPECT(nbig > (region == 68 * MiB ? 900u : 150u), "only %u max-order blocks in %llu MiB", nbig,
+	CHECK(nbig > (region == 68 * MiB ? 900u : 150u), "only %u max-order blocks in %llu MiB", nbig,
 	       (unsigned long long)(usable / MiB));
-	EXPECT(lmm_check(&mm) == 0, "check with large blocks out");
+	CHECK(lmm_check(&mm) == 0, "check with large blocks out");
 	while (nbig)
 		lmm_free_pages(&mm, big[--nbig], LMM_MAX_ORDER);
 	alloc_every_page(false);
@@ -147,14 +147,14 @@ static void sparse_ram_at_0_and_64_gib(void)
 	struct range use[] = { { 0, 1 * GiB }, { 64 * GiB, 1 * GiB } };
 	struct range res[] = { { 0, 1 * MiB } };
 	long rss0 = rss_kib();
-	REQUIRE(mm_setup(&mm, 65 * GiB, use, 2, res, 1, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 65 * GiB, use, 2, res, 1, NULL) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.managed == 2 * GiB / 4096, "managed %llu", (unsigned long long)s.managed);
-	EXPECT(s.metadata_bytes == 2 * GiB / 4096 * 16, "metadata %llu bytes: the hole is paid for",
+	CHECK(s.managed == 2 * GiB / 4096, "managed %llu", (unsigned long long)s.managed);
+	CHECK(s.metadata_bytes == 2 * GiB / 4096 * 16, "metadata %llu bytes: the hole is paid for",
 	       (unsigned long long)s.metadata_bytes);
-	EXPECT(s.regions == 2, "regions %u", s.regions);
+	CHECK(s.regions == 2, "regions %u", s.regions);
 	long grown = rss_kib() - rss0;
-	EXPECT(grown < (long)(s.metadata_bytes / 1024) + 16 * 1024, "resident memory grew %ld KiB for %llu KiB of metadata",
+	CHECK(grown < (long)(s.metadata_bytes / 1024) + 16 * 1024, "resident memory grew %ld KiB for %llu KiB of metadata",
 	       grown, (unsigned long long)(s.metadata_bytes >> 10));
 
 	/* Blocks come from both sides of the hole and never merge across it. */
@@ -169,20 +169,20 @@ static void sparse_ram_at_0_and_64_gib(void)
 		*(uint64_t *)p = a;
 		blocks[n++] = p;
 	}
-	EXPECT(low && high, "blocks from one side only (low %d high %d)", low, high);
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(low && high, "blocks from one side only (low %d high %d)", low, high);
+	CHECK(lmm_check(&mm) == 0, "check failed");
 	while (n--)
-		EXPECT(lmm_free_pages(&mm, blocks[n], LMM_MAX_ORDER) == LMM_OK, "free failed");
-	EXPECT(lmm_check(&mm) == 0 && mm_conserved(&mm), "check after frees");
+		CHECK(lmm_free_pages(&mm, blocks[n], LMM_MAX_ORDER) == LMM_OK, "free failed");
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check after frees");
 }
 
 int main(void)
 {
-	RUN(one_page);
-	RUN(two_pages);
-	RUN(few_mib_with_holes);
-	RUN(four_gib_in_many_regions);
-	RUN(sparse_ram_at_0_and_64_gib);
+	TEST(one_page);
+	TEST(two_pages);
+	TEST(few_mib_with_holes);
+	TEST(four_gib_in_many_regions);
+	TEST(sparse_ram_at_0_and_64_gib);
 	host_arena_unmap();
-	return harness_exit();
+	return testlib_exit();
 }

@@ -179,7 +179,7 @@ static void model_test(void)
 	struct range use[] = { { 0, 3 * MiB }, { 3 * MiB + 12 * 1024 + 5, 3 * MiB - 7 }, { 7 * MiB, 4 * MiB },
 			       { 11 * MiB + 4096, 512 * 1024 } };
 	struct range res[] = { { 0, 1 * MiB }, { 2 * MiB + 100, 9000 }, { 8 * MiB, 4096 } };
-	REQUIRE(mm_setup(&mm, bytes, use, 4, res, 3, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, bytes, use, 4, res, 3, NULL) == LMM_OK, "init failed");
 
 	arena_pages = bytes >> 12;
 	model = calloc(arena_pages, 1);
@@ -213,9 +213,9 @@ static void model_test(void)
 		do_free();
 	compare_counters();
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.allocated == 0, "%llu pages still allocated", (unsigned long long)s.allocated);
-	EXPECT(lmm_check(&mm) == 0, "final check failed");
-	EXPECT(divergences == 0, "%llu divergences (first ones on stderr), seed %llu", divergences,
+	CHECK(s.allocated == 0, "%llu pages still allocated", (unsigned long long)s.allocated);
+	CHECK(lmm_check(&mm) == 0, "final check failed");
+	CHECK(divergences == 0, "%llu divergences (first ones on stderr), seed %llu", divergences,
 	       (unsigned long long)seed_v);
 	fprintf(stderr, "model: %llu ops, %llu refused bad frees, %llu allocation failures\n", op_no,
 		(unsigned long long)s.refused_total, (unsigned long long)s.alloc_failures);
@@ -225,7 +225,7 @@ static void model_test(void)
 
 int main(void)
 {
-	RUN(model_test);
+	TEST(model_test);
 	host_arena_unmap();
-	return harness_exit();
+	return testlib_exit();
 }

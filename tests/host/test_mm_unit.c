@@ -22,17 +22,17 @@ static uint64_t phys(const void *p)
 
 static void frame_record_is_16_bytes(void)
 {
-	EXPECT(sizeof(struct lmm_frame) == 16, "sizeof(struct lmm_frame) = %zu", sizeof(struct lmm_frame));
-	EXPECT(LMM_FRAME_BYTES == sizeof(struct lmm_frame), "LMM_FRAME_BYTES out of date");
+	CHECK(sizeof(struct lmm_frame) == 16, "sizeof(struct lmm_frame) = %zu", sizeof(struct lmm_frame));
+	CHECK(LMM_FRAME_BYTES == sizeof(struct lmm_frame), "LMM_FRAME_BYTES out of date");
 }
 
 static void zero_length_range_refused(void)
 {
 	host_arena_map(16 * MiB);
 	lmm_begin(&mm, NULL);
-	EXPECT(lmm_add_range(&mm, 0x100000, 0) == LMM_ERR_EMPTY_RANGE, "zero length accepted");
-	EXPECT(host_log_contains("zero length"), "not logged: %s", host_log_last());
-	EXPECT(lmm_reserve_range(&mm, 0x100000, 0) == LMM_ERR_EMPTY_RANGE, "zero reservation accepted");
+	CHECK(lmm_add_range(&mm, 0x100000, 0) == LMM_ERR_EMPTY_RANGE, "zero length accepted");
+	CHECK(host_log_contains("zero length"), "not logged: %s", host_log_last());
+	CHECK(lmm_reserve_range(&mm, 0x100000, 0) == LMM_ERR_EMPTY_RANGE, "zero reservation accepted");
 	host_arena_unmap();
 }
 
@@ -40,44 +40,44 @@ static void absurd_ranges_refused_or_trimmed(void)
 {
 	host_arena_map(16 * MiB);
 	lmm_begin(&mm, NULL);
-	EXPECT(lmm_add_range(&mm, LMM_PHYS_LIMIT, 4096) == LMM_ERR_ABSURD_RANGE, "past 2^52 accepted");
-	EXPECT(lmm_add_range(&mm, UINT64_MAX - 4095, 8192) == LMM_ERR_ABSURD_RANGE, "wrapping range accepted");
-	EXPECT(host_log_contains("physical address limit"), "not logged: %s", host_log_last());
-	EXPECT(lmm_add_range(&mm, LMM_PHYS_LIMIT - 8192, 1ull << 40) == LMM_OK, "straddling range refused");
-	EXPECT(host_log_contains("52-bit"), "trim not logged: %s", host_log_last());
-	EXPECT(mm.ranges[0].end == LMM_PHYS_LIMIT, "straddling range not trimmed at the limit");
+	CHECK(lmm_add_range(&mm, LMM_PHYS_LIMIT, 4096) == LMM_ERR_ABSURD_RANGE, "past 2^52 accepted");
+	CHECK(lmm_add_range(&mm, UINT64_MAX - 4095, 8192) == LMM_ERR_ABSURD_RANGE, "wrapping range accepted");
+	CHECK(host_log_contains("physical address limit"), "not logged: %s", host_log_last());
+	CHECK(lmm_add_range(&mm, LMM_PHYS_LIMIT - 8192, 1ull << 40) == LMM_OK, "straddling range refused");
+	CHECK(host_log_contains("52-bit"), "trim not logged: %s", host_log_last());
+	CHECK(mm.ranges[0].end == LMM_PHYS_LIMIT, "straddling range not trimmed at the limit");
 	host_arena_unmap();
 }
 
 static void unaligned_range_trimmed_to_whole_pages(void)
 {
 	struct range use[] = { { 0x1800, 16 * MiB - 0x2000 } }; /* [0x1800, 0xFFF800) */
-	REQUIRE(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, NULL) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
 	/* whole pages inside: [0x2000, 0xFFF000) */
-	EXPECT(s.managed == (0xFFF000 - 0x2000) / 4096, "managed %" PRIu64, s.managed);
-	EXPECT(host_log_contains("trimmed to whole pages"), "trim not logged");
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(s.managed == (0xFFF000 - 0x2000) / 4096, "managed %" PRIu64, s.managed);
+	CHECK(host_log_contains("trimmed to whole pages"), "trim not logged");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void sub_page_range_refused(void)
 {
 	host_arena_map(16 * MiB);
 	lmm_begin(&mm, NULL);
-	EXPECT(lmm_add_range(&mm, 0x1001, 0xffe) == LMM_ERR_EMPTY_RANGE, "sub-page range accepted");
-	EXPECT(lmm_add_range(&mm, 0x1800, 0x1000) == LMM_ERR_EMPTY_RANGE, "page-straddling range accepted");
+	CHECK(lmm_add_range(&mm, 0x1001, 0xffe) == LMM_ERR_EMPTY_RANGE, "sub-page range accepted");
+	CHECK(lmm_add_range(&mm, 0x1800, 0x1000) == LMM_ERR_EMPTY_RANGE, "page-straddling range accepted");
 	host_arena_unmap();
 }
 
 static void overlapping_out_of_order_ranges_merged(void)
 {
 	struct range use[] = { { 8 * MiB, 8 * MiB }, { 0, 6 * MiB }, { 4 * MiB, 6 * MiB }, { 2 * MiB, 1 * MiB } };
-	REQUIRE(mm_setup(&mm, 16 * MiB, use, 4, NULL, 0, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 4, NULL, 0, NULL) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.managed == 16 * MiB / 4096, "pages counted twice or lost: managed %" PRIu64, s.managed);
-	EXPECT(s.regions == 1, "adjacent/overlapping ranges not merged: %u regions", s.regions);
-	EXPECT(host_log_contains("overlaps"), "overlap not logged");
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(s.managed == 16 * MiB / 4096, "pages counted twice or lost: managed %" PRIu64, s.managed);
+	CHECK(s.regions == 1, "adjacent/overlapping ranges not merged: %u regions", s.regions);
+	CHECK(host_log_contains("overlaps"), "overlap not logged");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void too_many_ranges_refused(void)
@@ -87,23 +87,23 @@ static void too_many_ranges_refused(void)
 	enum lmm_status st = LMM_OK;
 	for (unsigned i = 0; i <= LMM_MAX_RANGES && st == LMM_OK; i++)
 		st = lmm_add_range(&mm, (uint64_t)i * 2 * 4096, 4096);
-	EXPECT(st == LMM_ERR_TOO_MANY_RANGES, "range table overflow not refused (%s)", lmm_status_str(st));
+	CHECK(st == LMM_ERR_TOO_MANY_RANGES, "range table overflow not refused (%s)", lmm_status_str(st));
 	host_arena_unmap();
 }
 
 static void ranges_after_init_refused(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
-	EXPECT(lmm_add_range(&mm, 0, 4096) == LMM_ERR_STATE, "add_range after init accepted");
-	EXPECT(lmm_reserve_range(&mm, 0, 4096) == LMM_ERR_STATE, "reserve_range after init accepted");
-	EXPECT(lmm_init(&mm) == LMM_ERR_STATE, "second init accepted");
+	ASSERT(setup16() == LMM_OK, "init failed");
+	CHECK(lmm_add_range(&mm, 0, 4096) == LMM_ERR_STATE, "add_range after init accepted");
+	CHECK(lmm_reserve_range(&mm, 0, 4096) == LMM_ERR_STATE, "reserve_range after init accepted");
+	CHECK(lmm_init(&mm) == LMM_ERR_STATE, "second init accepted");
 }
 
 static void no_usable_memory(void)
 {
 	host_arena_map(1 * MiB);
 	lmm_begin(&mm, NULL);
-	EXPECT(lmm_init(&mm) == LMM_ERR_NO_MEMORY, "init without memory succeeded");
+	CHECK(lmm_init(&mm) == LMM_ERR_NO_MEMORY, "init without memory succeeded");
 	host_arena_unmap();
 }
 
@@ -112,29 +112,29 @@ static void metadata_needs_room(void)
 	/* Every page reserved: nowhere to put the metadata. */
 	struct range use[] = { { 0, 1 * MiB } };
 	struct range res[] = { { 0, 1 * MiB } };
-	EXPECT(mm_setup(&mm, 1 * MiB, use, 1, res, 1, NULL) == LMM_ERR_NO_MEMORY, "init succeeded");
+	CHECK(mm_setup(&mm, 1 * MiB, use, 1, res, 1, NULL) == LMM_ERR_NO_MEMORY, "init succeeded");
 }
 
 static void reservations_widen_and_are_never_handed_out(void)
 {
 	struct range use[] = { { 0, 4 * MiB } };
 	struct range res[] = { { 0x1800, 0x1000 }, { 2 * MiB + 0xfff, 2 }, { 64 * MiB, 4096 } };
-	REQUIRE(mm_setup(&mm, 4 * MiB, use, 1, res, 3, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 4 * MiB, use, 1, res, 3, NULL) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
 	uint64_t meta = s.metadata_bytes / 4096;
 	/* 0x1000, 0x2000, 0x200000, 0x201000 (each partly covered); the one outside RAM costs nothing. */
-	EXPECT(s.reserved == 4 + meta, "reserved %" PRIu64 " (metadata %" PRIu64 ")", s.reserved, meta);
+	CHECK(s.reserved == 4 + meta, "reserved %" PRIu64 " (metadata %" PRIu64 ")", s.reserved, meta);
 	uint64_t n = 0;
 	void *p;
 	while ((p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL))) {
 		uint64_t a = phys(p);
-		EXPECT(a != 0x1000 && a != 0x2000 && a != 0x200000 && a != 0x201000, "reserved page 0x%" PRIx64 " handed out", a);
-		EXPECT(a < mm.metadata_phys || a >= mm.metadata_phys + s.metadata_bytes,
+		CHECK(a != 0x1000 && a != 0x2000 && a != 0x200000 && a != 0x201000, "reserved page 0x%" PRIx64 " handed out", a);
+		CHECK(a < mm.metadata_phys || a >= mm.metadata_phys + s.metadata_bytes,
 		       "metadata page 0x%" PRIx64 " handed out", a);
 		n++;
 	}
-	EXPECT(n == s.free, "allocated %" PRIu64 " of %" PRIu64 " free pages", n, s.free);
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(n == s.free, "allocated %" PRIu64 " of %" PRIu64 " free pages", n, s.free);
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void metadata_costs_16_bytes_per_frame(void)
@@ -144,92 +144,92 @@ static void metadata_costs_16_bytes_per_frame(void)
 	lmm_begin(&mm, NULL);
 	lmm_add_range(&mm, use[0].base, use[0].len);
 	uint64_t predicted = lmm_metadata_bytes(&mm);
-	REQUIRE(lmm_init(&mm) == LMM_OK, "init failed");
+	ASSERT(lmm_init(&mm) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.metadata_bytes == predicted, "predicted %" PRIu64 ", used %" PRIu64, predicted, s.metadata_bytes);
-	EXPECT(s.metadata_bytes == 16 * MiB / 4096 * 16, "metadata %" PRIu64, s.metadata_bytes);
+	CHECK(s.metadata_bytes == predicted, "predicted %" PRIu64 ", used %" PRIu64, predicted, s.metadata_bytes);
+	CHECK(s.metadata_bytes == 16 * MiB / 4096 * 16, "metadata %" PRIu64, s.metadata_bytes);
 }
 
 static void every_order_naturally_aligned(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	struct lmm_stats before = mm_stats(&mm);
 	void *blocks[LMM_MAX_ORDER + 1];
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++) {
 		blocks[o] = lmm_alloc_pages(&mm, o, LMM_GFP_KERNEL);
-		REQUIRE(blocks[o], "order %u failed", o);
-		EXPECT((phys(blocks[o]) & ((4096ull << o) - 1)) == 0, "order %u block at 0x%" PRIx64, o, phys(blocks[o]));
+		ASSERT(blocks[o], "order %u failed", o);
+		CHECK((phys(blocks[o]) & ((4096ull << o) - 1)) == 0, "order %u block at 0x%" PRIx64, o, phys(blocks[o]));
 		memset(blocks[o], (int)o, 4096ul << o);
 	}
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++) {
 		const unsigned char *b = blocks[o];
 		for (size_t i = 0; i < (4096ul << o); i += 512)
-			EXPECT(b[i] == o, "order %u block overwritten (blocks overlap)", o);
+			CHECK(b[i] == o, "order %u block overwritten (blocks overlap)", o);
 	}
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		EXPECT(lmm_free_pages(&mm, blocks[o], o) == LMM_OK, "free order %u", o);
+		CHECK(lmm_free_pages(&mm, blocks[o], o) == LMM_OK, "free order %u", o);
 	struct lmm_stats after = mm_stats(&mm);
-	EXPECT(after.free == before.free && after.allocated == 0, "pages lost");
+	CHECK(after.free == before.free && after.allocated == 0, "pages lost");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		EXPECT(after.free_blocks[o] == before.free_blocks[o], "order %u not merged back", o);
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+		CHECK(after.free_blocks[o] == before.free_blocks[o], "order %u not merged back", o);
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void split_all_the_way_and_merge_back(void)
 {
 	/* [0, 4M) is one free 4 MiB block; the metadata goes at the top of [4M, 8M). */
 	struct range use[] = { { 0, 8 * MiB } }, res[] = { { 4 * MiB, 4 * MiB - 32 * 1024 } };
-	REQUIRE(mm_setup(&mm, 8 * MiB, use, 1, res, 1, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, res, 1, NULL) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	REQUIRE(s.free_blocks[LMM_MAX_ORDER] == 1 && s.free == 1024, "fixture: free %" PRIu64, s.free);
+	ASSERT(s.free_blocks[LMM_MAX_ORDER] == 1 && s.free == 1024, "fixture: free %" PRIu64, s.free);
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	REQUIRE(p && phys(p) == 0, "lowest page expected, got 0x%" PRIx64, p ? phys(p) : 0);
+	ASSERT(p && phys(p) == 0, "lowest page expected, got 0x%" PRIx64, p ? phys(p) : 0);
 	s = mm_stats(&mm);
 	for (unsigned o = 0; o < LMM_MAX_ORDER; o++)
-		EXPECT(s.free_blocks[o] == 1, "after split order %u has %" PRIu64 " blocks", o, s.free_blocks[o]);
-	EXPECT(lmm_check(&mm) == 0, "check after split");
+		CHECK(s.free_blocks[o] == 1, "after split order %u has %" PRIu64 " blocks", o, s.free_blocks[o]);
+	CHECK(lmm_check(&mm) == 0, "check after split");
 	lmm_free_pages(&mm, p, 0);
 	s = mm_stats(&mm);
-	EXPECT(s.free_blocks[LMM_MAX_ORDER] == 1 && s.free_blocks[0] == 0, "not merged back");
-	EXPECT(lmm_check(&mm) == 0, "check after merge");
+	CHECK(s.free_blocks[LMM_MAX_ORDER] == 1 && s.free_blocks[0] == 0, "not merged back");
+	CHECK(lmm_check(&mm) == 0, "check after merge");
 }
 
 static void exact_order_taken_before_splitting(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	void *a = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	void *b = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* a's buddy */
-	REQUIRE(a && b, "alloc failed");
+	ASSERT(a && b, "alloc failed");
 	void *pin = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
 	lmm_free_pages(&mm, a, 0); /* a stays order 0: its buddy b is allocated */
 	struct lmm_stats before = mm_stats(&mm);
-	REQUIRE(before.free_blocks[0] >= 1, "fixture: no free order-0 block");
+	ASSERT(before.free_blocks[0] >= 1, "fixture: no free order-0 block");
 	void *c = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	struct lmm_stats after = mm_stats(&mm);
-	EXPECT(after.free_blocks[0] == before.free_blocks[0] - 1, "order-0 block not used");
+	CHECK(after.free_blocks[0] == before.free_blocks[0] - 1, "order-0 block not used");
 	for (unsigned o = 1; o <= LMM_MAX_ORDER; o++)
-		EXPECT(after.free_blocks[o] == before.free_blocks[o], "order %u split needlessly", o);
+		CHECK(after.free_blocks[o] == before.free_blocks[o], "order %u split needlessly", o);
 	lmm_free_pages(&mm, c, 0);
 	lmm_free_pages(&mm, b, 0);
 	lmm_free_pages(&mm, pin, 1);
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void invalid_order_and_flags_refused(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
-	EXPECT(!lmm_alloc_pages(&mm, LMM_MAX_ORDER + 1, LMM_GFP_KERNEL), "order MAX+1 allocated");
-	EXPECT(!lmm_alloc_pages(&mm, 200, LMM_GFP_KERNEL), "order 200 allocated");
-	EXPECT(!lmm_alloc_pages(&mm, 0, 1u << 20), "unknown gfp bit accepted");
-	EXPECT(!lmm_alloc_pages(&mm, 2, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE), "exclusive order 2 accepted");
-	EXPECT(!lmm_alloc_pages_owned(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, 0), "owner 0 accepted");
+	ASSERT(setup16() == LMM_OK, "init failed");
+	CHECK(!lmm_alloc_pages(&mm, LMM_MAX_ORDER + 1, LMM_GFP_KERNEL), "order MAX+1 allocated");
+	CHECK(!lmm_alloc_pages(&mm, 200, LMM_GFP_KERNEL), "order 200 allocated");
+	CHECK(!lmm_alloc_pages(&mm, 0, 1u << 20), "unknown gfp bit accepted");
+	CHECK(!lmm_alloc_pages(&mm, 2, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE), "exclusive order 2 accepted");
+	CHECK(!lmm_alloc_pages_owned(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, 0), "owner 0 accepted");
 	struct lmm_stats s = mm_stats(&mm);
-	EXPECT(s.refused[LMM_ERR_BAD_ORDER] == 2, "bad orders counted %" PRIu64, s.refused[LMM_ERR_BAD_ORDER]);
-	EXPECT(s.refused[LMM_ERR_BAD_FLAGS] == 2, "bad flags counted %" PRIu64, s.refused[LMM_ERR_BAD_FLAGS]);
-	EXPECT(s.refused[LMM_ERR_BAD_OWNER] == 1, "bad owner counted %" PRIu64, s.refused[LMM_ERR_BAD_OWNER]);
-	EXPECT(host_log_contains("order above LMM_MAX_ORDER"), "bad order not logged");
-	EXPECT(s.allocated == 0 && lmm_check(&mm) == 0, "state changed");
+	CHECK(s.refused[LMM_ERR_BAD_ORDER] == 2, "bad orders counted %" PRIu64, s.refused[LMM_ERR_BAD_ORDER]);
+	CHECK(s.refused[LMM_ERR_BAD_FLAGS] == 2, "bad flags counted %" PRIu64, s.refused[LMM_ERR_BAD_FLAGS]);
+	CHECK(s.refused[LMM_ERR_BAD_OWNER] == 1, "bad owner counted %" PRIu64, s.refused[LMM_ERR_BAD_OWNER]);
+	CHECK(host_log_contains("order above LMM_MAX_ORDER"), "bad order not logged");
+	CHECK(s.allocated == 0 && lmm_check(&mm) == 0, "state changed");
 }
 
 /*
@@ -242,30 +242,30 @@ static void expect_refused_free(void *ptr, unsigned order, enum lmm_status want,
 	host_log_clear();
 	enum lmm_status st = lmm_free_pages(&mm, ptr, order);
 	struct lmm_stats after = mm_stats(&mm);
-	EXPECT(st == want, "%s: got '%s', want '%s'", what, lmm_status_str(st), lmm_status_str(want));
-	EXPECT(after.refused[want] == before.refused[want] + 1, "%s: not counted", what);
-	EXPECT(after.free == before.free && after.allocated == before.allocated && after.pool == before.pool,
+	CHECK(st == want, "%s: got '%s', want '%s'", what, lmm_status_str(st), lmm_status_str(want));
+	CHECK(after.refused[want] == before.refused[want] + 1, "%s: not counted", what);
+	CHECK(after.free == before.free && after.allocated == before.allocated && after.pool == before.pool,
 	       "%s: counters changed", what);
-	EXPECT(host_log_count() >= 1 && strstr(host_log_last(), lmm_status_str(want)), "%s: log '%s'", what,
+	CHECK(host_log_count() >= 1 && strstr(host_log_last(), lmm_status_str(want)), "%s: log '%s'", what,
 	       host_log_last());
 	uint64_t a = lmm_virt_to_phys(&mm, ptr);
 	if (a != LMM_PHYS_INVALID && (a & 4095) == 0) {
 		char hex[32];
 		snprintf(hex, sizeof(hex), "0x%" PRIx64, a);
-		EXPECT(strstr(host_log_last(), hex), "%s: address %s missing from '%s'", what, hex, host_log_last());
+		CHECK(strstr(host_log_last(), hex), "%s: address %s missing from '%s'", what, hex, host_log_last());
 	}
-	EXPECT(lmm_check(&mm) == 0, "%s: check failed", what);
+	CHECK(lmm_check(&mm) == 0, "%s: check failed", what);
 }
 
 static void every_bad_free_refused(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	char *blk = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL);
-	REQUIRE(blk, "alloc failed");
+	ASSERT(blk, "alloc failed");
 	memset(blk, 0x77, 4 * 4096);
 	int on_stack;
 
-	EXPECT(lmm_free_pages(&mm, NULL, 0) == LMM_OK, "free(NULL) not a no-op");
+	CHECK(lmm_free_pages(&mm, NULL, 0) == LMM_OK, "free(NULL) not a no-op");
 	expect_refused_free(blk + 8, 2, LMM_ERR_NOT_ALIGNED, "unaligned");
 	expect_refused_free(&on_stack, 0, LMM_ERR_NOT_ALIGNED, "stack address");
 	expect_refused_free((char *)lmm_port_phys_to_virt(0) + 16 * MiB, 0, LMM_ERR_NOT_MANAGED, "past the end");
@@ -277,10 +277,10 @@ static void every_bad_free_refused(void)
 
 	for (size_t i = 0; i < 4 * 4096; i++)
 		if ((unsigned char)blk[i] != 0x77) {
-			EXPECT(0, "refused free modified the block at +%zu", i);
+			CHECK(0, "refused free modified the block at +%zu", i);
 			break;
 		}
-	EXPECT(lmm_free_pages(&mm, blk, 2) == LMM_OK, "good free refused");
+	CHECK(lmm_free_pages(&mm, blk, 2) == LMM_OK, "good free refused");
 	expect_refused_free(blk, 2, LMM_ERR_ALREADY_FREE, "double free");
 	expect_refused_free(blk + 4096, 0, LMM_ERR_NOT_HEAD, "free of a page merged away");
 }
@@ -289,40 +289,40 @@ static void pool_page_free_refused(void)
 {
 	struct range use[] = { { 0, 16 * MiB } };
 	struct lmm_config cfg = { 32, 8, LMM_CFG_QUIET };
-	REQUIRE(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
-	REQUIRE(p, "atomic alloc failed");
-	REQUIRE(lmm_free_pages(&mm, p, 0) == LMM_OK, "free failed"); /* normal ctx: back to the pool */
-	EXPECT(mm_stats(&mm).pool == 32, "free did not top the pool up");
+	ASSERT(p, "atomic alloc failed");
+	ASSERT(lmm_free_pages(&mm, p, 0) == LMM_OK, "free failed"); /* normal ctx: back to the pool */
+	CHECK(mm_stats(&mm).pool == 32, "free did not top the pool up");
 	expect_refused_free(p, 0, LMM_ERR_IN_POOL, "pool page");
 }
 
 static void reference_counts(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
-	REQUIRE(p, "alloc failed");
-	EXPECT(lmm_page_get(&mm, p) == LMM_OK, "get refused");
-	EXPECT(lmm_page_put(&mm, p, 1) == LMM_OK, "first put refused");
-	EXPECT(mm_stats(&mm).allocated == 2, "freed while still referenced");
-	EXPECT(lmm_page_put(&mm, p, 1) == LMM_OK, "last put refused");
-	EXPECT(mm_stats(&mm).allocated == 0, "not freed at zero references");
-	EXPECT(lmm_page_get(&mm, p) == LMM_ERR_ALREADY_FREE, "get on a free page accepted");
-	EXPECT(lmm_check(&mm) == 0, "check failed");
+	ASSERT(p, "alloc failed");
+	CHECK(lmm_page_get(&mm, p) == LMM_OK, "get refused");
+	CHECK(lmm_page_put(&mm, p, 1) == LMM_OK, "first put refused");
+	CHECK(mm_stats(&mm).allocated == 2, "freed while still referenced");
+	CHECK(lmm_page_put(&mm, p, 1) == LMM_OK, "last put refused");
+	CHECK(mm_stats(&mm).allocated == 0, "not freed at zero references");
+	CHECK(lmm_page_get(&mm, p) == LMM_ERR_ALREADY_FREE, "get on a free page accepted");
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void zero_flag_zeroes(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	unsigned char *p = lmm_alloc_pages(&mm, 3, LMM_GFP_KERNEL);
-	REQUIRE(p, "alloc failed");
+	ASSERT(p, "alloc failed");
 	memset(p, 0xab, 8 * 4096);
 	lmm_free_pages(&mm, p, 3);
 	unsigned char *q = lmm_alloc_pages(&mm, 3, LMM_GFP_KERNEL | LMM_GFP_ZERO);
-	REQUIRE(q == p, "fixture: expected the same block back");
+	ASSERT(q == p, "fixture: expected the same block back");
 	for (size_t i = 0; i < 8 * 4096; i++)
 		if (q[i]) {
-			EXPECT(0, "byte %zu not zero", i);
+			CHECK(0, "byte %zu not zero", i);
 			break;
 		}
 	lmm_free_pages(&mm, q, 3);
@@ -332,112 +332,112 @@ static void poison_catches_use_after_free(void)
 {
 	struct range use[] = { { 0, 16 * MiB } };
 	struct lmm_config cfg = { 0, 0, LMM_CFG_QUIET | LMM_CFG_POISON };
-	REQUIRE(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
 	uint64_t *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	REQUIRE(p, "alloc failed");
+	ASSERT(p, "alloc failed");
 	lmm_free_pages(&mm, p, 0);
-	EXPECT(p[10] == 0x5a5a5a5aa5a5a5a5ull, "freed page not poisoned");
+	CHECK(p[10] == 0x5a5a5a5aa5a5a5a5ull, "freed page not poisoned");
 	uint64_t *q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(q == p && mm_stats(&mm).poison_errors == 0, "clean page reported");
+	CHECK(q == p && mm_stats(&mm).poison_errors == 0, "clean page reported");
 	lmm_free_pages(&mm, q, 0);
 	p[100] = 1; /* use after free */
 	q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(mm_stats(&mm).poison_errors == 1, "use after free not caught");
-	EXPECT(host_log_contains("written after it was freed"), "not logged");
+	CHECK(mm_stats(&mm).poison_errors == 1, "use after free not caught");
+	CHECK(host_log_contains("written after it was freed"), "not logged");
 	lmm_free_pages(&mm, q, 0);
 }
 
 static void canary_catches_stray_write(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	sigjmp_buf jb;
 	mm.canary_tail ^= 1;
 	if (sigsetjmp(jb, 1) == 0) {
 		host_fatal_jmp = &jb;
 		lmm_check(&mm);
 		host_fatal_jmp = NULL;
-		EXPECT(0, "canary damage not reported");
+		CHECK(0, "canary damage not reported");
 	} else {
-		EXPECT(strstr(host_fatal_reason(), "canary"), "fatal reason '%s'", host_fatal_reason());
+		CHECK(strstr(host_fatal_reason(), "canary"), "fatal reason '%s'", host_fatal_reason());
 	}
 	mm.canary_tail ^= 1;
 }
 
 static void check_detects_corruption(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	uint32_t idx = (uint32_t)(phys(p) >> 12) - (uint32_t)mm.regions[0].base_pfn;
 	mm.frames[idx].state = LMM_FRAME_FREE; /* a free frame that is on no list */
-	EXPECT(lmm_check(&mm) > 0, "corrupt frame state not detected");
+	CHECK(lmm_check(&mm) > 0, "corrupt frame state not detected");
 	mm.frames[idx].state = LMM_FRAME_ALLOCATED;
 	mm.nfree++;
-	EXPECT(lmm_check(&mm) > 0, "wrong free counter not detected");
+	CHECK(lmm_check(&mm) > 0, "wrong free counter not detected");
 	mm.nfree--;
-	EXPECT(lmm_check(&mm) == 0, "healthy state reported broken");
+	CHECK(lmm_check(&mm) == 0, "healthy state reported broken");
 }
 
 static void kernel_alloc_with_irqs_off_refused(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	lmm_irqflags_t fl = host_irq_save();
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	void *q = lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT);
 	host_irq_restore(fl);
-	EXPECT(!p, "KERNEL allocation with interrupts off succeeded");
-	EXPECT(q, "NOWAIT allocation with interrupts off failed");
-	EXPECT(mm_stats(&mm).refused[LMM_ERR_BAD_CONTEXT] == 1, "not counted");
-	EXPECT(host_log_contains("caller 0x"), "caller address not logged: %s", host_log_last());
+	CHECK(!p, "KERNEL allocation with interrupts off succeeded");
+	CHECK(q, "NOWAIT allocation with interrupts off failed");
+	CHECK(mm_stats(&mm).refused[LMM_ERR_BAD_CONTEXT] == 1, "not counted");
+	CHECK(host_log_contains("caller 0x"), "caller address not logged: %s", host_log_last());
 	lmm_free_pages(&mm, q, 0);
 }
 
 static void address_translation(void)
 {
-	REQUIRE(setup16() == LMM_OK, "init failed");
+	ASSERT(setup16() == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	EXPECT(lmm_virt_to_phys(&mm, p) == phys(p), "virt_to_phys wrong");
-	EXPECT(lmm_phys_to_virt(&mm, phys(p)) == p, "phys_to_virt wrong");
-	EXPECT(lmm_phys_to_virt(&mm, 64 * MiB) == NULL, "unmanaged phys translated");
+	CHECK(lmm_virt_to_phys(&mm, p) == phys(p), "virt_to_phys wrong");
+	CHECK(lmm_phys_to_virt(&mm, phys(p)) == p, "phys_to_virt wrong");
+	CHECK(lmm_phys_to_virt(&mm, 64 * MiB) == NULL, "unmanaged phys translated");
 	int local;
-	EXPECT(lmm_virt_to_phys(&mm, &local) == LMM_PHYS_INVALID, "stack address translated");
+	CHECK(lmm_virt_to_phys(&mm, &local) == LMM_PHYS_INVALID, "stack address translated");
 	lmm_free_pages(&mm, p, 0);
 }
 
 static void status_strings(void)
 {
 	for (int s = 0; s < LMM_STATUS_COUNT; s++)
-		EXPECT(strcmp(lmm_status_str((enum lmm_status)s), "unknown status") != 0, "status %d has no name", s);
-	EXPECT(strcmp(lmm_status_str(LMM_STATUS_COUNT), "unknown status") == 0, "out of range name");
+		CHECK(strcmp(lmm_status_str((enum lmm_status)s), "unknown status") != 0, "status %d has no name", s);
+	CHECK(strcmp(lmm_status_str(LMM_STATUS_COUNT), "unknown status") == 0, "out of range name");
 }
 
 int main(void)
 {
-	RUN(frame_record_is_16_bytes);
-	RUN(zero_length_range_refused);
-	RUN(absurd_ranges_refused_or_trimmed);
-	RUN(unaligned_range_trimmed_to_whole_pages);
-	RUN(sub_page_range_refused);
-	RUN(overlapping_out_of_order_ranges_merged);
-	RUN(too_many_ranges_refused);
-	RUN(ranges_after_init_refused);
-	RUN(no_usable_memory);
-	RUN(metadata_needs_room);
-	RUN(reservations_widen_and_are_never_handed_out);
-	RUN(metadata_costs_16_bytes_per_frame);
-	RUN(every_order_naturally_aligned);
-	RUN(split_all_the_way_and_merge_back);
-	RUN(exact_order_taken_before_splitting);
-	RUN(invalid_order_and_flags_refused);
-	RUN(every_bad_free_refused);
-	RUN(pool_page_free_refused);
-	RUN(reference_counts);
-	RUN(zero_flag_zeroes);
-	RUN(poison_catches_use_after_free);
-	RUN(canary_catches_stray_write);
-	RUN(check_detects_corruption);
-	RUN(kernel_alloc_with_irqs_off_refused);
-	RUN(address_translation);
-	RUN(status_strings);
+	TEST(frame_record_is_16_bytes);
+	TEST(zero_length_range_refused);
+	TEST(absurd_ranges_refused_or_trimmed);
+	TEST(unaligned_range_trimmed_to_whole_pages);
+	TEST(sub_page_range_refused);
+	TEST(overlapping_out_of_order_ranges_merged);
+	TEST(too_many_ranges_refused);
+	TEST(ranges_after_init_refused);
+	TEST(no_usable_memory);
+	TEST(metadata_needs_room);
+	TEST(reservations_widen_and_are_never_handed_out);
+	TEST(metadata_costs_16_bytes_per_frame);
+	TEST(every_order_naturally_aligned);
+	TEST(split_all_the_way_and_merge_back);
+	TEST(exact_order_taken_before_splitting);
+	TEST(invalid_order_and_flags_refused);
+	TEST(every_bad_free_refused);
+	TEST(pool_page_free_refused);
+	TEST(reference_counts);
+	TEST(zero_flag_zeroes);
+	TEST(poison_catches_use_after_free);
+	TEST(canary_catches_stray_write);
+	TEST(check_detects_corruption);
+	TEST(kernel_alloc_with_irqs_off_refused);
+	TEST(address_translation);
+	TEST(status_strings);
 	host_arena_unmap();
-	return harness_exit();
+	return testlib_exit();
 }

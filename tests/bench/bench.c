@@ -727,7 +727,7 @@ static void print_machine(void)
 	f = fopen("/proc/loadavg", "r");
 	if (f && fscanf(f, "%lf", &load) == 1)
 		printf("load average (1 min) at start: %.2f%s\n", load,
-		       load > 0.5 ? ": other work was running, timings are noisier than usual" : "");
+		       load > 1.0 ? ": other work was running, timings are noisier than usual" : "");
 	if (f)
 		fclose(f);
 }

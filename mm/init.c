@@ -210,7 +210,9 @@ static enum lmm_status build_regions(struct lmm *mm)
 		r->first_index = first;
 		r->vbase = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].base);
 		uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].end - LMM_PAGE_SIZE);
-		if (last - r->vbase != (uintptr_t)((npages - 1) << LMM_PAGE_SHIFT)) {
+		/* In 64 bits: on a 32-bit host a region larger than the address space wraps. */
+		uint64_t span = (npages - 1) << LMM_PAGE_SHIFT;
+		if (span > (uint64_t)(UINTPTR_MAX - r->vbase) || (uint64_t)(last - r->vbase) != span) {
 			lmm_logf("lmm: region [0x%llx-0x%llx) is not virtually contiguous through lmm_port_phys_to_virt",
 				 (unsigned long long)mm->ranges[i].base,
 				 (unsigned long long)mm->ranges[i].end);
@@ -238,9 +240,8 @@ static void fill_frames(struct lmm *mm)
 static void add_free_run(struct lmm *mm, const struct lmm_region *r, uint64_t lo, uint64_t hi)
 {
 	while (lo < hi) {
-		unsigned order = lo ? (unsigned)__builtin_ctzll(lo) : LMM_MAX_ORDER;
-		if (order > LMM_MAX_ORDER)
-			order = LMM_MAX_ORDER;
+		/* Alignment of lo, capped at MAX_ORDER (32-bit ctz: no libgcc call on i386). */
+		unsigned order = (unsigned)__builtin_ctz((uint32_t)lo | (1u << LMM_MAX_ORDER));
 		while (lo + (1ull << order) > hi)
 			order--;
 		lmm_list_add_locked(mm, order, r->first_index + (uint32_t)(lo - r->base_pfn));

@@ -52,7 +52,7 @@ uint32_t lmm_pool_pop_locked(struct lmm *mm)
 	mm->frames[idx].next = LMM_NIL;
 	LMM_WRITE_ONCE(mm->npool, mm->npool - 1);
 	if (mm->npool < mm->pool_low_water)
-		mm->pool_low_water = (uint32_t)mm->npool;
+		mm->pool_low_water = mm->npool;
 	return idx;
 }
 
@@ -101,7 +101,7 @@ bool lmm_pool_needs_refill(struct lmm *mm)
 void lmm_pool_reset_low_water(struct lmm *mm)
 {
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	mm->pool_low_water = (uint32_t)mm->npool;
+	mm->pool_low_water = mm->npool;
 	lmm_port_unlock_irqrestore(&mm->lock, fl);
 }
 
@@ -130,7 +130,7 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool > mm->pool_target; n++)
 			lmm_buddy_free_locked(mm, lmm_pool_pop_locked(mm), 0);
 		more = mm->npool > mm->pool_target;
-		mm->pool_low_water = (uint32_t)mm->npool;
+		mm->pool_low_water = mm->npool;
 		lmm_port_unlock_irqrestore(&mm->lock, fl);
 	}
 	return LMM_OK;

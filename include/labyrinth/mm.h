@@ -12,9 +12,10 @@
  *   init only    - before lmm_init() returns, single-threaded
  *
  * Locking: one spinlock per struct lmm, always taken with interrupts disabled, held
- * only for bounded work (O(1) on the pool path, O(MAX_ORDER) on the buddy path, O(2^order)
- * to mark the tail frames of a large block).  No function here calls the port's log
- * or fatal hook with the lock held.  Lock order, in full:  lmm.lock -> (nothing).
+ * only for bounded work (O(1) on the pool path, O(MAX_ORDER) on the buddy path).
+ * No function here calls the port's log hook with the lock held; the owner hook may be
+ * called with it held, and so may the fatal hook (corruption found mid-operation).
+ * Lock order, in full:  lmm.lock -> (nothing).
  */
 #ifndef LABYRINTH_MM_H
 #define LABYRINTH_MM_H
@@ -221,14 +222,16 @@ struct lmm {
 	uint32_t free_mask; /* bit k set <=> free_head[k] != LMM_NIL */
 	uint32_t free_head[LMM_MAX_ORDER + 1];
 	uint64_t free_blocks[LMM_MAX_ORDER + 1];
-	uint64_t nfree, nallocated, nreserved_pages, npool;
+	uint64_t nfree, nallocated, nreserved_pages;
+	uint32_t npool; /* 32-bit: read locklessly, and 8-byte atomics are not free everywhere */
 
 	/* Emergency pool: a LIFO stack of frames linked through lmm_frame.next. */
 	uint32_t pool_head;
 	uint32_t pool_target, pool_low, pool_low_water;
 	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages, pool_topups;
 
-	uint64_t alloc_calls, alloc_failures, free_calls, poison_errors;
+	uint64_t alloc_calls, alloc_failures, free_calls;
+	uint32_t poison_errors; /* updated outside the lock: 32-bit for the same reason */
 	uint64_t refused[LMM_STATUS_COUNT];
 	uint64_t canary_tail;
 };

@@ -54,7 +54,10 @@ check_group() {
 		need cmd gcc gcc
 		;;
 	cross)
-		need glob '/usr/lib/gcc/x86_64-linux-gnu/*/32/libgcc.a' gcc-multilib
+		# Not gcc-multilib: in Debian 12 it conflicts with gcc-aarch64-linux-gnu; the
+		# versioned package carries the same 32-bit libraries without the conflict.
+		need glob '/usr/lib/gcc/x86_64-linux-gnu/*/32/libgcc.a' "gcc-$(gcc -dumpversion | cut -d. -f1)-multilib"
+		need cmd clang clang
 		need cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 		need dir /usr/aarch64-linux-gnu/include libc6-dev-arm64-cross
 		need cmd qemu-aarch64 qemu-user

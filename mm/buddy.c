@@ -250,21 +250,62 @@ static inline void *alloc_order0_fast(struct lmm *mm, lmm_gfp_t gfp, const void 
 	return lmm_frame_virt(mm, idx);
 }
 
+/*
+ * The atomic path, open-coded: an order-0 ATOMIC request (exclusive or not) while the
+ * pool has a page: one unlink under the lock.  An empty pool takes the general path.
+ */
+static inline void *alloc_pool_fast(struct lmm *mm, lmm_gfp_t gfp, uint16_t owner, const void *caller)
+{
+	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
+	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	uint32_t idx = mm->pool_head;
+	if (unlikely(idx == LMM_NIL)) {
+		lmm_port_unlock_irqrestore(&mm->lock, fl);
+		return alloc_general(mm, 0, gfp, owner, caller);
+	}
+	struct lmm_frame *f = &mm->frames[idx];
+	mm->pool_head = f->next;
+	f->next = LMM_NIL;
+	LMM_WRITE_ONCE(mm->npool, mm->npool - 1);
+	if (mm->npool < mm->pool_low_water)
+		mm->pool_low_water = mm->npool;
+	mm->pool_hits++;
+	mm->alloc_calls++;
+	mm->nallocated++;
+	f->state = excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED;
+	f->owner = excl ? owner : 0;
+	f->refcount = !excl;
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	return lmm_frame_virt(mm, idx);
+}
+
+/* Requests the open-coded paths take; anything else (and any bad request) is general. */
+#define LMM_GFP_POOL_FAST (LMM_GFPB_NOWAIT | LMM_GFPB_RESERVE)
+
 void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
 {
-	if (likely(order == 0 && !(gfp & ~LMM_GFPB_NOWAIT) &&
-		   !(LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
-		return alloc_order0_fast(mm, gfp, __builtin_return_address(0));
-	return alloc_general(mm, order, gfp, owner, __builtin_return_address(0));
+	const void *caller = __builtin_return_address(0);
+	if (likely(order == 0 && !(LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))) {
+		if (!(gfp & ~LMM_GFPB_NOWAIT))
+			return alloc_order0_fast(mm, gfp, caller);
+		if ((gfp & ~LMM_GFPB_EXCLUSIVE) == LMM_GFP_POOL_FAST && (owner || !(gfp & LMM_GFPB_EXCLUSIVE)))
+			return alloc_pool_fast(mm, gfp, owner, caller);
+	}
+	return alloc_general(mm, order, gfp, owner, caller);
 }
 
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
-	if (likely(order == 0 && !(gfp & ~LMM_GFPB_NOWAIT) &&
-		   !(LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
-		return alloc_order0_fast(mm, gfp, __builtin_return_address(0));
+	const void *caller = __builtin_return_address(0);
+	if (likely(order == 0 && !(LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))) {
+		if (!(gfp & ~LMM_GFPB_NOWAIT))
+			return alloc_order0_fast(mm, gfp, caller);
+		if ((gfp & ~LMM_GFPB_EXCLUSIVE) == LMM_GFP_POOL_FAST)
+			return alloc_pool_fast(mm, gfp, (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0,
+					       caller);
+	}
 	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
-	return alloc_general(mm, order, gfp, owner, __builtin_return_address(0));
+	return alloc_general(mm, order, gfp, owner, caller);
 }
 
 /* ---- Public freeing ---------------------------------------------------------------- */
@@ -343,40 +384,53 @@ static cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, void
 }
 
 /*
- * The common case, open-coded: the last reference to an ordinary order-0 page whose
- * buddy is not free (no merge) while the pool is full (no top-up).  Returns false,
+ * The common case, open-coded: the last reference to an order-0 page (ordinary, or
+ * exclusive and freed by its owner) that goes back to the pool (normal context, pool
+ * below target) or onto list 0 (its buddy is not free, so no merge).  Returns false,
  * having changed nothing, for anything else; the general path then starts over.
  */
-static inline bool free_order0_fast(struct lmm *mm, void *ptr)
+static inline bool free_order0_fast(struct lmm *mm, void *ptr, uint16_t owner, bool ask_owner)
 {
 	uint32_t idx;
-	if (unlikely(lmm_locate(mm, ptr, &idx) != LMM_OK) ||
-	    LMM_READ_ONCE(mm->npool) < LMM_READ_ONCE(mm->pool_target) ||
-	    (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))
+	if (unlikely(lmm_locate(mm, ptr, &idx) != LMM_OK) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))
 		return false;
+	/* Only ask the port for the context when the answer could matter. */
+	bool to_pool = LMM_READ_ONCE(mm->npool) < LMM_READ_ONCE(mm->pool_target) &&
+		       lmm_port_context() == LMM_CTX_NORMAL;
 
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
 	struct lmm_frame *f = &mm->frames[idx];
-	if (unlikely(f->state != LMM_FRAME_ALLOCATED || f->order != 0 || f->refcount != 1 ||
-		     mm->npool < mm->pool_target || buddy_is_free_locked(mm, f, idx))) {
-		lmm_port_unlock_irqrestore(&mm->lock, fl);
-		return false;
+	bool mine = f->state == LMM_FRAME_ALLOCATED ? f->refcount == 1
+		  : f->state == LMM_FRAME_EXCLUSIVE && f->owner == (ask_owner ? lmm_port_owner() : owner);
+	if (unlikely(!mine || f->order != 0))
+		goto general;
+	if (to_pool && mm->npool < mm->pool_target) {
+		lmm_pool_push_locked(mm, idx);
+		mm->pool_topups++;
+	} else if (!buddy_is_free_locked(mm, f, idx)) {
+		uint32_t head = mm->free_head[0];
+		f->state = LMM_FRAME_FREE;
+		f->next = head;
+		f->prev = LMM_NIL;
+		if (head != LMM_NIL)
+			mm->frames[head].prev = idx;
+		mm->free_head[0] = idx;
+		mm->free_mask |= 1u;
+		mm->free_blocks[0]++;
+		mm->nfree++;
+	} else {
+		goto general;
 	}
-	uint32_t head = mm->free_head[0];
-	mm->free_calls++;
 	f->refcount = 0;
-	f->state = LMM_FRAME_FREE;
-	f->next = head;
-	f->prev = LMM_NIL;
-	if (head != LMM_NIL)
-		mm->frames[head].prev = idx;
-	mm->free_head[0] = idx;
-	mm->free_mask |= 1u;
-	mm->free_blocks[0]++;
-	mm->nfree++;
+	f->owner = 0;
+	mm->free_calls++;
 	mm->nallocated--;
 	lmm_port_unlock_irqrestore(&mm->lock, fl);
 	return true;
+
+general:
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	return false;
 }
 
 /* @ask_owner: the caller did not name an owner; ask the port if the page is exclusive. */
@@ -425,14 +479,14 @@ static cold enum lmm_status free_general(struct lmm *mm, void *ptr, unsigned ord
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
 {
-	if (order == 0 && ptr && free_order0_fast(mm, ptr))
+	if (order == 0 && ptr && free_order0_fast(mm, ptr, owner, false))
 		return LMM_OK;
 	return free_general(mm, ptr, order, owner, false);
 }
 
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
-	if (order == 0 && ptr && free_order0_fast(mm, ptr))
+	if (order == 0 && ptr && free_order0_fast(mm, ptr, 0, true))
 		return LMM_OK;
 	return free_general(mm, ptr, order, 0, true);
 }

@@ -386,7 +386,7 @@ static cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, void
 /*
  * The common case, open-coded: the last reference to an order-0 page (ordinary, or
  * exclusive and freed by its owner) that goes back to the pool (normal context, pool
- * below target) or onto list 0 (its buddy is not free, so no merge).  Returns false,
+ * below target), onto list 0 (its buddy is not free), or merges upward.  Returns false,
  * having changed nothing, for anything else; the general path then starts over.
  */
 static inline bool free_order0_fast(struct lmm *mm, void *ptr, uint16_t owner, bool ask_owner)
@@ -404,6 +404,8 @@ static inline bool free_order0_fast(struct lmm *mm, void *ptr, uint16_t owner, b
 		  : f->state == LMM_FRAME_EXCLUSIVE && f->owner == (ask_owner ? lmm_port_owner() : owner);
 	if (unlikely(!mine || f->order != 0))
 		goto general;
+	f->refcount = 0;
+	f->owner = 0;
 	if (to_pool && mm->npool < mm->pool_target) {
 		lmm_pool_push_locked(mm, idx);
 		mm->pool_topups++;
@@ -419,10 +421,8 @@ static inline bool free_order0_fast(struct lmm *mm, void *ptr, uint16_t owner, b
 		mm->free_blocks[0]++;
 		mm->nfree++;
 	} else {
-		goto general;
+		lmm_buddy_free_locked(mm, idx, 0); /* merges upward */
 	}
-	f->refcount = 0;
-	f->owner = 0;
 	mm->free_calls++;
 	mm->nallocated--;
 	lmm_port_unlock_irqrestore(&mm->lock, fl);

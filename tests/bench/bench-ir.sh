@@ -51,6 +51,14 @@ parse_dump() {
 }
 
 mkdir -p "$out"
+# Two runs in one build tree would delete each other's profiles: one at a time.
+lock=$out/ir.lock
+if ! mkdir "$lock" 2>/dev/null; then
+	echo "bench-ir: another make bench-ir is using $out (if none is, remove $lock)" >&2
+	exit 1
+fi
+trap 'rmdir "$lock" 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 csv=$out/bench-ir.csv
 
 # The buddy code, by source lines, so that it is found even when inlined: every function of
@@ -115,6 +123,10 @@ for bin in "$@"; do
 		fi
 		i=$((i + 1))
 	done
+	if ! grep -q '^R' "$dir/regions.tsv"; then
+		echo "bench-ir: no measured region in $dir: callgrind dumps missing" >&2
+		exit 1
+	fi
 	grep -v '^mm/ benchmark' "$dir/stdout" | sed 's/^/  /'
 
 	# W5 must never run buddy code; W1 cold must (else the line attribution is broken).
@@ -147,6 +159,12 @@ for bin in "$@"; do
 	function target(ok, text) {
 		printf "  %-6s %s\n", ok ? "MET" : "MISSED", text
 		if (!ok) missed++
+	}
+	function need(wl, al, ph) {
+		if (!((wl, al, ph) in value)) {
+			printf "bench-ir: no figure for %s / %s / %s\n", wl, al, ph > "/dev/stderr"
+			bad = 1
+		}
 	}
 	FNR == NR {
 		# What the binary printed: W3 failures, W4 metadata sizes.
@@ -201,6 +219,12 @@ for bin in "$@"; do
 		print "  the measured loop (call overhead included); Ir/alloc call and Ir/free call are the"
 		print "  inclusive cost of one call to the allocator (wrapper, mm/ and port hooks); port/op"
 		print "  is the part spent in the port hooks (lmm_port_*: lock, unlock, context, owner)."
+		need("W1 warm order-0", "freelist+irqsave", "pair"); need("W1 warm order-0", "mm/", "pair")
+		need("W1 cold order-0", "mm/", "pair"); need("W2 exhaust+rand free", "mm/", "free")
+		need("W5 atomic pool pair", "freelist+irqsave", "pair"); need("W5 atomic pool pair", "mm/ atomic-excl", "pair")
+		need("W4 init 1 GiB", "mm/", "init per frame"); need("W4 init 16 GiB sparse", "mm/", "init per frame")
+		if (bad)
+			exit 4
 		print "\n  Targets (issue 6), this build:"
 		lk = value["W1 warm order-0", "freelist+irqsave", "pair"]
 		v = value["W1 warm order-0", "mm/", "pair"]
@@ -233,7 +257,8 @@ for bin in "$@"; do
 		exit missed ? 3 : 0
 	}' "$dir/stdout" "$dir/regions.tsv" || status=$?
 	if [ "$status" != 0 ] && [ "$status" != 3 ]; then
-		exit "$status"
+		echo "bench-ir: $name: incomplete results" >&2
+		exit 1
 	fi
 	echo
 done

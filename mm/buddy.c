@@ -29,21 +29,46 @@
  */
 #include "internal.h"
 
+/*
+ * Both loops keep the frame array, the region's geometry and free_mask in locals: the
+ * frame state is a byte, and a byte store may alias anything, so fields re-read from
+ * *mm on every level would cost a load each.
+ */
 static inline __attribute__((always_inline)) uint32_t buddy_alloc_locked(struct lmm *mm, unsigned order)
 {
-	uint32_t avail = mm->free_mask >> order;
-	if (unlikely(!avail))
+	uint32_t mask = mm->free_mask;
+	if (unlikely(!(mask >> order)))
 		return LMM_NIL;
 
-	unsigned o = order + (unsigned)__builtin_ctz(avail);
+	struct lmm_frame *const frames = mm->frames;
+	unsigned o = order + (unsigned)__builtin_ctz(mask >> order);
 	uint32_t idx = mm->free_head[o];
-	lmm_list_del_locked(mm, o, idx);
+	uint32_t next = frames[idx].next;
+	mm->free_head[o] = next;
+	if (next != LMM_NIL)
+		frames[next].prev = LMM_NIL;
+	else
+		mask &= ~(1u << o);
+	mm->free_blocks[o]--;
 
+	/*
+	 * Lists order..o-1 were empty (o is the smallest non-empty order >= order), so
+	 * each upper half becomes the only block on its list.
+	 */
 	while (o > order) {
 		o--;
-		lmm_list_add_locked(mm, o, idx + (1u << o));
+		uint32_t hi = idx + (1u << o);
+		struct lmm_frame *h = &frames[hi];
+		h->next = LMM_NIL;
+		h->prev = LMM_NIL;
+		h->state = LMM_FRAME_FREE;
+		h->order = (uint8_t)o;
+		mm->free_head[o] = hi;
+		mm->free_blocks[o] = 1;
+		mask |= 1u << o;
 	}
-	mm->frames[idx].order = (uint8_t)order;
+	mm->free_mask = mask;
+	frames[idx].order = (uint8_t)order;
 	mm->nfree -= 1ull << order;
 	return idx;
 }
@@ -51,36 +76,51 @@ static inline __attribute__((always_inline)) uint32_t buddy_alloc_locked(struct 
 static inline __attribute__((always_inline)) void buddy_free_locked(struct lmm *mm, uint32_t idx,
 								    unsigned order)
 {
-	struct lmm_frame *f = &mm->frames[idx];
-	const struct lmm_region *r = &mm->regions[f->region];
-	uint64_t rel = idx - r->first_index; /* pfn relative to the region's base */
-	uint64_t base = r->base_pfn;
+	struct lmm_frame *const frames = mm->frames;
+	const struct lmm_region *r = &mm->regions[frames[idx].region];
+	const uint64_t first = r->first_index, npages = r->npages;
+	const uint64_t delta = r->base_pfn - first; /* pfn = index + delta */
+	uint32_t mask = mm->free_mask;
 
 	mm->nfree += 1ull << order;
 	while (order < LMM_MAX_ORDER) {
-		/* Buddy of pfn p is p ^ 2^order; work region-relative to stay in bounds. */
-		uint64_t buddy_rel = ((base + rel) ^ (1ull << order)) - base;
-		if (buddy_rel >= r->npages)
+		/* Buddy of pfn p is p ^ 2^order; a buddy outside the region stops the merge. */
+		uint64_t bidx = ((idx + delta) ^ (1ull << order)) - delta;
+		if (bidx - first >= npages)
 			break;
-		uint32_t bidx = r->first_index + (uint32_t)buddy_rel;
-		struct lmm_frame *b = &mm->frames[bidx];
+		struct lmm_frame *b = &frames[bidx];
 		if (b->state != LMM_FRAME_FREE || b->order != order)
 			break;
-		lmm_list_del_locked(mm, order, bidx);
-		/* The lower of the two becomes the head of the merged block. */
-		if (bidx < idx) {
-			f->state = LMM_FRAME_TAIL;
-			f->order = 0;
-			f = b;
-			idx = bidx;
-			rel = buddy_rel;
+		uint32_t bn = b->next, bp = b->prev;
+		if (bp != LMM_NIL) {
+			frames[bp].next = bn;
 		} else {
-			b->state = LMM_FRAME_TAIL;
-			b->order = 0;
+			mm->free_head[order] = bn;
+			if (bn == LMM_NIL)
+				mask &= ~(1u << order);
 		}
+		if (bn != LMM_NIL)
+			frames[bn].prev = bp;
+		mm->free_blocks[order]--;
+		/* The lower of the two heads the merged block; the higher becomes a tail. */
+		uint32_t hi = bidx > idx ? (uint32_t)bidx : idx;
+		frames[hi].state = LMM_FRAME_TAIL;
+		frames[hi].order = 0;
+		idx = bidx < idx ? (uint32_t)bidx : idx;
 		order++;
 	}
-	lmm_list_add_locked(mm, order, idx);
+
+	struct lmm_frame *f = &frames[idx];
+	uint32_t head = mm->free_head[order];
+	f->state = LMM_FRAME_FREE;
+	f->order = (uint8_t)order;
+	f->next = head;
+	f->prev = LMM_NIL;
+	if (head != LMM_NIL)
+		frames[head].prev = idx;
+	mm->free_head[order] = idx;
+	mm->free_mask = mask | (1u << order);
+	mm->free_blocks[order]++;
 }
 
 /* Whether the order-0 buddy of allocated page @idx is a free order-0 block. */

@@ -429,7 +429,8 @@ static cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, void
  * below target), onto list 0 (its buddy is not free), or merges upward.  Returns false,
  * having changed nothing, for anything else; the general path then starts over.
  */
-static inline bool free_order0_fast(struct lmm *mm, void *ptr, uint16_t owner, bool ask_owner)
+static inline __attribute__((always_inline)) bool free_order0_fast(struct lmm *mm, void *ptr,
+								uint16_t owner, bool ask_owner)
 {
 	uint32_t idx;
 	if (unlikely(lmm_locate(mm, ptr, &idx) != LMM_OK) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)))

@@ -110,17 +110,8 @@ static inline __attribute__((always_inline)) void buddy_free_locked(struct lmm *
 		order++;
 	}
 
-	struct lmm_frame *f = &frames[idx];
-	uint32_t head = mm->free_head[order];
-	f->state = LMM_FRAME_FREE;
-	f->order = (uint8_t)order;
-	f->next = head;
-	f->prev = LMM_NIL;
-	if (head != LMM_NIL)
-		frames[head].prev = idx;
-	mm->free_head[order] = idx;
-	mm->free_mask = mask | (1u << order);
-	mm->free_blocks[order]++;
+	mm->free_mask = mask;
+	lmm_list_add_locked(mm, order, idx);
 }
 
 /* Whether the order-0 buddy of allocated page @idx is a free order-0 block. */
@@ -451,15 +442,7 @@ static inline __attribute__((always_inline)) bool free_order0_fast(struct lmm *m
 		lmm_pool_push_locked(mm, idx);
 		mm->pool_topups++;
 	} else if (!buddy_is_free_locked(mm, f, idx)) {
-		uint32_t head = mm->free_head[0];
-		f->state = LMM_FRAME_FREE;
-		f->next = head;
-		f->prev = LMM_NIL;
-		if (head != LMM_NIL)
-			mm->frames[head].prev = idx;
-		mm->free_head[0] = idx;
-		mm->free_mask |= 1u;
-		mm->free_blocks[0]++;
+		lmm_list_add_locked(mm, 0, idx);
 		mm->nfree++;
 	} else {
 		lmm_buddy_free_locked(mm, idx, 0); /* merges upward */

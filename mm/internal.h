@@ -96,22 +96,6 @@ static inline void lmm_list_add_locked(struct lmm *mm, unsigned order, uint32_t 
 	mm->free_blocks[order]++;
 }
 
-static inline void lmm_list_del_locked(struct lmm *mm, unsigned order, uint32_t idx)
-{
-	struct lmm_frame *f = &mm->frames[idx];
-
-	if (f->prev != LMM_NIL) {
-		mm->frames[f->prev].next = f->next;
-	} else {
-		mm->free_head[order] = f->next;
-		if (f->next == LMM_NIL)
-			mm->free_mask &= ~(1u << order);
-	}
-	if (f->next != LMM_NIL)
-		mm->frames[f->next].prev = f->prev;
-	mm->free_blocks[order]--;
-}
-
 /* buddy.c */
 uint32_t lmm_buddy_alloc_locked(struct lmm *mm, unsigned order);
 void lmm_buddy_free_locked(struct lmm *mm, uint32_t idx, unsigned order);
@@ -123,7 +107,7 @@ uint32_t lmm_pool_auto_target(uint64_t free_pages);
 /* Top the pool up to its target; no context check (init, lmm_pool_refill). */
 uint32_t lmm_pool_fill(struct lmm *mm);
 
-/* debug.c: poisoning */
+/* check.c: poisoning */
 void lmm_poison_block_locked(struct lmm *mm, uint32_t idx, unsigned order);
 void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order);
 

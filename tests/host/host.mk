@@ -17,6 +17,9 @@ KPARSE_SRCS  := kernel/multiboot2.c kernel/cmdline.c
 MM_TESTS     := $(sort $(wildcard tests/host/test_mm_*.c))
 KERNEL_TESTS := $(sort $(wildcard tests/host/test_kernel_*.c))
 HOST_TEST_BINS := $(patsubst tests/host/%.c,$(HOST_BUILD)/%,$(MM_TESTS) $(KERNEL_TESTS))
+# The ThreadSanitizer build of test_mm_atomic (rules below).  Added before any rule
+# names $(HOST_TEST_BINS): make expands a rule's prerequisites when it reads the rule.
+HOST_TEST_BINS += $(HOST_BUILD)/test_mm_atomic_tsan
 
 .PHONY: host-tests-build host-tests
 host-tests-build: $(HOST_TEST_BINS)
@@ -36,7 +39,6 @@ $(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) tests/hos
 # -Wmaybe-uninitialized gives false positives under TSan instrumentation; the ASan
 # build keeps it as an error.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -Wno-maybe-uninitialized
-HOST_TEST_BINS += $(HOST_BUILD)/test_mm_atomic_tsan
 
 $(HOST_BUILD)/tsan/test_mm_atomic: tests/host/test_mm_atomic.c $(MM_SRCS) $(HOST_PORT) tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)

@@ -57,6 +57,19 @@ static enum lmm_status range_sane(struct lmm *mm, const char *what, uint64_t bas
 	return LMM_OK;
 }
 
+/* Append [b, e) to a fixed table of @max entries, or refuse (logged) when it is full. */
+static enum lmm_status store_range(struct lmm_range *table, uint32_t *n, uint32_t max, const char *what,
+				   uint64_t b, uint64_t e)
+{
+	if (*n == max) {
+		lmm_logf("lmm: %s [0x%llx-0x%llx) refused: %s (table of %u)", what, (unsigned long long)b,
+			 (unsigned long long)e, lmm_status_str(LMM_ERR_TOO_MANY_RANGES), max);
+		return LMM_ERR_TOO_MANY_RANGES;
+	}
+	table[(*n)++] = (struct lmm_range){ b, e };
+	return LMM_OK;
+}
+
 enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len)
 {
 	uint64_t end;
@@ -74,14 +87,7 @@ enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len)
 		lmm_logf("lmm: usable range [0x%llx-0x%llx) trimmed to whole pages [0x%llx-0x%llx)",
 			 (unsigned long long)base, (unsigned long long)end, (unsigned long long)b,
 			 (unsigned long long)e);
-	if (mm->nranges == LMM_MAX_RANGES) {
-		lmm_logf("lmm: usable range [0x%llx-0x%llx) refused: %s (LMM_MAX_RANGES=%u)",
-			 (unsigned long long)b, (unsigned long long)e,
-			 lmm_status_str(LMM_ERR_TOO_MANY_RANGES), (unsigned)LMM_MAX_RANGES);
-		return LMM_ERR_TOO_MANY_RANGES;
-	}
-	mm->ranges[mm->nranges++] = (struct lmm_range){ b, e };
-	return LMM_OK;
+	return store_range(mm->ranges, &mm->nranges, LMM_MAX_RANGES, "usable range", b, e);
 }
 
 enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len)
@@ -93,14 +99,7 @@ enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len)
 
 	/* Widen outward: a page that is partly reserved is wholly reserved. */
 	uint64_t b = align_down(base), e = align_up(end);
-	if (mm->nreserved == LMM_MAX_RESERVED) {
-		lmm_logf("lmm: reserved range [0x%llx-0x%llx) refused: %s (LMM_MAX_RESERVED=%u)",
-			 (unsigned long long)b, (unsigned long long)e,
-			 lmm_status_str(LMM_ERR_TOO_MANY_RANGES), (unsigned)LMM_MAX_RESERVED);
-		return LMM_ERR_TOO_MANY_RANGES;
-	}
-	mm->reserved_ranges[mm->nreserved++] = (struct lmm_range){ b, e };
-	return LMM_OK;
+	return store_range(mm->reserved_ranges, &mm->nreserved, LMM_MAX_RESERVED, "reserved range", b, e);
 }
 
 static void sort_ranges(struct lmm_range *r, uint32_t n)

@@ -27,22 +27,23 @@ bool arch_irq_register(unsigned irq, arch_irq_handler_t handler)
 	return ok;
 }
 
-void arch_irq_mask(unsigned irq)
+static void irq_set_masked(unsigned irq, bool masked)
 {
 	if (irq >= ARCH_NR_IRQS)
 		return;
 	arch_irqflags_t flags = arch_irq_save();
-	pic_set_mask(irq, true);
+	pic_set_mask(irq, masked);
 	arch_irq_restore(flags);
+}
+
+void arch_irq_mask(unsigned irq)
+{
+	irq_set_masked(irq, true);
 }
 
 void arch_irq_unmask(unsigned irq)
 {
-	if (irq >= ARCH_NR_IRQS)
-		return;
-	arch_irqflags_t flags = arch_irq_save();
-	pic_set_mask(irq, false);
-	arch_irq_restore(flags);
+	irq_set_masked(irq, false);
 }
 
 void arch_irq_get_stats(struct arch_irq_stats *out)

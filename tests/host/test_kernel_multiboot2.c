@@ -148,6 +148,14 @@ static const struct ent qemu128[] = {
 
 /* ---- Well-formed structures ----------------------------------------------------------- */
 
+/* The parsed memory map holds exactly the six entries of qemu128, in order. */
+static void check_qemu128_entries(void)
+{
+	for (uint32_t i = 0; i < bi.nmmap && i < 6; i++)
+		CHECK(bi.mmap[i].base == qemu128[i].base && bi.mmap[i].len == qemu128[i].len &&
+		      bi.mmap[i].type == qemu128[i].type, "entry %u differs", i);
+}
+
 static void good_structure_parses(void)
 {
 	static struct mb m;
@@ -169,9 +177,7 @@ static void good_structure_parses(void)
 	      bi.cmdline);
 	CHECK(!bi.cmdline_truncated, "cmdline marked truncated");
 	CHECK(bi.has_mmap && bi.nmmap == 6, "nmmap %u", bi.nmmap);
-	for (uint32_t i = 0; i < bi.nmmap && i < 6; i++)
-		CHECK(bi.mmap[i].base == qemu128[i].base && bi.mmap[i].len == qemu128[i].len &&
-		      bi.mmap[i].type == qemu128[i].type, "entry %u differs", i);
+	check_qemu128_entries();
 	CHECK(bi.nmodules == 2, "nmodules %u", bi.nmodules);
 	CHECK(bi.modules[0].start == 0x200000 && bi.modules[0].end == 0x201234 &&
 	      strcmp(bi.modules[0].name, "initrd.img arg") == 0, "module 0: %s", bi.modules[0].name);
@@ -216,9 +222,7 @@ static void mmap_entry_size_32(void)
 	mb_end(&m);
 	EXPECT_STATUS(parse(&m), MB2_OK, 0);
 	ASSERT(bi.nmmap == 6, "nmmap %u", bi.nmmap);
-	for (uint32_t i = 0; i < 6; i++)
-		CHECK(bi.mmap[i].base == qemu128[i].base && bi.mmap[i].len == qemu128[i].len &&
-		      bi.mmap[i].type == qemu128[i].type, "entry %u differs", i);
+	check_qemu128_entries();
 	CHECK(mb2_usable_bytes(&bi) == QEMU128_USABLE, "usable differs");
 }
 
@@ -231,9 +235,7 @@ static void mmap_entry_size_unaligned_28(void)
 	mb_end(&m);
 	EXPECT_STATUS(parse(&m), MB2_OK, 0);
 	ASSERT(bi.nmmap == 6, "nmmap %u", bi.nmmap);
-	for (uint32_t i = 0; i < 6; i++)
-		CHECK(bi.mmap[i].base == qemu128[i].base && bi.mmap[i].len == qemu128[i].len &&
-		      bi.mmap[i].type == qemu128[i].type, "entry %u differs", i);
+	check_qemu128_entries();
 }
 
 /* A partial entry at the end of the tag is padding, not an entry. */

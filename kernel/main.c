@@ -218,6 +218,7 @@ static bool run_mode(void)
 		ok &= kernel_run_mm_tests() == 0;
 	if (stress)
 		ok &= kernel_run_stress();
+	kernel_mm_report_summary();
 	lmm_dump(&kernel_mm);
 	return ok;
 }

@@ -219,6 +219,7 @@ static bool run_mode(void)
 	if (stress)
 		ok &= kernel_run_stress();
 	kernel_mm_report_summary();
+	kernel_mm_report_large_blocks();
 	lmm_dump(&kernel_mm);
 	return ok;
 }

@@ -367,6 +367,9 @@ bool kernel_run_stress(void)
 			mainl.refills++;
 		if (irq.ticks >= next_report) {
 			progress(next_report / hz);
+			/* Half-way, while the test holds memory: who holds it. */
+			if (kopts.mm_holders && next_report / hz == (irq.target_ticks / hz + 1) / 2)
+				lmm_dump_holders(&kernel_mm, 8);
 			next_report += hz;
 		}
 	}
@@ -417,6 +420,8 @@ bool kernel_run_stress(void)
 			start.available, end.available, start.allocated, end.allocated);
 	if (irq.bad_frees)
 		kprintf("stress: %lu legitimate frees or handovers were refused\n", irq.bad_frees);
+	if (!pass)
+		lmm_dump_holders(&kernel_mm, 8); /* what is still held, if holder records are on */
 	kprintf("stress: %s\n", pass ? "PASS" : "FAIL");
 	return pass;
 }

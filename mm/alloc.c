@@ -41,7 +41,7 @@ static inline enum lmm_gfp_class gfp_class(lmm_gfp_t gfp)
  * can reach it, with or without the lock.
  */
 static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-			    lmm_gfp_t gfp, uint16_t owner, const void *caller)
+			    lmm_gfp_t gfp, uint16_t owner)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
@@ -55,8 +55,6 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 		LMM_INC(c->pool_hits);
 		LMM_INC(c->reserve_to[gfp_class(gfp)]);
 	}
-	if (unlikely(mm->holders != NULL))
-		lmm_holder_record(mm, c, idx, order, caller);
 }
 
 /* Bookkeeping of a block whose last reference is gone; the caller places it. */
@@ -296,13 +294,16 @@ static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, 
 		lmm_unlock(mm, held);
 	}
 	if (likely(idx != LMM_NIL))
-		hand_out(mm, c, idx, order, gfp, excl ? owner : 0, caller);
+		hand_out(mm, c, idx, order, gfp, excl ? owner : 0);
 	else
 		LMM_INC(c->alloc_failures);
 	lmm_port_irq_restore(fl);
 
 	if (unlikely(idx == LMM_NIL))
 		return NULL;
+	/* The block is the caller's: its holder record needs interrupts no more. */
+	if (unlikely(mm->holders != NULL))
+		lmm_holder_record(mm, (unsigned)(c - mm->cpu), idx, order, caller);
 	void *p = lmm_frame_virt(mm, idx);
 	if (unlikely((gfp & LMM_GFPB_ZERO) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
 		return alloc_finish_slow(mm, p, idx, order, gfp);

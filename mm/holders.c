@@ -11,13 +11,16 @@
  */
 #include "internal.h"
 
-/* Called by hand_out(), interrupts off on CPU @c: the block is the caller's now. */
-void lmm_holder_record(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order, const void *caller)
+/*
+ * Called by the allocation once the block is the caller's, back in the caller's own
+ * context (interrupts as the caller had them), so the context recorded is the caller's.
+ */
+void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller)
 {
 	struct lmm_holder *h = &mm->holders[idx];
 	h->caller = caller;
-	h->seq = c->seq++;
-	h->cpu = (uint8_t)(c - mm->cpu);
+	h->seq = __atomic_fetch_add(&mm->holder_seq, 1, __ATOMIC_RELAXED);
+	h->cpu = (uint8_t)cpu;
 	h->context = (uint8_t)lmm_port_context();
 	h->order = (uint8_t)order;
 }
@@ -42,9 +45,11 @@ static bool tally(struct site *sites, const struct lmm_holder *h, const struct l
 		s->caller = h->caller;
 		s->pages += 1ull << f->order;
 		s->blocks++;
-		s->last_seq = h->seq;
-		s->last_cpu = h->cpu;
 		s->contexts |= (uint8_t)(1u << (h->context & 3));
+		if (s->blocks == 1 || h->seq > s->last_seq) { /* the newest block of this site */
+			s->last_seq = h->seq;
+			s->last_cpu = h->cpu;
+		}
 		return true;
 	}
 	return false;
@@ -87,7 +92,7 @@ unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
 	lmm_logf("lmm: holders: %u call sites hold allocated memory (top %u):", found, max < found ? max : found);
 	for (unsigned i = 0; i < found && i < max; i++) {
 		const struct site *s = &sites[i];
-		lmm_logf("lmm:   %8llu pages in %7llu blocks  caller %p  contexts%s%s%s  last: cpu %u seq %u",
+		lmm_logf("lmm:   %8llu pages in %7llu blocks  caller %p  contexts%s%s%s  newest: cpu %u seq %u",
 			 (unsigned long long)s->pages, (unsigned long long)s->blocks, s->caller,
 			 (s->contexts & 1) ? " normal" : "", (s->contexts & 2) ? " irqs-off" : "",
 			 (s->contexts & 4) ? " interrupt" : "", s->last_cpu, s->last_seq);

@@ -227,7 +227,7 @@ void lmm_poison_page(struct lmm *mm, uint32_t idx);
 void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order);
 
 /* holders.c */
-void lmm_holder_record(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order, const void *caller);
+void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller);
 
 /* log.c */
 void lmm_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -24,6 +24,13 @@ void kernel_mm_init(const struct boot_info *bi);
 bool kernel_mm_is_reserved(uint64_t base, uint64_t len);
 
 /*
+ * Free pages in blocks of order >= 9 (this CPU's cache drained first), and a line
+ * comparing it with the figure right after init.  Normal context.
+ */
+uint64_t kernel_mm_large_free_pages(void);
+void kernel_mm_report_large_blocks(void);
+
+/*
  * Refusal reports from mm/: print the ones queued by handlers (normal context), and a
  * line per reason for those counted but not shown.
  */

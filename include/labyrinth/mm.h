@@ -249,7 +249,6 @@ struct lmm_cpu {
 	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
 	lmm_count_t cache_refills, cache_drains;
 	lmm_count_t reserve_to[LMM_CLASS_COUNT];
-	uint32_t seq; /* holder records: sequence numbers of this CPU */
 };
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */
@@ -292,7 +291,7 @@ struct lmm_cpu_stats {
 /* The optional holder record of an allocated block (LMM_CFG_HOLDERS). */
 struct lmm_holder {
 	const void *caller; /* return address of the allocating call */
-	uint32_t seq;       /* per-CPU sequence number               */
+	uint32_t seq;       /* allocation sequence number            */
 	uint8_t cpu, context, order, pad;
 };
 
@@ -313,6 +312,7 @@ struct lmm {
 	struct lmm_region regions[LMM_MAX_REGIONS];
 	struct lmm_frame *frames;
 	struct lmm_holder *holders; /* NULL unless LMM_CFG_HOLDERS */
+	uint32_t holder_seq;
 	uint64_t nframes;
 	uint64_t metadata_phys, metadata_bytes;
 
@@ -347,8 +347,9 @@ enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len);
 enum lmm_status lmm_init(struct lmm *mm);
 
 /*
- * Bytes of metadata lmm_init() will carve for the ranges given so far: 16 per frame
- * (24 more with LMM_CFG_HOLDERS on a 64-bit host), rounded up to a page.  Init only.
+ * Bytes of metadata lmm_init() will carve for the ranges given so far: 16 per frame,
+ * plus sizeof(struct lmm_holder) per frame with LMM_CFG_HOLDERS (16 on a 64-bit host),
+ * each rounded up to a page.  Init only.
  */
 uint64_t lmm_metadata_bytes(const struct lmm *mm);
 

@@ -135,10 +135,7 @@ void kernel_memmap_print(struct lmm *mm, const char *label)
 	kprintf("--- lmm-map v1 end ---\n");
 
 	bool colour = kopts.mm_map;
-	uint64_t top = e.grid.ncells * e.grid.group * LMM_PAGE_SIZE;
-	int digits = 8;
-	while (digits < 16 && (top >> (4 * digits)))
-		digits++;
+	int digits = memmap_addr_digits(&e.grid, 0);
 	kprintf("memory map (%s): %llu frames in pfn [0, %llu)\n"
 		"1 cell = %llu frames (%llu KiB), %llu MiB per row\n", label, (unsigned long long)e.frames, (unsigned long long)e.end,
 		(unsigned long long)e.grid.group,

@@ -64,7 +64,7 @@ struct memmap_style {
 static const struct memmap_style memmap_styles[MEMMAP_CLASS_COUNT] = {
 	[MEMMAP_HOLE] = { '.', "hole", 236, { 0x30, 0x30, 0x30 } },
 	[MEMMAP_FREE_BIG] = { 'F', "free, big blocks", 34, { 0x00, 0xaf, 0x00 } },
-	[MEMMAP_FREE] = { 'f', "free, small blocks", 148, { 0xaf, 0xd7, 0x00 } },
+	[MEMMAP_FREE] = { 'f', "free, small blocks", 120, { 0x87, 0xff, 0x87 } },
 	[MEMMAP_ALLOCATED] = { 'A', "allocated", 160, { 0xd7, 0x00, 0x00 } },
 	[MEMMAP_EXCLUSIVE] = { 'X', "exclusive", 208, { 0xff, 0x87, 0x00 } },
 	[MEMMAP_POOL] = { 'P', "emergency pool", 33, { 0x00, 0x87, 0xff } },
@@ -153,6 +153,16 @@ static inline void memmap_grid_add(struct memmap_grid *g, enum memmap_class c, u
 		if (g->fill == g->group)
 			memmap_grid_close(g);
 	}
+}
+
+/* Hex digits of the row addresses: at least 8, enough for the end of the map. */
+static inline int memmap_addr_digits(const struct memmap_grid *g, uint64_t first_pfn)
+{
+	uint64_t top = (first_pfn + g->ncells * g->group) * LMM_PAGE_SIZE;
+	int digits = 8;
+	while (digits < 16 && (top >> (4 * digits)))
+		digits++;
+	return digits;
 }
 
 /*

@@ -44,15 +44,9 @@ rm -f "$out"/memory-*.png
 
 case " $cmdline " in
 *" mm_map=0 "*)
-	"$tool" --text "$log" >"$out/cells.txt" || exit 1
 	for label in boot after-stress; do
-		# The kernel's rows: from its "memory map (LABEL): ..." line to the legend.
-		tr -d '\r' <"$log" | sed -n "/^memory map ($label): /,/^legend:/p" | grep '^0x' >"$out/kernel-$label.txt"
-		sed -n "/^memory map ($label):\$/,/^memory map (/p" "$out/cells.txt" | grep '^0x' >"$out/tool-$label.txt"
-		if [ ! -s "$out/kernel-$label.txt" ] || ! cmp -s "$out/kernel-$label.txt" "$out/tool-$label.txt"; then
-			diff "$out/kernel-$label.txt" "$out/tool-$label.txt" >&2
+		sh tests/picture/compare-maps.sh "$tool" "$log" "$label" "$out" >&2 ||
 			die "memory-$label.png does not show the serial map of the same block"
-		fi
 		echo "$prog: memory-$label.png shows the serial map ($(wc -l <"$out/kernel-$label.txt") rows), cell for cell"
 	done
 	;;

@@ -66,7 +66,8 @@ static void print_row(const struct memmap_grid *g, uint64_t first, int addr_digi
 	for (uint64_t c = first; c < first + MEMMAP_COLS && c < g->ncells; c++) {
 		const struct memmap_style *st = &memmap_styles[g->cell[c]];
 		if (colour && g->cell[c] != prev)
-			n += (size_t)ksnprintf(row + n, sizeof(row) - n, "\033[38;5;16;48;5;%um", st->xterm);
+			n += (size_t)ksnprintf(row + n, sizeof(row) - n, "\033[38;5;%u;48;5;%um",
+					       memmap_ink_is_white(st) ? 231u : 16u, st->xterm);
 		prev = g->cell[c];
 		n += (size_t)ksnprintf(row + n, sizeof(row) - n, "%c", st->letter);
 	}
@@ -84,7 +85,8 @@ static void print_legend(bool colour)
 		unsigned l = c < MEMMAP_CLASS_COUNT / 2 ? 0 : 1;
 		if (colour)
 			n[l] += (size_t)ksnprintf(line[l] + n[l], sizeof(line[l]) - n[l],
-						  "  \033[38;5;16;48;5;%um%c\033[0m %s", st->xterm,
+						  "  \033[38;5;%u;48;5;%um%c\033[0m %s",
+						  memmap_ink_is_white(st) ? 231u : 16u, st->xterm,
 						  st->letter, st->name);
 		else
 			n[l] += (size_t)ksnprintf(line[l] + n[l], sizeof(line[l]) - n[l], "  %c %s",

@@ -73,6 +73,12 @@ static const struct memmap_style memmap_styles[MEMMAP_CLASS_COUNT] = {
 	[MEMMAP_MIXED] = { '%', "mixed", 226, { 0xff, 0xff, 0x00 } },
 };
 
+/* White letters on dark cells, black on light ones: in the colour map and the PNG alike. */
+static inline bool memmap_ink_is_white(const struct memmap_style *st)
+{
+	return st->rgb[0] * 299 + st->rgb[1] * 587 + st->rgb[2] * 114 < 100000;
+}
+
 /* lmm-map v1 letter of each run kind ('F' is followed by the order). */
 static const char memmap_run_letters[LMM_RUN_KIND_COUNT] = {
 	[LMM_RUN_HOLE] = 'H',   [LMM_RUN_FREE] = 'F', [LMM_RUN_ALLOCATED] = 'A',

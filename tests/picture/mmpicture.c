@@ -343,6 +343,7 @@ struct canvas {
 };
 
 static const uint8_t INK[3] = { 0x10, 0x10, 0x10 }, PAPER[3] = { 0xff, 0xff, 0xff };
+static const uint8_t WHITE[3] = { 0xff, 0xff, 0xff };
 
 static void fill(struct canvas *c, int x, int y, int w, int h, const uint8_t rgb[3])
 {
@@ -382,12 +383,6 @@ static int draw(struct canvas *c, int x, int y, int scale, const uint8_t rgb[3],
 	return x;
 }
 
-/* Black letters on light cells, white on dark ones, as a terminal would be read. */
-static const uint8_t *ink_on(const uint8_t bg[3])
-{
-	static const uint8_t white[3] = { 0xff, 0xff, 0xff };
-	return bg[0] * 299 + bg[1] * 587 + bg[2] * 114 < 100000 ? white : INK;
-}
 
 static int text(struct canvas *c, int x, int y, int scale, const uint8_t rgb[3], const char *s)
 {
@@ -406,7 +401,8 @@ static void letter(struct canvas *c, int x, int y, const struct memmap_style *st
 {
 	char l[2] = { st->letter, 0 };
 	fill(c, x, y, CELL - 1, CELL - 1, st->rgb);
-	draw(c, x + (CELL - 1 - 5) / 2, y + (CELL - 1 - 7) / 2, 1, ink_on(st->rgb), l, true);
+	draw(c, x + (CELL - 1 - 5) / 2, y + (CELL - 1 - 7) / 2, 1,
+	     memmap_ink_is_white(st) ? WHITE : INK, l, true);
 }
 
 

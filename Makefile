@@ -36,6 +36,7 @@ KERNEL_CFLAGS := -std=gnu11 -ffreestanding -fno-builtin -nostdlib -nostdinc \
 	-mno-red-zone -mcmodel=kernel -fno-pic -fno-pie -fno-stack-protector \
 	-mgeneral-regs-only -mno-mmx -mno-sse -mno-sse2 -fno-omit-frame-pointer \
 	-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -Iinclude -Iarch/x86_64 -Itests/bench \
+	-DLMM_PORT_MAX_CPUS=16 \
 	-MMD -MP
 KERNEL_LDFLAGS := -n -nostdlib -static -z max-page-size=0x1000 -z noexecstack -T linker.ld
 

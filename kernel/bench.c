@@ -67,7 +67,7 @@ static void *fl_block[ARENA_BLOCKS];
 
 static bool borrow_arenas(void)
 {
-	lmm_begin(&arena, &(struct lmm_config){ LMM_POOL_AUTO, LMM_POOL_AUTO, LMM_CFG_QUIET });
+	lmm_begin(&arena, &(struct lmm_config){ .pool_target = LMM_POOL_AUTO, .pool_low = LMM_POOL_AUTO, .flags = LMM_CFG_QUIET });
 	for (unsigned i = 0; i < 2 * ARENA_BLOCKS; i++) {
 		borrowed[i] = lmm_alloc_pages(&kernel_mm, LMM_MAX_ORDER, LMM_GFP_KERNEL);
 		if (!borrowed[i]) {

@@ -221,6 +221,7 @@ static bool run_mode(void)
 		ok &= kernel_run_stress();
 		kernel_memmap_print(&kernel_mm, "after-stress");
 	}
+	kernel_mm_report_summary();
 	lmm_dump(&kernel_mm);
 	return ok;
 }

@@ -37,8 +37,10 @@ static enum lmm_run_kind kind_of(uint8_t state)
 	case LMM_FRAME_ALLOCATED: return LMM_RUN_ALLOCATED;
 	case LMM_FRAME_EXCLUSIVE: return LMM_RUN_EXCLUSIVE;
 	case LMM_FRAME_POOL: return LMM_RUN_POOL;
+	case LMM_FRAME_CACHED: return LMM_RUN_CACHED;
 	case LMM_FRAME_RESERVED: return LMM_RUN_RESERVED;
 	case LMM_FRAME_TAIL: break; /* callers resolve tails to their head first */
+	case LMM_FRAME_STATE_COUNT: break;
 	}
 	lmm_port_fatal("lmm: walk found a frame in an impossible state");
 }
@@ -70,8 +72,10 @@ static void flush(struct walk *w)
  * order k starts at a pfn aligned to 2^k and every frame inside it is a TAIL, so the first
  * non-TAIL frame at the aligned pfns below @idx, smallest alignment first, is the head.
  */
-static uint32_t head_of_locked(const struct lmm *mm, const struct lmm_region *r, uint32_t idx)
+static uint32_t head_of_locked(struct lmm *mm, const struct lmm_cpu *c, const struct lmm_region *r,
+			       uint32_t idx)
 {
+	LMM_ASSERT_LOCKED(mm, c);
 	uint64_t pfn = r->base_pfn + (idx - r->first_index);
 	for (unsigned k = 1; k <= LMM_MAX_ORDER; k++) {
 		uint64_t hp = pfn & ~((1ull << k) - 1);
@@ -93,8 +97,10 @@ static uint32_t head_of_locked(const struct lmm *mm, const struct lmm_region *r,
  * starts.  The first frame may be a tail (see the file comment); every later step lands on
  * a head because it advances by whole blocks.
  */
-static uint32_t walk_chunk_locked(struct lmm *mm, struct walk *w, const struct lmm_region *r, uint32_t pos)
+static uint32_t walk_chunk_locked(struct lmm *mm, const struct lmm_cpu *c, struct walk *w,
+				  const struct lmm_region *r, uint32_t pos)
 {
+	LMM_ASSERT_LOCKED(mm, c);
 	const uint32_t end = r->first_index + (uint32_t)r->npages;
 	uint32_t done = 0;
 
@@ -103,7 +109,7 @@ static uint32_t walk_chunk_locked(struct lmm *mm, struct walk *w, const struct l
 		/* Per-CPU caches write state without the lock: read it once, atomically. */
 		uint8_t st = __atomic_load_n(&mm->frames[pos].state, __ATOMIC_RELAXED);
 		if (st == LMM_FRAME_TAIL) {
-			head = head_of_locked(mm, r, pos);
+			head = head_of_locked(mm, c, r, pos);
 			st = __atomic_load_n(&mm->frames[head].state, __ATOMIC_RELAXED);
 		}
 		enum lmm_run_kind kind = kind_of(st);
@@ -122,13 +128,13 @@ static uint32_t walk_chunk_locked(struct lmm *mm, struct walk *w, const struct l
 
 uint64_t lmm_walk(struct lmm *mm, lmm_walk_fn fn, void *ctx)
 {
+	lmm_check_canary(mm);
 	if (lmm_port_context() != LMM_CTX_NORMAL) {
-		lmm_count_refusal(mm, LMM_ERR_BAD_CONTEXT);
-		lmm_logf("lmm: refused walk (caller %p): %s", __builtin_return_address(0),
-			 lmm_status_str(LMM_ERR_BAD_CONTEXT));
+		struct lmm_report r = { .reason = LMM_ERR_BAD_CONTEXT, .op = "walk",
+					.phys = LMM_PHYS_INVALID, .caller = __builtin_return_address(0) };
+		lmm_refuse(mm, &r);
 		return 0;
 	}
-	lmm_check_canary(mm);
 
 	struct walk w = { .fn = fn, .ctx = ctx };
 	uint64_t next_pfn = 0;
@@ -140,9 +146,10 @@ uint64_t lmm_walk(struct lmm *mm, lmm_walk_fn fn, void *ctx)
 			add_run(&w, LMM_RUN_HOLE, next_pfn, r->base_pfn - next_pfn, 0);
 		uint32_t pos = r->first_index, end = r->first_index + (uint32_t)r->npages;
 		while (pos < end) {
-			lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-			pos = walk_chunk_locked(mm, &w, r, pos);
-			lmm_port_unlock_irqrestore(&mm->lock, fl);
+			struct lmm_held h;
+			const struct lmm_cpu *c = lmm_lock_here(mm, &h);
+			pos = walk_chunk_locked(mm, c, &w, r, pos);
+			lmm_unlock_here(mm, &h);
 			flush(&w);
 		}
 		next_pfn = r->base_pfn + r->npages;

@@ -23,6 +23,13 @@ void kernel_mm_init(const struct boot_info *bi);
 /* Whether [base, base+len) overlaps something kernel_mm_init() reserved. */
 bool kernel_mm_is_reserved(uint64_t base, uint64_t len);
 
+/*
+ * Refusal reports from mm/: print the ones queued by handlers (normal context), and a
+ * line per reason for those counted but not shown.
+ */
+void kernel_mm_flush_reports(void);
+void kernel_mm_report_summary(void);
+
 /* Owner tags the kernel's port hands out: one per CPU and context. */
 #define KMM_OWNER(cpu, in_irq) ((uint16_t)((((unsigned)(cpu)) << 8 | ((in_irq) ? 1u : 0u)) + 1u))
 

@@ -115,7 +115,7 @@ static void alloc_and_free(void)
 		CHECK(lmm_free_pages(&mm, p, order) == LMM_OK, "free refused");
 		/* Freed again: free (or merged into a bigger free block, or kept in the pool). */
 		enum lmm_status again = lmm_free_pages(&mm, p, order);
-		CHECK(again == LMM_ERR_ALREADY_FREE || again == LMM_ERR_NOT_HEAD || again == LMM_ERR_IN_POOL,
+		CHECK(again == LMM_ERR_ALREADY_FREE || again == LMM_ERR_NOT_HEAD,
 		      "double free not refused");
 	}
 	unsigned char *z = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL | LMM_GFP_ZERO);
@@ -186,7 +186,7 @@ static void interrupt_context(void)
 	CHECK(r && r_owner == (0x8000u | 1), "labyrinth_* page not owned by the handler");
 	CHECK(r_freed == LMM_OK, "handler could not free its labyrinth_* page");
 	enum lmm_status again = labyrinth_free_page_atomic_exclusive(r);
-	CHECK(again == LMM_ERR_ALREADY_FREE || again == LMM_ERR_NOT_HEAD || again == LMM_ERR_IN_POOL,
+	CHECK(again == LMM_ERR_ALREADY_FREE || again == LMM_ERR_NOT_HEAD,
 	      "double free of a labyrinth_* page accepted");
 	CHECK(refilled == 0 && marks == LMM_ERR_BAD_CONTEXT, "pool refill or marks accepted in a handler");
 	CHECK(handed == LMM_OK && lmm_page_owner(&mm, a) == 1, "handler could not hand its page to task 1");

@@ -46,10 +46,11 @@ static struct runs walk(void)
 /*
  * One expected kind per pfn below @npfn, built by the test from its own actions:
  * holes and reservations from the layout it passed in, ALLOCATED/EXCLUSIVE from the
- * blocks it holds, and "FREE or POOL" for everything else (which free frames the pool
- * took is mm/'s choice; the test checks the pool's count and each pool frame instead).
+ * blocks it holds, and "not held" for everything else: free, pool or per-CPU cache
+ * (which frames the pool and the caches took is mm/'s choice; the test checks their
+ * counts and each of their frames instead).
  */
-#define EXP_FREE_OR_POOL LMM_RUN_KIND_COUNT
+#define EXP_UNHELD LMM_RUN_KIND_COUNT
 
 struct expect {
 	uint64_t npfn;
@@ -79,7 +80,7 @@ static struct expect expect_layout(uint64_t npfn, const struct range *use, size_
 	for (size_t i = 0; i < nuse; i++) {
 		uint64_t b = (use[i].base + 4095) & ~4095ull, end = (use[i].base + use[i].len) & ~4095ull;
 		if (end > b)
-			expect_set(&e, b, end - b, EXP_FREE_OR_POOL);
+			expect_set(&e, b, end - b, EXP_UNHELD);
 	}
 	for (size_t i = 0; i < nres; i++) {
 		uint64_t b = res[i].base & ~4095ull, end = (res[i].base + res[i].len + 4095) & ~4095ull;
@@ -106,12 +107,13 @@ static const struct lmm_frame *frame_at(uint64_t pfn)
  * non-empty and in order, end at the expectation's end; each frame's kind matches;
  * no two neighbouring runs could have been one; FREE runs are whole aligned blocks of
  * their order whose heads really are free blocks of that order, and per order they add
- * up to the free-block counters; POOL frames are pool frames and add up to the pool.
+ * up to the free-block counters; POOL and CACHED frames are in those states and add up
+ * to the pool and the caches.
  */
 static void check_runs(const struct runs *r, const struct expect *e)
 {
 	struct lmm_stats s = mm_stats(&mm);
-	uint64_t pfn = 0, pool = 0, free_pages = 0, blocks[LMM_MAX_ORDER + 1] = { 0 };
+	uint64_t pfn = 0, pool = 0, cached = 0, free_pages = 0, blocks[LMM_MAX_ORDER + 1] = { 0 };
 
 	ASSERT(r->n != (size_t)-1, "return value differs from the runs delivered");
 	for (size_t i = 0; i < r->n; i++) {
@@ -131,17 +133,21 @@ static void check_runs(const struct runs *r, const struct expect *e)
 			ASSERT(p < e->npfn, "run %zu reaches pfn %" PRIu64 ", past the end %" PRIu64, i, p,
 			       e->npfn);
 			unsigned want = e->kind[p];
-			if (want == EXP_FREE_OR_POOL)
-				ASSERT(u->kind == LMM_RUN_FREE || u->kind == LMM_RUN_POOL,
-				       "pfn %" PRIu64 " reported kind %d, expected free or pool", p, (int)u->kind);
+			if (want == EXP_UNHELD)
+				ASSERT(u->kind == LMM_RUN_FREE || u->kind == LMM_RUN_POOL ||
+					       u->kind == LMM_RUN_CACHED,
+				       "pfn %" PRIu64 " reported kind %d, expected free, pool or cached", p,
+				       (int)u->kind);
 			else
 				ASSERT(u->kind == want, "pfn %" PRIu64 " reported kind %d, expected %u", p,
 				       (int)u->kind, want);
 		}
-		if (u->kind == LMM_RUN_POOL) {
+		if (u->kind == LMM_RUN_POOL || u->kind == LMM_RUN_CACHED) {
+			uint8_t want = u->kind == LMM_RUN_POOL ? LMM_FRAME_POOL : LMM_FRAME_CACHED;
 			for (uint64_t p = u->base_pfn; p < u->base_pfn + u->npages; p++)
-				CHECK(frame_at(p)->state == LMM_FRAME_POOL, "pfn %" PRIu64 " is not a pool frame", p);
-			pool += u->npages;
+				CHECK(frame_at(p)->state == want, "pfn %" PRIu64 " reported kind %d, frame state %u",
+				      p, (int)u->kind, frame_at(p)->state);
+			*(u->kind == LMM_RUN_POOL ? &pool : &cached) += u->npages;
 		}
 		if (u->kind == LMM_RUN_FREE) {
 			uint64_t bs = 1ull << u->order;
@@ -161,6 +167,8 @@ static void check_runs(const struct runs *r, const struct expect *e)
 	}
 	CHECK(pfn == e->npfn, "runs end at pfn %" PRIu64 ", memory at %" PRIu64, pfn, e->npfn);
 	CHECK(pool == s.pool, "%" PRIu64 " pool frames reported, pool holds %" PRIu64, pool, s.pool);
+	CHECK(cached == s.cached, "%" PRIu64 " cached frames reported, caches hold %" PRIu64, cached,
+	      s.cached);
 	CHECK(free_pages == s.free, "%" PRIu64 " free frames reported, %" PRIu64 " free", free_pages, s.free);
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		CHECK(blocks[o] == s.free_blocks[o], "order %u: %" PRIu64 " free blocks reported, %" PRIu64
@@ -176,7 +184,9 @@ static void check_runs(const struct runs *r, const struct expect *e)
 static void exact_runs_after_a_split(void)
 {
 	struct range use[] = { { 0, 8 * MiB } }, res[] = { { 4 * MiB, 4 * MiB - 32 * 1024 } };
-	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, res, 1, NULL) == LMM_OK, "init failed");
+	/* No per-CPU cache: its refill would take a batch of pages, not one. */
+	struct lmm_config cfg = { .cache_high = LMM_CPU_OFF, .pool_slice = LMM_CPU_OFF, .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, res, 1, &cfg) == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	ASSERT(p && host_virt_to_phys(p) == 0, "fixture: lowest page expected");
 
@@ -225,7 +235,7 @@ static void kinds_match_a_busy_machine(void)
 {
 	struct range use[] = { { 0, 64 * MiB } };
 	struct range res[] = { { 0, 1 * MiB }, { 9 * MiB + 123, 3 * 4096 }, { 40 * MiB, 1 * MiB } };
-	struct lmm_config cfg = { 64, 32, LMM_CFG_QUIET };
+	struct lmm_config cfg = { .pool_target = 64, .pool_low = 32, .flags = LMM_CFG_QUIET };
 	ASSERT(mm_setup(&mm, 64 * MiB, use, 1, res, 3, &cfg) == LMM_OK, "init failed");
 	struct expect e = expect_layout(64 * MiB >> 12, use, 1, res, 3);
 
@@ -256,6 +266,8 @@ static void kinds_match_a_busy_machine(void)
 	struct runs r = walk();
 	check_runs(&r, &e);
 	CHECK(r.n > 1000, "only %zu runs: the fixture is not fragmented enough to test chunking", r.n);
+	CHECK(mm_stats(&mm).cached > 0 && mm_stats(&mm).pool > 0, "fixture: cached %" PRIu64 ", pool %" PRIu64,
+	      mm_stats(&mm).cached, mm_stats(&mm).pool);
 	free(r.v);
 	for (unsigned i = 0; i < N; i++)
 		if (held[i].p)

@@ -106,7 +106,7 @@ static void print_unusable(const struct lmm_stats *s, bool block)
 	char line[MEMMAP_LINE_MAX + 1];
 	size_t n = (size_t)ksnprintf(line, sizeof(line), "%s", block ? "unusable" : "       ");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++) {
-		unsigned u = memmap_unusable_permille(s->free_blocks, o);
+		unsigned u = s->unusable_permille[o];
 		n += block ? (size_t)ksnprintf(line + n, sizeof(line) - n, " %u", u)
 			   : (size_t)ksnprintf(line + n, sizeof(line) - n, " %u:%u", o, u);
 	}

@@ -172,22 +172,6 @@ static inline int memmap_addr_digits(const struct memmap_grid *g, uint64_t first
 }
 
 /*
- * The unusable free space index of @order, in 1/1000: the share of free pages that sit
- * in blocks too small for a request of that order (Linux's extfrag unusable_index):
- * (free - sum over k >= order of blocks[k] * 2^k) / free.  0 when nothing is free.
- */
-static inline unsigned memmap_unusable_permille(const uint64_t blocks[LMM_MAX_ORDER + 1], unsigned order)
-{
-	uint64_t free = 0, usable = 0;
-	for (unsigned k = 0; k <= LMM_MAX_ORDER; k++) {
-		free += blocks[k] << k;
-		if (k >= order)
-			usable += blocks[k] << k;
-	}
-	return free ? (unsigned)((free - usable) * 1000 / free) : 0;
-}
-
-/*
  * kernel/memmap.c: print the lmm-map v1 block labelled @label (see above), then the map
  * (ANSI colour when kopts.mm_map, letters otherwise), its legend and the unusable free
  * space index.  Normal context only; not re-entrant (static buffers).

@@ -5,6 +5,7 @@
 #   make debug      boot it halted with a gdb stub
 #   make test       every test: host (mm/ under sanitizers), kernel boot tests
 #   make libmm      build/libmm/libmm.a: mm/ alone for the kernel's target (mm/README.md)
+#   make picture    boot once, draw build/pictures/memory-{boot,after-stress}.png
 #   make clean      remove build/
 #
 # User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.
@@ -108,10 +109,14 @@ include tests/bench/bench.mk
 include tests/embed/embed.mk
 include tests/cross/cross.mk
 
+# ---- The picture of physical memory (make picture) ---------------------------------
+
+include tests/picture/picture.mk
+
 .PHONY: libmm
 libmm: $(LIBMM)
 
-test: $(ISO) host-tests-build bench-build
+test: $(ISO) host-tests-build bench-build $(MMPICTURE)
 	@sh tests/run-all.sh
 
 clean:

@@ -310,6 +310,45 @@ static void exclusive_ownership_enforced(struct ktest_ctx *t)
 	arena_end(t);
 }
 
+/* ---- The walk on the live allocator ----------------------------------------------------- */
+
+struct walk_sums {
+	uint64_t next_pfn, gaps, pages[LMM_RUN_KIND_COUNT];
+};
+
+static void sum_run(const struct lmm_run *run, void *ctx)
+{
+	struct walk_sums *w = ctx;
+	if (run->base_pfn != w->next_pfn || run->npages == 0 || run->kind >= LMM_RUN_KIND_COUNT)
+		w->gaps++;
+	else
+		w->pages[run->kind] += run->npages;
+	w->next_pfn = run->base_pfn + run->npages;
+}
+
+/*
+ * On the real machine, with one CPU and no timer yet, nothing moves during the walk: its
+ * runs must tile memory from pfn 0 and add up, kind by kind, to the allocator's counters.
+ */
+static void walk_matches_stats(struct ktest_ctx *t)
+{
+	struct walk_sums w = { 0 };
+	uint64_t runs = lmm_walk(&kernel_mm, sum_run, &w);
+	struct lmm_stats s = stats_of(&kernel_mm);
+	KT_EXPECT(runs > 0 && w.gaps == 0, "%lu runs, %lu out of order or empty", runs, w.gaps);
+	KT_EXPECT(w.pages[LMM_RUN_FREE] == s.free, "free: walk %lu, stats %lu", w.pages[LMM_RUN_FREE], s.free);
+	KT_EXPECT(w.pages[LMM_RUN_POOL] == s.pool, "pool: walk %lu, stats %lu", w.pages[LMM_RUN_POOL], s.pool);
+	KT_EXPECT(w.pages[LMM_RUN_CACHED] == s.cached, "cached: walk %lu, stats %lu",
+		  w.pages[LMM_RUN_CACHED], s.cached);
+	KT_EXPECT(w.pages[LMM_RUN_RESERVED] == s.reserved, "reserved: walk %lu, stats %lu",
+		  w.pages[LMM_RUN_RESERVED], s.reserved);
+	KT_EXPECT(w.pages[LMM_RUN_ALLOCATED] + w.pages[LMM_RUN_EXCLUSIVE] == s.allocated,
+		  "allocated: walk %lu + %lu exclusive, stats %lu", w.pages[LMM_RUN_ALLOCATED],
+		  w.pages[LMM_RUN_EXCLUSIVE], s.allocated);
+	KT_EXPECT(w.next_pfn - w.pages[LMM_RUN_HOLE] == s.managed, "walk covers %lu managed frames of %lu",
+		  w.next_pfn - w.pages[LMM_RUN_HOLE], s.managed);
+}
+
 static const struct ktest mm_tests[] = {
 	{ "mm_boot_state", boot_state },
 	{ "mm_alloc_every_page", alloc_every_page },
@@ -319,6 +358,7 @@ static const struct ktest mm_tests[] = {
 	{ "mm_pool_survives_kernel_exhaustion", pool_survives_kernel_exhaustion },
 	{ "mm_bad_frees_refused", bad_frees_refused },
 	{ "mm_exclusive_ownership_enforced", exclusive_ownership_enforced },
+	{ "mm_walk_matches_stats", walk_matches_stats },
 };
 
 unsigned kernel_run_mm_tests(void)

@@ -20,6 +20,7 @@ struct kernel_options kopts = {
 	.atomic_per_tick = 4,
 	.mm_poison = false,
 	.mm_holders = false,
+	.mm_map = true,
 	.help = false,
 };
 
@@ -53,6 +54,8 @@ static const struct kopt options[] = {
 	{ "mm_poison", KOPT_BOOL, &kopts.mm_poison, 0, 1,
 	  "fill freed pages with a pattern and check it on allocation (slow on big machines)",
 	  NULL },
+	{ "mm_map", KOPT_BOOL, &kopts.mm_map, 0, 1,
+	  "draw the memory maps in ANSI colour; 0 = plain letters (for logs)", NULL },
 	{ "help", KOPT_BOOL, &kopts.help, 0, 1,
 	  "print this table at boot", NULL },
 };

@@ -448,6 +448,41 @@ uint64_t lmm_check(struct lmm *mm);
  */
 unsigned lmm_dump_holders(struct lmm *mm, unsigned max);
 
+/* ---- The memory walk ----------------------------------------------------------------- */
+
+/* What a run of frames is; HOLE is physical address space no region covers. */
+enum lmm_run_kind {
+	LMM_RUN_HOLE,
+	LMM_RUN_FREE,
+	LMM_RUN_ALLOCATED,
+	LMM_RUN_EXCLUSIVE,
+	LMM_RUN_POOL,
+	LMM_RUN_CACHED,
+	LMM_RUN_RESERVED,
+	LMM_RUN_KIND_COUNT
+};
+
+/* @npages frames from @base_pfn, all of @kind; @order is the block order of a FREE run, else 0. */
+struct lmm_run {
+	uint64_t base_pfn, npages;
+	enum lmm_run_kind kind;
+	unsigned order;
+};
+
+typedef void (*lmm_walk_fn)(const struct lmm_run *run, void *ctx);
+
+/*
+ * Calls fn for consecutive runs of frames of one kind, in physical order, holes between
+ * regions included (from pfn 0).  FREE runs carry the order of their block (adjacent
+ * free blocks of different orders are separate runs).  Normal context only; takes the lock
+ * in bounded chunks and calls fn outside it.  Returns the number of runs.
+ *
+ * Each chunk is a consistent snapshot; the whole walk is not (memory may change between
+ * chunks), but the runs always tile [0, end of the last region) exactly once, in order.
+ * Outside normal context it refuses (LMM_ERR_BAD_CONTEXT, reported to the port), returns 0.
+ */
+uint64_t lmm_walk(struct lmm *mm, lmm_walk_fn fn, void *ctx);
+
 /* ---- The atomic exclusive routine ---------------------------------------------------- */
 
 /*

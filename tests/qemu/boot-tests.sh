@@ -92,6 +92,10 @@ configs() {
 	config stress-pool4 mem=32M  cmdline='mode=stress pool_pages=4 pool_low=2 stress_seconds=2 atomic_per_tick=8' \
 		check="check_stress_summary exhausted"
 
+	# The memory map at boot and after the stress test, in letters (mm_map=0); 4 GiB for
+	# the PCI hole, which the map must show as a hole.
+	config memmap-4G mem=4G cmdline='mode=stress stress_seconds=1 mm_map=0' check=check_memmap
+
 	config module    mem=128M module="$FILES/$MODNAME" check="check_module $MODNAME $MODSIZE"
 
 	config bad-cmdline mem=128M cmdline='bogus_key=1 pit_hz=abc' check=check_ram \
@@ -121,6 +125,26 @@ no_log() {
 	line=$(grep -E -m1 -- "$1" "$LOG") || return 0
 	why="log has a line matching /$1/: $line"
 	return 1
+}
+
+# check_memmap: both lmm-map blocks are complete, and each map has 1..32 rows of an
+# address and 64 cells, no longer than 80 columns, with a hole somewhere when RAM has one.
+check_memmap() {
+	for label in boot after-stress; do
+		grep_log "^--- lmm-map v1 begin $label ---\$" || return 1
+		rows=$(sed -n "/^memory map ($label): /,/^legend:/p" "$LOG" | grep -cE '^0x[0-9a-f]{8,16} [.FfAXPCR%]{1,64}$')
+		long=$(sed -n "/^memory map ($label): /,/^legend:/p" "$LOG" | awk 'length > 80' | head -n 1)
+		if [ "$rows" -lt 1 ] || [ "$rows" -gt 32 ] || [ -n "$long" ]; then
+			why="map '$label': $rows rows${long:+, a line over 80 columns: $long}"
+			return 1
+		fi
+	done
+	[ "$(grep -c '^--- lmm-map v1 end ---$' "$LOG")" = 2 ] || { why="lmm-map end markers missing"; return 1; }
+	if [ "$MEM_BYTES" -gt $((3 << 30)) ]; then
+		sed -n '/^memory map (boot): /,/^legend:/p' "$LOG" | grep -q '^0x[0-9a-f]* [^.]*\.\.' ||
+			{ why="no hole in the boot map of a machine with a PCI hole"; return 1; }
+	fi
+	return 0
 }
 
 # check_ram: "usable RAM: <bytes> bytes" is within the firmware's reserved areas of what

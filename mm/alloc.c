@@ -54,6 +54,7 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 	if (f->flags & LMM_FRAME_F_RESERVE) {
 		LMM_INC(c->pool_hits);
 		LMM_INC(c->reserve_to[gfp_class(gfp)]);
+		LMM_INC(c->reserve_out);
 	}
 }
 
@@ -63,6 +64,8 @@ static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned orde
 	LMM_WRITE_ONCE(f->owner, 0);
 	LMM_WRITE_ONCE(f->refcount, 0);
 	LMM_WRITE_ONCE(c->allocated, c->allocated - (1ul << order));
+	if (f->flags & LMM_FRAME_F_RESERVE)
+		LMM_WRITE_ONCE(c->reserve_out, c->reserve_out - 1);
 }
 
 static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order);
@@ -162,7 +165,7 @@ static bool slice_refill_locked(struct lmm *mm, struct lmm_cpu *c)
  * ATOMIC order 0 looks, in this order, at: the shared pool (via this CPU's slice),
  * this CPU's cache, one page from the buddy lists.  It refills nothing else.
  * KERNEL/NOWAIT order 0 refills this CPU's cache in one batch, and tops the reserve up
- * by one batch while it is below its low mark.
+ * by one batch while it is short of its low mark (after the target was raised).
  */
 static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned order, lmm_gfp_t gfp)
 {
@@ -188,7 +191,7 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 		return idx;
 	}
 
-	if (lmm_reserve_level(mm) < mm->pool_low)
+	if (lmm_reserve_size(mm) < mm->pool_low)
 		lmm_pool_topup_locked(mm, c, mm->cache_batch);
 	if (mm->cache_high == 0)
 		return lmm_buddy_alloc_locked(mm, c, 0);
@@ -199,8 +202,8 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 
 /*
  * The core side of take_back(): a block the per-CPU layer had no room for.  A reserve
- * frame goes to the shared pool while the reserve is below target, and otherwise
- * leaves the reserve; an ordinary order-0 page makes room in a full cache by draining
+ * frame goes back to the shared pool, unless the target was lowered meanwhile: then
+ * it leaves the reserve; an ordinary order-0 page makes room in a full cache by draining
  * one batch to the buddy lists; everything else is merged into the lists.
  */
 static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order)
@@ -209,7 +212,7 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
 	struct lmm_frame *f = &mm->frames[idx];
 
 	if (order == 0 && (f->flags & LMM_FRAME_F_RESERVE)) {
-		if (lmm_reserve_level(mm) < mm->pool_target) {
+		if (lmm_reserve_size(mm) < mm->pool_target) {
 			lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
 			return;
 		}

@@ -43,6 +43,7 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	out->managed = mm->nframes;
 	out->free = mm->nfree;
 	out->pool = lmm_reserve_level(mm);
+	out->reserve_held = lmm_reserve_held(mm);
 	out->reserved = mm->nreserved_pages;
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		out->free_blocks[o] = mm->free_blocks[o];

@@ -10,18 +10,21 @@
  *     pages;
  *   - ATOMIC order-0 requests pop from their CPU's slice first: O(1), no lock; an
  *     empty slice takes half a slice from the shared pool under one lock hold;
- *   - a reserve frame remembers where it came from: its free, in any context and on
- *     any CPU, puts it back (slice, else shared pool) while the reserve is below its
- *     target.  So the reserve does not leak sideways into normal allocations when
- *     handlers free with interrupts off, and it stays the same compact set of frames
- *     instead of drifting across memory and breaking large blocks;
- *   - it is topped up from the buddy lists only by lmm_pool_refill() and, one bounded
- *     batch at a time, by the slow path of non-ATOMIC allocations while it is below its
- *     low mark.  Nothing on the atomic path ever refills, loops over memory, or waits
- *     for anything but the core lock.
- * The reserve's level is the shared pool plus every slice; slices fill from frees
- * without looking at the others, so the level can exceed the target by at most one
- * slice per CPU.
+ *   - the reserve is a fixed budget of pool_target frames: those waiting (its level:
+ *     the shared pool plus every slice) and those handed out to ATOMIC callers.  A
+ *     reserve frame remembers it (LMM_FRAME_F_RESERVE), and its free, in any context
+ *     and on any CPU, puts it back (this CPU's slice, else the shared pool).  So the
+ *     reserve does not leak sideways into normal allocations when handlers free with
+ *     interrupts off, and it stays the same compact set of frames instead of drifting
+ *     across memory and breaking large blocks: it is never "refilled" with other
+ *     frames while its own are merely out;
+ *   - frames join the budget from the buddy lists only at init, when the target is
+ *     raised (lmm_pool_set_marks, then lmm_pool_refill() or the next non-ATOMIC slow
+ *     path, a bounded batch at a time), and leave it only when the target is lowered.
+ *     Nothing on the atomic path ever refills, loops over memory, or waits for
+ *     anything but the core lock.
+ * A reserve frame that its holder never frees is lost to the reserve until it is
+ * freed: stats.reserve_held shows how many are out.
  *
  * Exclusive pages record one owner tag.  They cannot gain references; only the owner
  * frees them, hands them to another owner, or turns them into ordinary pages.
@@ -50,12 +53,28 @@ uint32_t lmm_reserve_level(const struct lmm *mm)
 	return level;
 }
 
-/* Move up to @max frames from the buddy lists into the shared pool, up to the target. */
+uint32_t lmm_reserve_held(const struct lmm *mm)
+{
+	lmm_count_t out = 0; /* per-CPU figures wrap (taken on one CPU, back on another) */
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
+		out += LMM_READ_ONCE(mm->cpu[i].reserve_out);
+	return (uint32_t)out;
+}
+
+uint32_t lmm_reserve_size(const struct lmm *mm)
+{
+	return lmm_reserve_level(mm) + lmm_reserve_held(mm);
+}
+
+/*
+ * Move up to @max frames from the buddy lists into the shared pool, until the reserve
+ * (waiting and handed out) reaches its target.
+ */
 uint32_t lmm_pool_topup_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t max)
 {
 	LMM_ASSERT_LOCKED(mm, c);
-	uint32_t n = 0, level = lmm_reserve_level(mm);
-	while (n < max && level + n < mm->pool_target) {
+	uint32_t n = 0, size = lmm_reserve_size(mm);
+	while (n < max && size + n < mm->pool_target) {
 		uint32_t idx = lmm_buddy_alloc_locked(mm, c, 0);
 		if (idx == LMM_NIL)
 			break;
@@ -103,7 +122,7 @@ uint32_t lmm_pool_refill(struct lmm *mm)
 
 bool lmm_pool_needs_refill(struct lmm *mm)
 {
-	return lmm_reserve_level(mm) < LMM_READ_ONCE(mm->pool_low);
+	return lmm_reserve_size(mm) < LMM_READ_ONCE(mm->pool_low);
 }
 
 void lmm_pool_reset_low_water(struct lmm *mm)
@@ -135,12 +154,12 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 		struct lmm_cpu *c = lmm_lock_here(mm, &h);
 		LMM_WRITE_ONCE(mm->pool_low, low);
 		LMM_WRITE_ONCE(mm->pool_target, target);
-		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool && lmm_reserve_level(mm) > target; n++) {
+		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool && lmm_reserve_size(mm) > target; n++) {
 			uint32_t idx = lmm_stack_pop(mm, &mm->pool_head, &mm->npool);
 			mm->frames[idx].flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
 			lmm_buddy_free_locked(mm, c, idx, 0);
 		}
-		more = mm->npool && lmm_reserve_level(mm) > target;
+		more = mm->npool && lmm_reserve_size(mm) > target;
 		mm->pool_low_water = lmm_reserve_level(mm);
 		lmm_unlock_here(mm, &h);
 	}

@@ -249,6 +249,7 @@ struct lmm_cpu {
 	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
 	lmm_count_t cache_refills, cache_drains;
 	lmm_count_t reserve_to[LMM_CLASS_COUNT];
+	lmm_count_t reserve_out; /* reserve frames handed out here minus freed here (wraps) */
 };
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */
@@ -277,6 +278,7 @@ struct lmm_stats {
 	uint64_t pool_refills;        /* refill operations that added at least one page   */
 	uint64_t pool_refill_pages;
 	uint64_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out, per class */
+	uint64_t reserve_held;        /* reserve pages out with their holders now        */
 	uint32_t cache_batch, cache_high;
 	uint64_t cache_refills, cache_drains;
 	uint64_t metadata_bytes; /* frame records, plus the holder table when configured */
@@ -401,19 +403,20 @@ uint64_t lmm_virt_to_phys(const struct lmm *mm, const void *ptr); /* LMM_PHYS_IN
 void *lmm_phys_to_virt(const struct lmm *mm, uint64_t phys);      /* NULL if unmanaged */
 
 /*
- * The emergency pool (the reserve).  It is a set of order-0 frames: each remembers it
- * belongs to the reserve, so when an ATOMIC caller frees one - in any context - it goes
- * straight back (this CPU's slice, or the shared pool), never to the normal lists, and
- * the reserve stays the same compact set of frames.  The reserve shrinks for good only
- * while its pages are held; it is topped up from the buddy lists by lmm_pool_refill()
- * and, a bounded batch at a time, by the slow paths of non-ATOMIC calls while it is
- * below its low mark.  It may exceed its target by at most one slice per CPU.
+ * The emergency pool (the reserve): a fixed budget of pool_target order-0 frames,
+ * waiting (stats.pool: the shared pool and every CPU's slice) or out with ATOMIC
+ * callers (stats.reserve_held).  Each frame remembers it belongs to the reserve, so
+ * when it is freed - in any context, on any CPU - it goes straight back, never to the
+ * normal lists, and the reserve stays the same compact set of frames.  Frames join it
+ * from the buddy lists only at init and after the target is raised, and leave it only
+ * when the target is lowered.
  *
- * lmm_pool_refill(): top up to the target, a bounded batch per lock hold; returns the
- * pages added.  Not handler (refused with 0 there).
+ * lmm_pool_refill(): bring the reserve up to its target (after lmm_pool_set_marks
+ * raised it), a bounded batch per lock hold; returns the pages added.  Not handler
+ * (refused with 0 there).  Non-ATOMIC slow paths do the same a batch at a time.
  */
 uint32_t lmm_pool_refill(struct lmm *mm);
-bool lmm_pool_needs_refill(struct lmm *mm); /* below the low mark.  Any context. */
+bool lmm_pool_needs_refill(struct lmm *mm); /* budget below the low mark.  Any context. */
 /* Start a new low-water measurement from the current fill.  Any context. */
 void lmm_pool_reset_low_water(struct lmm *mm);
 /* Change the marks; shrinking returns the surplus at once.  Normal only. */

@@ -56,7 +56,7 @@ MODSIZE=12345
 
 # The default mode (demo) runs the in-kernel KTAP tests and the stress test: the RAM
 # configurations require both, so a kernel that quietly skips them does not pass.
-DEMO="check=require_ktap check=require_stress"
+DEMO="check=require_ktap check=require_stress check=large_blocks_kept"
 
 configs() {
 	# shellcheck disable=SC2086 # $DEMO is two words
@@ -201,6 +201,20 @@ require_ktap() {
 	[ $# -ge 1 ] || return 0
 	grep -q "^1\.\.$1\$" "$LOG" && return 0
 	why="no KTAP plan '1..$1' (found: $(grep -E -m1 '^1\.\.[0-9]+$' "$LOG" || echo none))"
+	return 1
+}
+
+# large_blocks_kept: after the tests, free memory in blocks of order >= 9 is within 5%
+# of its value at boot (the reserve and the per-CPU caches must not break large blocks).
+large_blocks_kept() {
+	line=$(grep -E -m1 '^mm: free memory in blocks of order >= 9: ' "$LOG") || {
+		why="no 'mm: free memory in blocks of order >= 9' line"
+		return 1
+	}
+	boot=$(echo "$line" | sed -E 's/.*: ([0-9]+) pages at boot, ([0-9]+) now.*/\1/')
+	now=$(echo "$line" | sed -E 's/.*: ([0-9]+) pages at boot, ([0-9]+) now.*/\2/')
+	[ $((now * 100)) -ge $((boot * 95)) ] && return 0
+	why="large free blocks not kept: $line"
 	return 1
 }
 

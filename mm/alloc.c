@@ -425,7 +425,8 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 		return LMM_OK;
 	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
-	st = core_free_locked(mm, c, idx, order, owner, false, &r);
+	/* Ask the owner again if needed: the frame may have changed hands since. */
+	st = core_free_locked(mm, c, idx, order, owner, ask_owner, &r);
 	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 

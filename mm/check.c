@@ -140,6 +140,16 @@ void lmm_dump(struct lmm *mm)
 		 (unsigned long long)s.reserve_to[LMM_CLASS_NOWAIT],
 		 (unsigned long long)s.reserve_to[LMM_CLASS_KERNEL],
 		 (unsigned long long)s.cache_refills, (unsigned long long)s.cache_drains);
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
+		struct lmm_cpu_stats c;
+		lmm_get_cpu_stats(mm, i, &c);
+		if (c.allocs || c.frees || c.cache_pages || c.pool_pages)
+			lmm_logf("lmm: cpu %u: cache %u, pool slice %u; allocs %llu (failed %llu), frees %llu, reserve hits %llu, cache refills %llu, drains %llu",
+				 i, c.cache_pages, c.pool_pages, (unsigned long long)c.allocs,
+				 (unsigned long long)c.alloc_failures, (unsigned long long)c.frees,
+				 (unsigned long long)c.pool_hits, (unsigned long long)c.cache_refills,
+				 (unsigned long long)c.cache_drains);
+	}
 	lmm_logf("lmm: calls: alloc %llu (failed %llu), free %llu; refused %llu",
 		 (unsigned long long)s.alloc_calls, (unsigned long long)s.alloc_failures,
 		 (unsigned long long)s.free_calls, (unsigned long long)s.refused_total);

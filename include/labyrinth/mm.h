@@ -500,6 +500,11 @@ struct lmm *lmm_default(void);
  * (lmm_port_owner()): lmm_alloc_pages(lmm_default(), 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE).
  * Any context; never waits; O(1) and lock-free while this CPU's pool slice has a page.
  * Returns NULL at once (and counts it) when the reserve and the lists are both empty.
+ *
+ * Interrupts-off work, worst case: one lock hold that moves half a slice from the
+ * shared pool (pool_slice/2 pops), or, with the reserve empty, one pop from this CPU's
+ * cache or one buddy allocation (O(LMM_MAX_ORDER) splits).  Its free: a push, or one
+ * lock hold that pushes to the shared pool.  Never a loop over memory, never a refill.
  */
 void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void);
 

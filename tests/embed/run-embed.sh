@@ -47,5 +47,6 @@ if build libmm-build libmm; then
 	sh tests/embed/isolation.sh "$BUILD/libmm/libmm.a" || failed=1
 fi
 build guide-example "$BUILD/embed/guide-example" && run guide-example "$BUILD/embed/guide-example"
+build guide-smp-example "$BUILD/embed/guide-smp-example" && run guide-smp-example "$BUILD/embed/guide-smp-example"
 build embed-example "$BUILD/embed/example" && run embed-example "$BUILD/embed/example"
 exit "$failed"

@@ -37,8 +37,9 @@ static inline enum lmm_gfp_class gfp_class(lmm_gfp_t gfp)
 
 /*
  * FREE/CACHED/POOL -> ALLOCATED/EXCLUSIVE: the block at @idx becomes the caller's.
- * Interrupts off on CPU @c; the block was just unlinked by this CPU, so nobody else
- * can reach it, with or without the lock.
+ * Interrupts off on CPU @c; the block was just unlinked by this CPU.  A FREE block
+ * (from the buddy lists) must be handed out with the lock still held: until its state
+ * changes, a merge on another CPU would take it for a free buddy.
  */
 static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
 			    lmm_gfp_t gfp, uint16_t owner)
@@ -291,15 +292,24 @@ static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, 
 			idx = lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
 		}
 	}
+	/*
+	 * A block from the core is still FREE until hand_out() marks it: it must do so
+	 * before the lock goes, or another CPU's merge would find a FREE buddy that is on
+	 * no list and take it back.  Cache and slice frames are CACHED/POOL: no lock.
+	 */
+	bool locked = false;
+	lmm_irqflags_t held = 0;
 	if (unlikely(idx == LMM_NIL)) {
-		lmm_irqflags_t held = lmm_lock(mm, c);
+		held = lmm_lock(mm, c);
+		locked = true;
 		idx = core_alloc_locked(mm, c, order, gfp);
-		lmm_unlock(mm, held);
 	}
 	if (likely(idx != LMM_NIL))
 		hand_out(mm, c, idx, order, gfp, excl ? owner : 0);
 	else
 		LMM_INC(c->alloc_failures);
+	if (unlikely(locked))
+		lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 
 	if (unlikely(idx == LMM_NIL))

@@ -1,7 +1,7 @@
 /*
  * kernel_mm.h - the kernel's page allocator instance: mm/ fed from the boot memory map.
  *
- * kernel/mm_port.c implements mm/'s eight port hooks on top of arch/ and kprintf;
+ * kernel/mm_port.c implements mm/'s twelve port hooks on top of arch/ and kprintf;
  * kernel/mm_setup.c describes RAM to mm/ and reserves what must never be handed out.
  */
 #ifndef LABYRINTH_KERNEL_MM_H
@@ -37,7 +37,8 @@ void kernel_mm_report_large_blocks(void);
 void kernel_mm_flush_reports(void);
 void kernel_mm_report_summary(void);
 
-/* Owner tags the kernel's port hands out: one per CPU and context. */
-#define KMM_OWNER(cpu, in_irq) ((uint16_t)((((unsigned)(cpu)) << 8 | ((in_irq) ? 1u : 0u)) + 1u))
+/* Owner tags the kernel's port hands out: one per CPU and context, ((cpu << 1) | irq) + 1,
+ * the recipe of mm_port.h and mm/README.md. */
+#define KMM_OWNER(cpu, in_irq) ((uint16_t)(((((unsigned)(cpu)) << 1) | ((in_irq) ? 1u : 0u)) + 1u))
 
 #endif /* LABYRINTH_KERNEL_MM_H */

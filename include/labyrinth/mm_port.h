@@ -21,7 +21,8 @@ extern "C" {
 
 /*
  * Most CPUs that will ever call mm/ at once.  Each one gets a per-CPU cache and pool
- * slice inside struct lmm (about 128 bytes each).  1 (the default) is a uniprocessor
+ * slice inside struct lmm (192 bytes each on 64-bit hosts, 128 on 32-bit: three or two
+ * cache lines).  1 (the default) is a uniprocessor
  * port: lmm_port_cpu_id() then simply returns 0.
  */
 #ifndef LMM_PORT_MAX_CPUS
@@ -122,7 +123,8 @@ enum lmm_context lmm_port_context(void);
 /*
  * 9. The owner tag of the caller, recorded in exclusive pages it allocates without
  *    naming an owner and checked when it frees one.  Any context.  0 means "no owner".
- *    One tag per CPU and context works well: ((cpu << 1) | in_interrupt) + 1.
+ *    One tag per CPU and context works well: ((cpu << 1) | in_interrupt) + 1 (the recipe
+ *    of mm/README.md and of the Labyrinth kernel's KMM_OWNER); or a thread id.
  */
 uint16_t lmm_port_owner(void);
 

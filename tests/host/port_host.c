@@ -1,5 +1,5 @@
 /*
- * port_host.c - mm/'s eight port hooks for a Linux process (see port_host.h).
+ * port_host.c - mm/'s twelve port hooks for a Linux process (see port_host.h).
  *
  * The lock is a ticket lock on C11 atomics with the holder's thread recorded, so
  * ThreadSanitizer understands it and re-acquisition by the holder is a fatal report

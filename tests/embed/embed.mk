@@ -87,8 +87,18 @@ $(EMBED_EXAMPLE): tests/embed/example_port.c tests/embed/example_main.c tests/em
 	$(HOSTCC) $(EMBED_HOSTCFLAGS) -o $@ tests/embed/example_port.c tests/embed/example_main.c \
 		$(LIBMM_SRCS)
 
+# ---- The second example port: a teaching kernel (xv6 style, RISC-V layout) -------------
+
+TEACH_FLAGS   := -DLMM_PORT_MAX_CPUS=3 -DLMM_PORT_PHYS_BITS=56
+EMBED_TEACH   := $(EMBED_DIR)/teach
+$(EMBED_TEACH): tests/embed/teach_port.c tests/embed/teach_main.c tests/embed/teach.h \
+		$(LIBMM_SRCS) $(LIBMM_HDRS) mm/internal.h | tools-host
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) $(TEACH_FLAGS) -pthread -o $@ tests/embed/teach_port.c \
+		tests/embed/teach_main.c $(LIBMM_SRCS)
+
 .PHONY: embed-build embed-tests
-embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_DIR)/guide-smp-example $(EMBED_EXAMPLE)
+embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_DIR)/guide-smp-example $(EMBED_EXAMPLE) $(EMBED_TEACH)
 embed-tests:
 	@sh tests/embed/run-embed.sh
 

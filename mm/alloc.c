@@ -55,7 +55,6 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 	if (f->flags & LMM_FRAME_F_RESERVE) {
 		LMM_INC(c->pool_hits);
 		LMM_INC(c->reserve_to[gfp_class(gfp)]);
-		LMM_INC(c->reserve_out);
 	}
 }
 
@@ -65,8 +64,6 @@ static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned orde
 	LMM_WRITE_ONCE(f->owner, 0);
 	LMM_WRITE_ONCE(f->refcount, 0);
 	LMM_WRITE_ONCE(c->allocated, c->allocated - (1ul << order));
-	if (f->flags & LMM_FRAME_F_RESERVE)
-		LMM_WRITE_ONCE(c->reserve_out, c->reserve_out - 1);
 }
 
 static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order);
@@ -192,7 +189,7 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 		return idx;
 	}
 
-	if (lmm_reserve_size(mm) < mm->pool_low)
+	if (mm->reserve_frames < mm->pool_low)
 		lmm_pool_topup_locked(mm, c, mm->cache_batch);
 	if (mm->cache_high == 0)
 		return lmm_buddy_alloc_locked(mm, c, 0);
@@ -213,11 +210,11 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
 	struct lmm_frame *f = &mm->frames[idx];
 
 	if (order == 0 && (f->flags & LMM_FRAME_F_RESERVE)) {
-		if (lmm_reserve_size(mm) < mm->pool_target) {
+		if (mm->reserve_frames <= mm->pool_target) {
 			lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
 			return;
 		}
-		f->flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
+		lmm_reserve_leave_locked(mm, c, idx);
 	}
 	if (order == 0 && mm->cache_high) {
 		if (c->cache_count >= mm->cache_high)
@@ -344,9 +341,37 @@ void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
  */
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
 
-static inline enum lmm_status free_verdict(const struct lmm_frame *f, unsigned order, uint16_t *owner,
+/*
+ * A free aimed inside a block: if that block is free (merged away since, or waiting in
+ * a cache or the pool), it is a double free; inside an allocated block, not a head.
+ * The head is the first non-tail frame at a coarser alignment: O(LMM_MAX_ORDER).
+ */
+static lmm_cold enum lmm_status tail_refusal(const struct lmm *mm, uint32_t idx, struct lmm_report *r)
+{
+	const struct lmm_region *reg = lmm_region_of(mm, idx);
+	uint64_t off = idx - reg->first_index, pfn = reg->base_pfn + off;
+	for (unsigned k = 1; k <= LMM_MAX_ORDER; k++) {
+		uint64_t head = pfn & ~((1ull << k) - 1);
+		if (head < reg->base_pfn)
+			break;
+		const struct lmm_frame *h = &mm->frames[reg->first_index + (head - reg->base_pfn)];
+		uint8_t state = LMM_READ_ONCE(h->state);
+		if (state == LMM_FRAME_TAIL)
+			continue;
+		r->found_state = state;
+		r->found_order = h->order;
+		bool is_free = state == LMM_FRAME_FREE || state == LMM_FRAME_CACHED || state == LMM_FRAME_POOL;
+		if (h->order >= k && is_free)
+			return LMM_ERR_ALREADY_FREE;
+		break;
+	}
+	return LMM_ERR_NOT_HEAD;
+}
+
+static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order, uint16_t *owner,
 					   bool ask_owner, struct lmm_report *r)
 {
+	const struct lmm_frame *f = &mm->frames[idx];
 	uint8_t state = LMM_READ_ONCE(f->state);
 	if (likely(state == LMM_FRAME_ALLOCATED)) {
 		if (unlikely(f->order != order))
@@ -367,6 +392,8 @@ static inline enum lmm_status free_verdict(const struct lmm_frame *f, unsigned o
 	}
 	r->found_state = state;
 	r->found_order = f->order;
+	if (state == LMM_FRAME_TAIL)
+		return tail_refusal(mm, idx, r);
 	return lmm_state_refusal(state);
 
 wrong_order:
@@ -381,7 +408,7 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
-	enum lmm_status st = free_verdict(f, order, &owner, ask_owner, r);
+	enum lmm_status st = free_verdict(mm, idx, order, &owner, ask_owner, r);
 	if (st == FREE_DROP_REF) {
 		LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount - 1));
 		return LMM_OK;
@@ -423,7 +450,7 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 				   st != LMM_OK ? LMM_NIL : idx, &r);
 
 	/* The caller still holds the block: poison it before interrupts go off. */
-	st = free_verdict(&mm->frames[idx], order, &owner, ask_owner, &r);
+	st = free_verdict(mm, idx, order, &owner, ask_owner, &r);
 	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) && st == LMM_OK)
 		poison_block(mm, idx, order);
 

@@ -231,7 +231,8 @@ static uint64_t check_free_lists(struct lmm *mm, struct check_ctx *c)
 }
 
 /* Walk the frames in order: every head's block is followed by exactly its tails. */
-static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_FRAME_STATE_COUNT])
+/* sums[state]: pages per head state; sums[LMM_FRAME_STATE_COUNT]: reserve frames. */
+static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_FRAME_STATE_COUNT + 1])
 {
 	for (uint32_t ri = 0; ri < mm->nregions; ri++) {
 		const struct lmm_region *r = &mm->regions[ri];
@@ -262,6 +263,8 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_
 				problem(c, "reserve flag on a block larger than a page (phys, order)", phys_of(mm, idx), o);
 			if ((f->flags & LMM_FRAME_F_RESERVE) && f->state == LMM_FRAME_FREE)
 				problem(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx), 0);
+			if (f->flags & LMM_FRAME_F_RESERVE)
+				sums[LMM_FRAME_STATE_COUNT]++;
 			for (uint64_t t = 1; t < (1ull << o); t++)
 				if (mm->frames[idx + t].state != LMM_FRAME_TAIL)
 					problem(c, "block overlaps another block (head phys, frame phys)",
@@ -320,7 +323,7 @@ static uint64_t check_stacks(struct lmm *mm, struct check_ctx *c, uint64_t *cach
 uint64_t lmm_check(struct lmm *mm)
 {
 	struct check_ctx c = { 0 };
-	uint64_t sums[LMM_FRAME_STATE_COUNT] = { 0 };
+	uint64_t sums[LMM_FRAME_STATE_COUNT + 1] = { 0 };
 	lmm_check_canary(mm);
 	if (mm->phase != LMM_PHASE_READY) {
 		lmm_logf("lmm: check: allocator not initialised");
@@ -341,6 +344,12 @@ uint64_t lmm_check(struct lmm *mm)
 		problem(&c, "free pages: counter vs lists (counter, lists)", mm->nfree, list_pages);
 	if (sums[LMM_FRAME_POOL] != pool_pages)
 		problem(&c, "pool pages: frames vs lists (frames, lists)", sums[LMM_FRAME_POOL], pool_pages);
+	if (sums[LMM_FRAME_STATE_COUNT] != mm->reserve_frames)
+		problem(&c, "reserve frames: counter vs flagged frames (counter, frames)", mm->reserve_frames,
+			sums[LMM_FRAME_STATE_COUNT]);
+	if (mm->reserve_frames < pool_pages)
+		problem(&c, "reserve: more frames waiting than in its budget (budget, waiting)", mm->reserve_frames,
+			pool_pages);
 	if (sums[LMM_FRAME_CACHED] != cached)
 		problem(&c, "cached pages: frames vs caches (frames, caches)", sums[LMM_FRAME_CACHED], cached);
 	uint64_t allocated = sums[LMM_FRAME_ALLOCATED] + sums[LMM_FRAME_EXCLUSIVE];

@@ -55,15 +55,20 @@ uint32_t lmm_reserve_level(const struct lmm *mm)
 
 uint32_t lmm_reserve_held(const struct lmm *mm)
 {
-	lmm_count_t out = 0; /* per-CPU figures wrap (taken on one CPU, back on another) */
-	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
-		out += LMM_READ_ONCE(mm->cpu[i].reserve_out);
-	return (uint32_t)out;
+	uint32_t frames = LMM_READ_ONCE(mm->reserve_frames), level = lmm_reserve_level(mm);
+	return frames > level ? frames - level : 0; /* a snapshot: other CPUs go on */
 }
 
-uint32_t lmm_reserve_size(const struct lmm *mm)
+/*
+ * A frame leaves the reserve for the buddy lists (the target was lowered).  Frames
+ * join and leave only under the lock, so reserve_frames is exact, unlike a sum of
+ * per-CPU figures read while other CPUs move frames between their slices and callers.
+ */
+void lmm_reserve_leave_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
 {
-	return lmm_reserve_level(mm) + lmm_reserve_held(mm);
+	LMM_ASSERT_LOCKED(mm, c);
+	mm->frames[idx].flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
+	LMM_WRITE_ONCE(mm->reserve_frames, mm->reserve_frames - 1);
 }
 
 /*
@@ -73,12 +78,13 @@ uint32_t lmm_reserve_size(const struct lmm *mm)
 uint32_t lmm_pool_topup_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t max)
 {
 	LMM_ASSERT_LOCKED(mm, c);
-	uint32_t n = 0, size = lmm_reserve_size(mm);
-	while (n < max && size + n < mm->pool_target) {
+	uint32_t n = 0;
+	while (n < max && mm->reserve_frames < mm->pool_target) {
 		uint32_t idx = lmm_buddy_alloc_locked(mm, c, 0);
 		if (idx == LMM_NIL)
 			break;
 		mm->frames[idx].flags |= LMM_FRAME_F_RESERVE;
+		LMM_WRITE_ONCE(mm->reserve_frames, mm->reserve_frames + 1);
 		lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
 		n++;
 	}
@@ -122,7 +128,7 @@ uint32_t lmm_pool_refill(struct lmm *mm)
 
 bool lmm_pool_needs_refill(struct lmm *mm)
 {
-	return lmm_reserve_size(mm) < LMM_READ_ONCE(mm->pool_low);
+	return LMM_READ_ONCE(mm->reserve_frames) < LMM_READ_ONCE(mm->pool_low);
 }
 
 void lmm_pool_reset_low_water(struct lmm *mm)
@@ -154,12 +160,12 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 		struct lmm_cpu *c = lmm_lock_here(mm, &h);
 		LMM_WRITE_ONCE(mm->pool_low, low);
 		LMM_WRITE_ONCE(mm->pool_target, target);
-		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool && lmm_reserve_size(mm) > target; n++) {
+		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool && mm->reserve_frames > target; n++) {
 			uint32_t idx = lmm_stack_pop(mm, &mm->pool_head, &mm->npool);
-			mm->frames[idx].flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
+			lmm_reserve_leave_locked(mm, c, idx);
 			lmm_buddy_free_locked(mm, c, idx, 0);
 		}
-		more = mm->npool && lmm_reserve_size(mm) > target;
+		more = mm->npool && mm->reserve_frames > target;
 		mm->pool_low_water = lmm_reserve_level(mm);
 		lmm_unlock_here(mm, &h);
 	}

@@ -249,7 +249,6 @@ struct lmm_cpu {
 	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
 	lmm_count_t cache_refills, cache_drains;
 	lmm_count_t reserve_to[LMM_CLASS_COUNT];
-	lmm_count_t reserve_out; /* reserve frames handed out here minus freed here (wraps) */
 };
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */
@@ -324,6 +323,7 @@ struct lmm {
 	uint64_t free_blocks[LMM_MAX_ORDER + 1];
 	uint64_t nfree, nreserved_pages;
 	uint32_t pool_head, npool; /* shared part of the reserve */
+	uint32_t reserve_frames;   /* frames in the reserve's budget, waiting or handed out */
 	uint32_t pool_target, pool_low, pool_low_water, pool_slice;
 	uint32_t cache_batch, cache_high;
 	uint64_t pool_empty_failures, pool_refills, pool_refill_pages;

@@ -306,6 +306,8 @@ awk -F '\t' -v judged="$judged" '
 FNR == NR { v[$1, $2, $3, $4] = $5; port[$1, $2, $3, $4] = $6; bins[$1] = $7; next }
 /^MT mm\/: median scaling/ { match($0, /scaling [0-9.]+x/); mt = substr($0, RSTART + 8, RLENGTH - 9) + 0; mtline = $0 }
 /^MT mm\/ no-cache.*median scaling/ { mtnc = $0 }
+/^MT mm\/: median CPU-time ratio/ { mtcpu = $0 }
+/^MT mm\/ no-cache.*median CPU-time ratio/ { mtnccpu = $0 }
 function t(name, val, goal, ok, wl, al, ph) {
 	printf "TARGET %s %s %s %s\n", name, val, goal, ok ? "met" : "missed"
 	if (!ok && wl != "") printf "MISS\t%s\t%s\t%s\t%s\n", judged, wl, al, ph > "/dev/stderr"
@@ -321,6 +323,8 @@ END {
 			       v[b, "W1 cold order-0", "mm/ no-cache", "pair"], v[b, "W2 exhaust+rand free", "mm/ no-cache", "free"]
 	if (mtline != "") print "  " mtline
 	if (mtnc != "") print "  " mtnc
+	if (mtcpu != "") print "  " mtcpu
+	if (mtnccpu != "") print "  " mtnccpu
 	print ""
 	j = judged
 	r = v[j, "W1 warm order-0", "mm/", "pair"] / v[j, "W1 warm order-0", "freelist+tas", "pair"]

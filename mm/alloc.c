@@ -73,10 +73,11 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
  * order-0 page goes on this CPU's slice (a reserve frame) or cache (any other) when
  * that has room, without the lock.  Anything else needs the core: with @locked false
  * this returns false having changed nothing, and the caller takes the lock and calls
- * again.  Interrupts off on CPU @c.
+ * again.  Interrupts off on CPU @c.  Always inlined: each of its two callers passes a
+ * constant @locked, so each keeps only its own half (gcc left it out of line).
  */
-static inline bool take_back(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-			     bool locked)
+static inline __attribute__((always_inline)) bool take_back(struct lmm *mm, struct lmm_cpu *c,
+								 uint32_t idx, unsigned order, bool locked)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 

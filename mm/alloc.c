@@ -56,6 +56,11 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 		LMM_INC(c->pool_hits);
 		LMM_INC(c->reserve_to[gfp_class(gfp)]);
 	}
+	/* Sequence and CPU while this CPU is ours; the caller's part comes after. */
+	if (unlikely(mm->holders != NULL)) {
+		mm->holders[idx].seq = c->holder_seq++;
+		mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
+	}
 }
 
 /* Bookkeeping of a block whose last reference is gone; the caller places it. */
@@ -314,7 +319,7 @@ static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, 
 		return NULL;
 	/* The block is the caller's: its holder record needs interrupts no more. */
 	if (unlikely(mm->holders != NULL))
-		lmm_holder_record(mm, (unsigned)(c - mm->cpu), idx, order, caller);
+		lmm_holder_record(mm, idx, order, caller);
 	void *p = lmm_frame_virt(mm, idx);
 	if (unlikely((gfp & LMM_GFPB_ZERO) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
 		return alloc_finish_slow(mm, p, idx, order, gfp);

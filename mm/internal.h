@@ -229,11 +229,12 @@ void lmm_poison_page(struct lmm *mm, uint32_t idx);
 void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order);
 
 /* holders.c */
-void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller);
+void lmm_holder_record(struct lmm *mm, uint32_t idx, unsigned order, const void *caller);
 
 /* log.c */
 void lmm_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+size_t lmm_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void lmm_check_canary(const struct lmm *mm);
 /* Map a free-ish head state to the reason a free or ownership call on it is refused. */
 enum lmm_status lmm_state_refusal(uint8_t state);

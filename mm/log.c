@@ -131,9 +131,7 @@ size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 	return (size_t)(b.p - buf);
 }
 
-static size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
+size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -236,6 +236,8 @@ struct lmm_range {
 };
 
 /* Word-sized counters: a CPU updates its own without an atomic read-modify-write. */
+/* A slot is a power of two (a shift finds it) and at least a cache line (no sharing). */
+#define LMM_CPU_SLOT_BYTES (sizeof(void *) * 16)
 typedef unsigned long lmm_count_t;
 
 /*
@@ -245,8 +247,8 @@ typedef unsigned long lmm_count_t;
  * its own keeps CPUs from sharing one.
  */
 struct lmm_cpu {
-	_Alignas(64) uint32_t cache_head, cache_count;
-	uint32_t slice_head, slice_count;
+	_Alignas(LMM_CPU_SLOT_BYTES) uint32_t cache_head;
+	uint32_t cache_count, slice_head, slice_count;
 	lmm_count_t allocated; /* pages handed out here minus taken back here (wraps) */
 	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
 	lmm_count_t cache_refills, cache_drains;

@@ -5,6 +5,10 @@
 #   make debug      boot it halted with a gdb stub
 #   make test       every test: host (mm/ under sanitizers), kernel boot tests
 #   make libmm      build/libmm/libmm.a: mm/ alone for the kernel's target (mm/README.md)
+#   make fuzz       fuzz mm/ (against the reference model) and the boot parsers, FUZZ_SECONDS
+#   make coverage   line and branch coverage of mm/ by the host tests, against the gates
+#   make mutants    the mutation gate: each mutant of mm/ in tests/mutants/mutants.txt must fail
+#                   the host tests (MUTANTS=a,b for a subset)
 #   make clean      remove build/
 #
 # User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.
@@ -101,6 +105,9 @@ debug: $(ISO)
 
 include tests/host/host.mk
 include tests/bench/bench.mk
+include tests/fuzz/fuzz.mk
+include tests/coverage/coverage.mk
+include tests/mutants/mutants.mk
 
 # ---- mm/ as a library, its porting guide's example, and the multi-host proof ------
 
@@ -110,7 +117,7 @@ include tests/cross/cross.mk
 .PHONY: libmm
 libmm: $(LIBMM)
 
-test: $(ISO) host-tests-build bench-build
+test: $(ISO) host-tests-build bench-build fuzz-build coverage-build
 	@sh tests/run-all.sh
 
 clean:

@@ -28,7 +28,7 @@
 /* Not SIGUSR1/2: libFuzzer handles those itself. */
 #define IRQ_SIGNO (SIGRTMIN + 3)
 #define MAX_OPS 4096
-#define CHECK_EVERY 16
+#define ARENA_MAX (8ull << 20)
 
 static struct lmm mm;
 static struct model model;
@@ -37,6 +37,7 @@ static const uint8_t *in;
 static size_t in_len, in_pos;
 static unsigned handler_ops; /* operations the next simulated interrupt runs */
 static bool irqs_off;
+static bool poison_on; /* this input's allocator poisons freed pages */
 static lmm_irqflags_t saved_flags;
 
 static uint8_t next(void)
@@ -217,8 +218,10 @@ static bool decode_op(void)
 		if (!in_handler && !irqs_off)
 			model_check(&model);
 		break;
-	default: /* a page's owner, as mm/ reports it, against the model */
-		if (pick_held(a, &pfn)) {
+	default: /* a use after free (poisoning on), or a page's owner against the model */
+		if (op & 0x10) {
+			model_scribble(&model, ((uint64_t)a * 257 + b) % model.npages, next() * 16u);
+		} else if (pick_held(a, &pfn)) {
 			uint16_t got = lmm_page_owner(&mm, model_page_ptr(&model, pfn));
 			if (got != model.page[pfn].owner) {
 				fprintf(stderr, "fuzz_mm: owner 0x%x, model 0x%x\n", got, model.page[pfn].owner);
@@ -241,7 +244,6 @@ static bool setup_arena(uint64_t *arena_bytes)
 {
 	uint64_t bytes = (1 + next() % 8) << 20, unit = bytes / 256;
 	*arena_bytes = bytes;
-	host_arena_map(bytes);
 	struct lmm_config cfg = { LMM_POOL_AUTO, LMM_POOL_AUTO, LMM_CFG_QUIET };
 	unsigned nuse = 1 + next() % 4;
 	uint64_t use[4][2];
@@ -269,7 +271,8 @@ static bool setup_arena(uint64_t *arena_bytes)
 		cfg.pool_target = t % 48;
 	if (l % 4)
 		cfg.pool_low = l % 40;
-	if (f & 1)
+	poison_on = f & 1;
+	if (poison_on)
 		cfg.flags |= LMM_CFG_POISON;
 
 	lmm_begin(&mm, &cfg);
@@ -285,6 +288,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	host_irq_install(IRQ_SIGNO, irq_entry);
+	/*
+	 * One mapping of the largest arena for every input: a fresh mmap per input spent
+	 * most of the time in page faults.  An input's allocator uses only its first
+	 * arena_bytes; what earlier inputs left in the pages is just more dirt for ZERO.
+	 */
+	host_arena_map(ARENA_MAX);
 	return 0;
 }
 
@@ -298,12 +307,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	host_log_clear();
 
 	uint64_t arena;
-	if (!setup_arena(&arena)) {
-		host_arena_unmap();
+	if (!setup_arena(&arena))
 		return 0;
-	}
 	model_init(&model, &mm, arena);
 	model.on_diverge = on_diverge;
+	model.poison = poison_on;
 
 	run_ops(MAX_OPS);
 	if (irqs_off) {
@@ -313,7 +321,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	model_check(&model);
 	model_release_all(&model);
 	model_pool_set_marks(&model, 0, 0); /* every pool page back to the buddy lists */
-	model_check(&model);
+	model_compare(&model);
+	if (lmm_check(&mm) != 0) {
+		fprintf(stderr, "fuzz_mm: lmm_check after releasing everything: %s\n", host_log_last());
+		abort();
+	}
 	struct lmm_stats s;
 	lmm_get_stats(&mm, &s);
 	if (s.allocated || s.pool) {
@@ -322,6 +334,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	model_destroy(&model);
-	host_arena_unmap();
 	return 0;
 }

@@ -6,7 +6,7 @@
 #   fuzz    fuzz each target for its share of FUZZ_SECONDS (make fuzz), growing
 #           build/fuzz/corpus/<target>/ from the committed seeds; crashes are kept in
 #           build/fuzz/artifacts/<target>/ and named in the FAIL line
-#   seeds   rebuild the committed corpus: a short run, then -merge=1 into an empty
+#   seeds   rebuild the committed corpus: a short run (SEED_SECONDS, default 30), then -merge=1 into an empty
 #           directory, which keeps only inputs that add coverage, then at most
 #           SEEDS_MAX (default 40) of them, the largest (they reach deepest): the corpus
 #           is replayed by every make test and lives in git, so it stays small
@@ -19,6 +19,7 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-180}
 SEEDS_MAX=${SEEDS_MAX:-40}
+SEED_SECONDS=${SEED_SECONDS:-30}
 TARGETS="fuzz_mm fuzz_multiboot2 fuzz_cmdline"
 mode=${1:-replay}
 failed=0
@@ -87,7 +88,7 @@ for t in $TARGETS; do
 	seeds)
 		tmp=$(mktemp -d) || exit 1
 		# shellcheck disable=SC2046
-		timeout -k 10 120 "$bin" -max_total_time=30 -max_len=256 $(opts_for "$t") "$tmp" "$seeds" \
+		timeout -k 10 $((SEED_SECONDS + 60)) "$bin" -max_total_time="$SEED_SECONDS" -max_len=256 $(opts_for "$t") "$tmp" "$seeds" \
 			>"$log" 2>&1
 		rm -rf "$seeds.new" && mkdir -p "$seeds.new"
 		if "$bin" -merge=1 "$seeds.new" "$tmp" "$seeds" >>"$log" 2>&1; then

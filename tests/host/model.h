@@ -32,6 +32,8 @@ struct model_page {
 	uint8_t head;       /* first page of a held block */
 	uint8_t order;      /* held head: order of the block */
 	uint8_t known_pool; /* available and certainly in the emergency pool */
+	uint8_t poisoned;   /* freed with poisoning on, not allocated since */
+	uint8_t scribbled;  /* poisoned, then written (model_scribble) */
 	uint16_t refs;      /* held head, not exclusive: references */
 	uint16_t owner;     /* held head, exclusive: the owner; 0 otherwise */
 	uint32_t live;      /* held head: its index in model.live */
@@ -49,7 +51,10 @@ struct model {
 	uint64_t pool, pool_unknown; /* pool pages, and how many of them are not known_pool */
 	uint32_t pool_target, pool_low, pool_low_water;
 	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages, pool_topups;
-	uint64_t alloc_failures;
+	uint64_t alloc_calls, alloc_failures, free_calls;
+	uint64_t poison_errors;
+	/* Set by the driver when the allocator was configured with LMM_CFG_POISON. */
+	bool poison;
 	uint64_t refused[LMM_STATUS_COUNT];
 
 	/* Divergences: counted; the first few printed; @on_diverge (if set) runs on each
@@ -78,10 +83,16 @@ uint32_t model_pool_refill(struct model *m);
 enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t target);
 void model_pool_reset_low_water(struct model *m);
 
+/* A use after free: write one byte into available page @pfn, which must have been
+ * poisoned by its free; the allocation that next takes it must count a poison error.
+ * Returns false (and writes nothing) for any other page. */
+bool model_scribble(struct model *m, uint64_t pfn, unsigned offset);
+
 /* Every counter against the model (cheap: after every operation). */
 void model_compare(struct model *m);
-/* model_compare, lmm_check() == 0, and every page's owner as lmm_page_owner() reports
- * it (O(pages): periodically).  Normal context only, as lmm_check is. */
+/* model_compare, lmm_check() == 0, and pages' owners as lmm_page_owner() reports them
+ * (every held block, an eighth of the rest; O(pages): periodically).  Normal context
+ * only, as lmm_check is. */
 void model_check(struct model *m);
 
 /* For drivers choosing targets. */

@@ -6,10 +6,11 @@
 #   fuzz    fuzz each target for its share of FUZZ_SECONDS (make fuzz), growing
 #           build/fuzz/corpus/<target>/ from the committed seeds; crashes are kept in
 #           build/fuzz/artifacts/<target>/ and named in the FAIL line
-#   seeds   rebuild the committed corpus: a short run (SEED_SECONDS, default 30), then -merge=1 into an empty
-#           directory, which keeps only inputs that add coverage, then at most
-#           SEEDS_MAX (default 40) of them, the largest (they reach deepest): the corpus
-#           is replayed by every make test and lives in git, so it stays small
+#   seeds   rebuild the committed corpus: a short run (SEED_SECONDS, default 30),
+#           then -merge=1 into an empty directory, which keeps only inputs that add
+#           coverage, then at most SEEDS_MAX (default 40) of them, the largest (they
+#           reach deepest): the corpus is replayed by every make test and lives in git,
+#           so it stays small
 #
 # Reproduce a crash: build/fuzz/<target> build/fuzz/artifacts/<target>/crash-...
 

@@ -101,9 +101,13 @@ build() {
 # run DIR: the first test that fails, or nothing if all pass.
 run() {
 	for t in $TESTS; do
-		if ! timeout -k 5 "$MUTANT_TIMEOUT" "$1/$t" >"$1/$t.log" 2>&1; then
-			why=$(grep -m1 '^FAIL ' "$1/$t.log" | cut -c1-150)
-			echo "$t${why:+ ($why)}"
+		timeout -k 5 "$MUTANT_TIMEOUT" "$1/$t" >"$1/$t.log" 2>&1
+		rc=$?
+		if [ "$rc" != 0 ]; then
+			# A hang or a sanitizer report is a kill too; say which it was.
+			why=$(grep -m1 -E '^FAIL |^SUMMARY: |^lmm fatal' "$1/$t.log" | cut -c1-150)
+			case $rc in 124 | 137) why=${why:-timed out after $MUTANT_TIMEOUT s} ;; esac
+			echo "$t (${why:-exit $rc})"
 			return
 		fi
 	done

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <labyrinth/mm.h>
 #include "model.h"
@@ -38,6 +39,7 @@ static size_t in_len, in_pos;
 static unsigned handler_ops; /* operations the next simulated interrupt runs */
 static bool irqs_off;
 static bool poison_on; /* this input's allocator poisons freed pages */
+static void *arena_base;
 static lmm_irqflags_t saved_flags;
 
 static uint8_t next(void)
@@ -289,11 +291,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	host_irq_install(IRQ_SIGNO, irq_entry);
 	/*
-	 * One mapping of the largest arena for every input: a fresh mmap per input spent
-	 * most of the time in page faults.  An input's allocator uses only its first
-	 * arena_bytes; what earlier inputs left in the pages is just more dirt for ZERO.
+	 * One mapping of the largest arena for every input (an input's allocator uses only
+	 * its first arena_bytes), emptied after each input so that every input starts from
+	 * zeroed memory: a crash must reproduce from its input alone, and dirt left by an
+	 * earlier input would decide whether a ZERO bug shows.
 	 */
-	host_arena_map(ARENA_MAX);
+	arena_base = host_arena_map(ARENA_MAX);
 	return 0;
 }
 
@@ -307,8 +310,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	host_log_clear();
 
 	uint64_t arena;
-	if (!setup_arena(&arena))
+	if (!setup_arena(&arena)) {
+		madvise(arena_base, ARENA_MAX, MADV_DONTNEED);
 		return 0;
+	}
 	model_init(&model, &mm, arena);
 	model.on_diverge = on_diverge;
 	model.poison = poison_on;
@@ -334,5 +339,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	model_destroy(&model);
+	madvise(arena_base, ARENA_MAX, MADV_DONTNEED); /* anonymous private: reads back as zero */
 	return 0;
 }

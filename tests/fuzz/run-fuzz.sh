@@ -10,7 +10,9 @@
 #           then -merge=1 into an empty directory, which keeps only inputs that add
 #           coverage, then at most SEEDS_MAX (default 40) of them, the largest (they
 #           reach deepest): the corpus is replayed by every make test and lives in git,
-#           so it stays small
+#           so it stays small.  Files named kills-<mutant> are kept as they are: each is
+#           an input that made fuzz_mm fail on that mutant of tests/mutants/mutants.txt
+#           (and passes on mm/), so the replay kills the mutant without fuzzing
 #
 # Reproduce a crash: build/fuzz/<target> build/fuzz/artifacts/<target>/crash-...
 
@@ -97,6 +99,9 @@ for t in $TARGETS; do
 			# shellcheck disable=SC2012
 			ls -S "$seeds.new" | tail -n +$((SEEDS_MAX + 1)) | while read -r f; do
 				rm -f "$seeds.new/$f"
+			done
+			for k in "$seeds"/kills-*; do
+				[ -f "$k" ] && cp "$k" "$seeds.new/"
 			done
 			rm -rf "$seeds" && mv "$seeds.new" "$seeds"
 			echo "PASS fuzz-seeds-$t: $(find "$seeds" -type f | wc -l) inputs in $seeds"

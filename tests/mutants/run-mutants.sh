@@ -6,6 +6,11 @@
 #   MUT_CFLAGS=...     compile flags (make passes host.mk's, sanitizers included)
 #   HOSTCC=gcc, BUILD=build, MUTANT_TIMEOUT=120 (seconds per test program)
 #   MUTANTS_LIST=file  another list (default tests/mutants/mutants.txt)
+#   MUTANTS_FUZZ=1     also replay the committed fuzz_mm corpus (tests/fuzz/corpus/fuzz_mm)
+#                      against each mutant the host tests miss, built with clang and
+#                      FUZZ_CC/FUZZ_FLAGS/FUZZ_SAN (make passes tests/fuzz/fuzz.mk's);
+#                      a kill there is reported as "by fuzz-replay".  Off by default:
+#                      the gate is the host tier.
 #
 # For each mutant: copy mm/ to $BUILD/mutants/<name>/mm, apply the literal edit (its
 # original text must occur exactly once, else the entry is "stale" and the run fails),
@@ -98,6 +103,19 @@ build() {
 	done
 }
 
+# fuzz_replay DIR: build fuzz_mm against DIR/mm and replay the committed corpus;
+# prints "fuzz-replay (...)" if an input fails.
+fuzz_replay() {
+	# shellcheck disable=SC2086
+	$FUZZ_CC $FUZZ_FLAGS -o "$1/fuzz_mm" tests/fuzz/fuzz_mm.c "$1"/mm/*.c "$OUT/common/fz_model.o" \
+		"$OUT/common/fz_port_host.o" -lrt >"$1/fuzz-build.log" 2>&1 || { echo "fuzz-replay (does not build)"; return; }
+	if ! find tests/fuzz/corpus/fuzz_mm -type f | sort | xargs timeout -k 5 "$MUTANT_TIMEOUT" "$1/fuzz_mm" \
+		>"$1/fuzz.log" 2>&1; then
+		why=$(grep -m1 -E '^fuzz_mm: |^SUMMARY: ' "$1/fuzz.log" | cut -c1-150)
+		echo "fuzz-replay (${why:-exit})"
+	fi
+}
+
 # run DIR: the first test that fails, or nothing if all pass.
 run() {
 	for t in $TESTS; do
@@ -111,6 +129,7 @@ run() {
 			return
 		fi
 	done
+	[ "${MUTANTS_FUZZ:-0}" = 1 ] && [ "$1" != "$OUT/baseline" ] && fuzz_replay "$1"
 }
 
 # The tests and the port do not change between mutants: compile them once.
@@ -120,6 +139,16 @@ for t in $TESTS; do
 done
 # shellcheck disable=SC2086
 $HOSTCC $MUT_CFLAGS -c -o "$OUT/common/port_host.o" tests/host/port_host.c || exit 1
+
+if [ "${MUTANTS_FUZZ:-0}" = 1 ]; then
+	FUZZ_CC=${FUZZ_CC:-clang}
+	FUZZ_SAN=${FUZZ_SAN:-$MUT_CFLAGS}
+	FUZZ_FLAGS=${FUZZ_FLAGS:-$FUZZ_SAN -fsanitize=fuzzer}
+	for f in model port_host; do
+		# shellcheck disable=SC2086
+		$FUZZ_CC $FUZZ_SAN -c -o "$OUT/common/fz_$f.o" "tests/host/$f.c" || exit 1
+	done
+fi
 
 rm -rf "$OUT/baseline" && mkdir -p "$OUT/baseline" && cp -r mm "$OUT/baseline/mm"
 if ! build "$OUT/baseline"; then

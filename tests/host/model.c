@@ -525,7 +525,8 @@ void model_pool_reset_low_water(struct model *m)
 bool model_scribble(struct model *m, uint64_t pfn, unsigned offset)
 {
 	struct model_page *p = pg(m, pfn);
-	if (!p || p->kind != MP_AVAIL || !p->poisoned)
+	/* Once per page: a second write at the same offset would undo the first. */
+	if (!p || p->kind != MP_AVAIL || !p->poisoned || p->scribbled)
 		return false;
 	uint8_t *b = (uint8_t *)model_page_ptr(m, pfn) + offset % PAGE;
 	*b = (uint8_t)~*b; /* differs from whatever the poison pattern put there */

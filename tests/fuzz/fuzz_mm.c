@@ -246,7 +246,8 @@ static bool setup_arena(uint64_t *arena_bytes)
 {
 	uint64_t bytes = (1 + next() % 8) << 20, unit = bytes / 256;
 	*arena_bytes = bytes;
-	struct lmm_config cfg = { LMM_POOL_AUTO, LMM_POOL_AUTO, LMM_CFG_QUIET };
+	/* Designated: fields the redesign adds (cache, slices) take their defaults. */
+	struct lmm_config cfg = { .pool_target = LMM_POOL_AUTO, .pool_low = LMM_POOL_AUTO, .flags = LMM_CFG_QUIET };
 	unsigned nuse = 1 + next() % 4;
 	uint64_t use[4][2];
 	for (unsigned i = 0; i < nuse; i++) {

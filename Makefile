@@ -6,6 +6,10 @@
 #   make test       every test: host (mm/ under sanitizers), kernel boot tests
 #   make libmm      build/libmm/libmm.a: mm/ alone for the kernel's target (mm/README.md)
 #   make picture    boot once, draw build/pictures/memory-{boot,after-stress}.png
+#   make fuzz       fuzz mm/ (against the reference model) and the boot parsers, FUZZ_SECONDS
+#   make coverage   line and branch coverage of mm/ by the host tests, against the gates
+#   make mutants    the mutation gate: each mutant of mm/ in tests/mutants/mutants.txt must fail
+#                   the host tests (MUTANTS=a,b for a subset)
 #   make clean      remove build/
 #
 # User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.
@@ -103,6 +107,9 @@ debug: $(ISO)
 
 include tests/host/host.mk
 include tests/bench/bench.mk
+include tests/fuzz/fuzz.mk
+include tests/coverage/coverage.mk
+include tests/mutants/mutants.mk
 
 # ---- mm/ as a library, its porting guide's example, and the multi-host proof ------
 
@@ -116,7 +123,7 @@ include tests/picture/picture.mk
 .PHONY: libmm
 libmm: $(LIBMM)
 
-test: $(ISO) host-tests-build bench-build $(MMPICTURE)
+test: $(ISO) host-tests-build bench-build $(MMPICTURE) fuzz-build coverage-build
 	@sh tests/run-all.sh
 
 clean:

@@ -27,6 +27,20 @@ struct live {
 static struct live *live;
 static size_t nlive;
 
+/*
+ * splitmix64 derives the xorshift state from the seed.  xorshift64 needs a non-zero
+ * state, and forcing one with "seed | 1" made seeds 2k and 2k+1 the same run;
+ * splitmix64 is a bijection, so distinct seeds give distinct streams.  The one seed
+ * that mixes to 0 gets a fixed substitute (model_test).
+ */
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
 static uint64_t rnd(void)
 {
 	rng_state ^= rng_state << 13;
@@ -172,7 +186,9 @@ static void model_test(void)
 	const char *seed = getenv("SEED"), *ops_env = getenv("OPS");
 	uint64_t seed_v = seed ? strtoull(seed, NULL, 0) : 20261121;
 	uint64_t ops = ops_env ? strtoull(ops_env, NULL, 0) : 1000000;
-	rng_state = seed_v | 1;
+	rng_state = splitmix64(seed_v);
+	if (rng_state == 0) /* xorshift's one fixed point */
+		rng_state = 0x9E3779B97F4A7C15ull;
 	fprintf(stderr, "model: seed %llu, %llu operations\n", (unsigned long long)seed_v, (unsigned long long)ops);
 
 	/* A few MiB with holes, unaligned edges and reservations. */

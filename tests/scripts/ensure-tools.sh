@@ -2,7 +2,9 @@
 # ensure-tools.sh GROUP... - make sure the tools a build step needs are installed.
 #
 # Groups: kernel (build and boot the ISO), host (host tests), cross (32-bit,
-# AArch64 and riscv64 builds under qemu-user), bench (valgrind), picture (zlib for mmpicture).  Silent when everything is there:
+# AArch64 and riscv64 builds under qemu-user), bench (valgrind), picture (zlib for
+# mmpicture), fuzz (clang and its libFuzzer runtime), coverage (gcc's gcov and gcovr).
+# Silent when everything is there:
 # make runs this on every invocation.  When something is missing it installs the
 # Debian packages with apt-get (as root, or through passwordless sudo); otherwise it
 # prints the command to run and exits 1.
@@ -75,15 +77,25 @@ check_group() {
 		need glob /usr/include/zlib.h zlib1g-dev
 		need glob '/usr/lib/*/libz.so' zlib1g-dev
 		;;
+	fuzz)
+		need cmd clang clang
+		# -fsanitize=fuzzer links this archive; clang alone does not pull it in.
+		need glob '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' libclang-rt-dev
+		;;
+	coverage)
+		need cmd gcc gcc
+		need cmd gcov gcc
+		need cmd gcovr gcovr
+		;;
 	*)
-		echo "ensure-tools.sh: unknown group '$1' (kernel, host, cross, bench, picture)" >&2
+		echo "ensure-tools.sh: unknown group '$1' (kernel, host, cross, bench, picture, fuzz, coverage)" >&2
 		exit 2
 		;;
 	esac
 }
 
 if [ $# -eq 0 ]; then
-	echo "usage: sh tests/scripts/ensure-tools.sh GROUP... (kernel, host, cross, bench, picture)" >&2
+	echo "usage: sh tests/scripts/ensure-tools.sh GROUP... (kernel, host, cross, bench, picture, fuzz, coverage)" >&2
 	exit 2
 fi
 

@@ -1,0 +1,616 @@
+/*
+ * model.c - the reference model of mm/'s public API (see model.h).
+ *
+ * Each wrapper: predict (the status, or the set of statuses when the model cannot know
+ * which one mm/ will pick, and where the pages go), call mm/, compare, then update the
+ * model from what mm/ was entitled to do.  Counter comparisons are in model_compare().
+ */
+#include "model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "port_host.h"
+
+#define PAGE 4096ull
+#define BIT(st) (1u << (st))
+
+/* Bytes a holder writes at both ends of each page of its block, checked on free. */
+#define FILL_BYTES 64
+
+static void diverge(struct model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void diverge(struct model *m, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (m->divergences++ < 5)
+		fprintf(stderr, "model: divergence at op %llu: %s\n", (unsigned long long)m->op_no, what);
+	if (m->on_diverge)
+		m->on_diverge(what);
+}
+
+void *model_page_ptr(const struct model *m, uint64_t pfn)
+{
+	(void)m;
+	return lmm_port_phys_to_virt(pfn * PAGE);
+}
+
+uint64_t model_ptr_pfn(const struct model *m, const void *ptr)
+{
+	(void)m;
+	return host_virt_to_phys(ptr) / PAGE;
+}
+
+static struct model_page *pg(struct model *m, uint64_t pfn)
+{
+	return pfn < m->npages ? &m->page[pfn] : NULL;
+}
+
+void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes)
+{
+	memset(m, 0, sizeof(*m));
+	m->mm = mm;
+	m->npages = arena_bytes / PAGE;
+	m->page = calloc(m->npages, sizeof(*m->page));
+	m->live = calloc(m->npages, sizeof(*m->live));
+	if (!m->page || !m->live)
+		abort();
+	for (uint32_t r = 0; r < mm->nregions; r++)
+		for (uint64_t p = 0; p < mm->regions[r].npages; p++)
+			m->page[mm->regions[r].base_pfn + p].kind = MP_AVAIL;
+	/* lmm_init() has merged the reservations (the metadata's included). */
+	for (uint32_t i = 0; i < mm->nreserved; i++)
+		for (uint64_t a = mm->reserved_ranges[i].base; a < mm->reserved_ranges[i].end && a / PAGE < m->npages;
+		     a += PAGE)
+			if (m->page[a / PAGE].kind == MP_AVAIL)
+				m->page[a / PAGE].kind = MP_RESERVED;
+	for (uint64_t p = 0; p < m->npages; p++) {
+		m->avail += m->page[p].kind == MP_AVAIL;
+		m->reserved += m->page[p].kind == MP_RESERVED;
+	}
+	m->managed = m->avail + m->reserved;
+
+	/* Which pages init put in the pool is mm/'s choice; how many is checked below. */
+	struct lmm_stats s;
+	lmm_get_stats(mm, &s);
+	m->pool = m->pool_unknown = s.pool;
+	m->pool_target = s.pool_target;
+	m->pool_low = s.pool_low;
+	m->pool_low_water = (uint32_t)s.pool;
+	m->pool_refills = s.pool_refills;
+	m->pool_refill_pages = s.pool_refill_pages;
+	m->alloc_calls = s.alloc_calls;
+	m->free_calls = s.free_calls;
+	if (s.pool != (m->pool_target < m->avail ? m->pool_target : m->avail))
+		diverge(m, "init filled the pool to %llu, target %u, %llu pages available",
+			(unsigned long long)s.pool, m->pool_target, (unsigned long long)m->avail);
+	model_compare(m);
+}
+
+void model_destroy(struct model *m)
+{
+	free(m->page);
+	free(m->live);
+	m->page = NULL;
+	m->live = NULL;
+}
+
+/* ---- Policy: the current core (replace for the per-CPU redesign) -------------------- */
+
+/* KERNEL (no NOWAIT) is refused in these contexts (debug builds). Redesign: INTERRUPT only. */
+static bool kernel_refused_in(enum lmm_context ctx)
+{
+	return LMM_DEBUG && ctx != LMM_CTX_NORMAL;
+}
+
+/* Whether an allocation that passed validation is served from the pool. */
+static bool served_by_pool(const struct model *m, unsigned order, lmm_gfp_t gfp)
+{
+	return order == 0 && (gfp & LMM_GFPB_RESERVE) && m->pool > 0;
+}
+
+/* Whether a block whose last reference is dropped goes to the pool (a top-up). */
+static bool freed_to_pool(const struct model *m, unsigned order, enum lmm_context ctx)
+{
+	return order == 0 && ctx == LMM_CTX_NORMAL && m->pool < m->pool_target;
+}
+
+/* What a call on an available page (free or in the pool) is refused with.  The model does
+ * not know block boundaries of free memory, nor (unless known_pool) pool membership.
+ * Redesign: a pool or cached page is ALREADY_FREE and IN_POOL is gone. */
+static uint32_t refusals_of_available(const struct model_page *p)
+{
+	if (p->known_pool)
+		return BIT(LMM_ERR_IN_POOL);
+	return BIT(LMM_ERR_ALREADY_FREE) | BIT(LMM_ERR_NOT_HEAD) | BIT(LMM_ERR_IN_POOL);
+}
+
+/* ---- Shared steps ------------------------------------------------------------------- */
+
+static uint8_t fill_byte(uint64_t pfn)
+{
+	return (uint8_t)(pfn * 0x9Du + 0x41u);
+}
+
+static void fill_block(struct model *m, uint64_t pfn, unsigned order)
+{
+	for (uint64_t k = 0; k < (1ull << order); k++) {
+		uint8_t *p = model_page_ptr(m, pfn + k);
+		memset(p, fill_byte(pfn + k), FILL_BYTES);
+		memset(p + PAGE - FILL_BYTES, fill_byte(pfn + k), FILL_BYTES);
+	}
+}
+
+static void check_fill(struct model *m, uint64_t pfn, unsigned order)
+{
+	for (uint64_t k = 0; k < (1ull << order); k++) {
+		const uint8_t *p = model_page_ptr(m, pfn + k);
+		for (unsigned i = 0; i < FILL_BYTES; i++)
+			if (p[i] != fill_byte(pfn + k) || p[PAGE - FILL_BYTES + i] != fill_byte(pfn + k)) {
+				diverge(m, "held block 0x%llx order %u: page 0x%llx changed under its holder",
+					(unsigned long long)(pfn * PAGE), order,
+					(unsigned long long)((pfn + k) * PAGE));
+				return;
+			}
+	}
+}
+
+/* Aligned runs of 2^order available pages that hold no known pool page. */
+static uint64_t clean_runs(const struct model *m, unsigned order)
+{
+	uint64_t n = 1ull << order, runs = 0;
+	for (uint64_t p = 0; p + n <= m->npages; p += n) {
+		uint64_t k = 0;
+		while (k < n && m->page[p + k].kind == MP_AVAIL && !m->page[p + k].known_pool)
+			k++;
+		runs += k == n;
+	}
+	return runs;
+}
+
+static void refuse(struct model *m, enum lmm_status st)
+{
+	m->refused[st]++;
+}
+
+/* Compare a refused call's status with the allowed set; count what mm/ said. */
+static void expect_refusal(struct model *m, const char *op, uint64_t pfn, enum lmm_status got, uint32_t allowed)
+{
+	if (got == LMM_OK || got >= LMM_STATUS_COUNT || !(allowed & BIT(got))) {
+		diverge(m, "%s of 0x%llx returned '%s' (allowed set 0x%x)", op, (unsigned long long)(pfn * PAGE),
+			lmm_status_str(got), allowed);
+		return;
+	}
+	refuse(m, got);
+}
+
+/*
+ * The refusal every pointer-taking call shares, before the frame state is read:
+ * unaligned, unmanaged.  Returns 0 when the pointer names a managed page.
+ */
+static uint32_t locate_refusal(struct model *m, const void *ptr, uint64_t *pfn)
+{
+	if ((uintptr_t)ptr & (PAGE - 1))
+		return BIT(LMM_ERR_NOT_ALIGNED);
+	*pfn = model_ptr_pfn(m, ptr);
+	const struct model_page *p = pg(m, *pfn);
+	/* host_virt_to_phys of a pointer outside the arena is garbage: check it maps back. */
+	if (!p || model_page_ptr(m, *pfn) != ptr || p->kind == MP_HOLE)
+		return BIT(LMM_ERR_NOT_MANAGED);
+	return 0;
+}
+
+/* The refusal a frame-state check gives for a page that is not a held block head. */
+static uint32_t state_refusal(const struct model_page *p)
+{
+	switch (p->kind) {
+	case MP_RESERVED: return BIT(LMM_ERR_RESERVED);
+	case MP_AVAIL: return refusals_of_available(p);
+	default: return BIT(LMM_ERR_NOT_HEAD); /* held, not its head */
+	}
+}
+
+static void hold(struct model *m, uint64_t pfn, unsigned order, bool excl, uint16_t owner)
+{
+	for (uint64_t k = 0; k < (1ull << order); k++) {
+		struct model_page *p = &m->page[pfn + k];
+		p->kind = MP_HELD;
+		p->head = k == 0;
+		p->known_pool = 0;
+		m->poison_errors += p->scribbled; /* one per page, found as mm/ verifies it */
+		p->poisoned = p->scribbled = 0;
+	}
+	struct model_page *h = &m->page[pfn];
+	h->order = (uint8_t)order;
+	h->refs = excl ? 0 : 1;
+	h->owner = excl ? owner : 0;
+	h->live = (uint32_t)m->nlive;
+	m->live[m->nlive++] = pfn;
+	m->avail -= 1ull << order;
+	m->held += 1ull << order;
+}
+
+static void release(struct model *m, uint64_t pfn, enum lmm_context ctx)
+{
+	struct model_page *h = &m->page[pfn];
+	unsigned order = h->order;
+	uint64_t last = m->live[--m->nlive];
+	m->live[h->live] = last;
+	m->page[last].live = h->live;
+	bool to_pool = freed_to_pool(m, order, ctx);
+	for (uint64_t k = 0; k < (1ull << order); k++)
+		m->page[pfn + k] = (struct model_page){ .kind = MP_AVAIL, .poisoned = m->poison };
+	if (to_pool) {
+		h->known_pool = 1;
+		m->pool++;
+		m->pool_topups++;
+	}
+	m->avail += 1ull << order;
+	m->held -= 1ull << order;
+}
+
+/* ---- The checked API ------------------------------------------------------------------- */
+
+static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16_t owner, bool named)
+{
+	enum lmm_context ctx = lmm_port_context();
+	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
+	if (!named && excl)
+		owner = lmm_port_owner();
+	enum lmm_status want = LMM_OK;
+	if (order > LMM_MAX_ORDER)
+		want = LMM_ERR_BAD_ORDER;
+	else if ((gfp & ~LMM_GFPB_ALL) || (excl && order != 0))
+		want = LMM_ERR_BAD_FLAGS;
+	else if (excl && owner == 0)
+		want = LMM_ERR_BAD_OWNER;
+	else if (!(gfp & LMM_GFPB_NOWAIT) && kernel_refused_in(ctx))
+		want = LMM_ERR_BAD_CONTEXT;
+	bool from_pool = want == LMM_OK && served_by_pool(m, order, gfp);
+
+	void *p = named ? lmm_alloc_pages_owned(m->mm, order, gfp, owner) : lmm_alloc_pages(m->mm, order, gfp);
+	m->op_no++;
+
+	if (want != LMM_OK) {
+		if (p)
+			diverge(m, "alloc order %u gfp 0x%x in context %d succeeded; want refusal '%s'", order, gfp,
+				ctx, lmm_status_str(want));
+		refuse(m, want);
+		return NULL; /* a wrongly granted block is leaked: the divergence is recorded */
+	}
+	m->alloc_calls++;
+	if (!p) {
+		m->alloc_failures++;
+		if (order == 0 && (gfp & LMM_GFPB_RESERVE))
+			m->pool_empty_failures++;
+		if (from_pool)
+			diverge(m, "atomic order-0 alloc failed with %llu pages in the pool", (unsigned long long)m->pool);
+		uint64_t runs = clean_runs(m, order);
+		if (runs > m->pool_unknown)
+			diverge(m, "order %u alloc (gfp 0x%x) failed with %llu free aligned runs and %llu pool pages",
+				order, gfp, (unsigned long long)runs, (unsigned long long)m->pool_unknown);
+		return NULL;
+	}
+
+	uint64_t pfn = model_ptr_pfn(m, p);
+	if (pfn >= m->npages || model_page_ptr(m, pfn) != p || (pfn & ((1ull << order) - 1))) {
+		diverge(m, "order %u alloc returned %p: outside the arena or misaligned", order, p);
+		return NULL;
+	}
+	for (uint64_t k = 0; k < (1ull << order); k++)
+		if (pfn + k >= m->npages || m->page[pfn + k].kind != MP_AVAIL) {
+			diverge(m, "order %u block at 0x%llx covers page 0x%llx in state %d", order,
+				(unsigned long long)(pfn * PAGE), (unsigned long long)((pfn + k) * PAGE),
+				pfn + k < m->npages ? m->page[pfn + k].kind : -1);
+			return NULL;
+		}
+	bool was_known_pool = m->page[pfn].known_pool;
+	if (from_pool) {
+		m->pool--;
+		m->pool_hits++;
+		if (!was_known_pool)
+			m->pool_unknown--;
+		if (m->pool < m->pool_low_water)
+			m->pool_low_water = (uint32_t)m->pool;
+	} else if (was_known_pool) {
+		diverge(m, "order %u alloc gfp 0x%x was given pool page 0x%llx", order, gfp,
+			(unsigned long long)(pfn * PAGE));
+	}
+	if (gfp & LMM_GFPB_ZERO) {
+		const uint64_t *w = p;
+		for (uint64_t i = 0; i < (PAGE << order) / 8; i++)
+			if (w[i]) {
+				diverge(m, "ZERO block 0x%llx order %u has a non-zero word at offset 0x%llx",
+					(unsigned long long)(pfn * PAGE), order, (unsigned long long)(i * 8));
+				break;
+			}
+	}
+	hold(m, pfn, order, excl, owner);
+	fill_block(m, pfn, order);
+	return p;
+}
+
+void *model_alloc(struct model *m, unsigned order, lmm_gfp_t gfp)
+{
+	return alloc_common(m, order, gfp, 0, false);
+}
+
+void *model_alloc_owned(struct model *m, unsigned order, lmm_gfp_t gfp, uint16_t owner)
+{
+	return alloc_common(m, order, gfp, owner, true);
+}
+
+/* The three ways to drop a reference; lmm_page_put is lmm_free_pages by contract. */
+enum free_api { FREE_PAGES, FREE_OWNED, PAGE_PUT };
+
+static enum lmm_status free_common(struct model *m, void *ptr, unsigned order, uint16_t owner, enum free_api api)
+{
+	static const char *const names[] = { "free", "free_owned", "put" };
+	enum lmm_context ctx = lmm_port_context();
+	if (api != FREE_OWNED)
+		owner = lmm_port_owner();
+	uint64_t pfn = 0;
+	uint32_t refusal = ptr ? locate_refusal(m, ptr, &pfn) : 0;
+	if (ptr && !refusal && order > LMM_MAX_ORDER)
+		refusal = BIT(LMM_ERR_BAD_ORDER);
+	bool counted = ptr && !refusal; /* free_calls counts what reaches the frame check */
+	struct model_page *h = counted ? &m->page[pfn] : NULL;
+	if (h && !(h->kind == MP_HELD && h->head))
+		refusal = state_refusal(h);
+	else if (h && h->order != order)
+		refusal = BIT(LMM_ERR_WRONG_ORDER);
+	else if (h && !h->refs && h->owner != owner)
+		refusal = BIT(LMM_ERR_WRONG_OWNER);
+	if (h && !refusal && h->refs <= 1)
+		check_fill(m, pfn, order); /* before mm/ may poison it or put it in the pool */
+
+	enum lmm_status got = api == FREE_OWNED ? lmm_free_pages_owned(m->mm, ptr, order, owner)
+			      : api == PAGE_PUT	  ? lmm_page_put(m->mm, ptr, order)
+						  : lmm_free_pages(m->mm, ptr, order);
+	m->op_no++;
+	m->free_calls += counted;
+
+	if (refusal) {
+		expect_refusal(m, names[api], pfn, got, refusal);
+		return got;
+	}
+	if (got != LMM_OK) {
+		diverge(m, "%s of 0x%llx order %u refused: '%s'", names[api], (unsigned long long)(pfn * PAGE), order,
+			lmm_status_str(got));
+		return got;
+	}
+	if (!h)
+		return got; /* NULL */
+	if (h->refs > 1)
+		h->refs--;
+	else
+		release(m, pfn, ctx);
+	return got;
+}
+
+enum lmm_status model_free(struct model *m, void *ptr, unsigned order)
+{
+	return free_common(m, ptr, order, 0, FREE_PAGES);
+}
+
+enum lmm_status model_free_owned(struct model *m, void *ptr, unsigned order, uint16_t owner)
+{
+	return free_common(m, ptr, order, owner, FREE_OWNED);
+}
+
+enum lmm_status model_page_put(struct model *m, void *ptr, unsigned order)
+{
+	return free_common(m, ptr, order, 0, PAGE_PUT);
+}
+
+/* get / transfer / unexclusive: locate, then the head's state decides. */
+enum own_op { OWN_GET, OWN_TRANSFER, OWN_UNEXCLUSIVE };
+
+static enum lmm_status ownership(struct model *m, void *ptr, enum own_op op, uint16_t from, uint16_t to)
+{
+	static const char *const names[] = { "get", "transfer", "unexclusive" };
+	uint64_t pfn = 0;
+	uint32_t refusal = locate_refusal(m, ptr, &pfn);
+	struct model_page *h = refusal ? NULL : &m->page[pfn];
+	if (!refusal && op == OWN_TRANSFER && to == 0)
+		refusal = BIT(LMM_ERR_BAD_OWNER);
+	else if (h && !(h->kind == MP_HELD && h->head))
+		refusal = state_refusal(h);
+	else if (h && h->refs) /* ordinary block */
+		refusal = op != OWN_GET ? BIT(LMM_ERR_NOT_EXCLUSIVE) : h->refs == UINT16_MAX ? BIT(LMM_ERR_REFCOUNT) : 0;
+	else if (h) /* exclusive */
+		refusal = op == OWN_GET ? BIT(LMM_ERR_EXCLUSIVE) : h->owner != from ? BIT(LMM_ERR_WRONG_OWNER) : 0;
+
+	enum lmm_status got = op == OWN_GET	 ? lmm_page_get(m->mm, ptr)
+			      : op == OWN_TRANSFER ? lmm_page_transfer(m->mm, ptr, from, to)
+						   : lmm_page_unexclusive(m->mm, ptr, from);
+	m->op_no++;
+	if (refusal) {
+		expect_refusal(m, names[op], pfn, got, refusal);
+		return got;
+	}
+	if (got != LMM_OK) {
+		diverge(m, "%s of 0x%llx refused: '%s'", names[op], (unsigned long long)(pfn * PAGE), lmm_status_str(got));
+		return got;
+	}
+	if (op == OWN_GET) {
+		h->refs++;
+	} else if (op == OWN_TRANSFER) {
+		h->owner = to;
+	} else {
+		h->owner = 0;
+		h->refs = 1;
+	}
+	return got;
+}
+
+enum lmm_status model_page_get(struct model *m, void *ptr)
+{
+	return ownership(m, ptr, OWN_GET, 0, 0);
+}
+
+enum lmm_status model_transfer(struct model *m, void *ptr, uint16_t from, uint16_t to)
+{
+	return ownership(m, ptr, OWN_TRANSFER, from, to);
+}
+
+enum lmm_status model_unexclusive(struct model *m, void *ptr, uint16_t owner)
+{
+	return ownership(m, ptr, OWN_UNEXCLUSIVE, owner, 0);
+}
+
+uint32_t model_pool_refill(struct model *m)
+{
+	enum lmm_context ctx = lmm_port_context();
+	uint64_t want = 0;
+	uint64_t buddy_free = m->avail - m->pool;
+	if (ctx == LMM_CTX_NORMAL && m->pool < m->pool_target)
+		want = m->pool_target - m->pool < buddy_free ? m->pool_target - m->pool : buddy_free;
+	uint32_t got = lmm_pool_refill(m->mm);
+	m->op_no++;
+	if (ctx != LMM_CTX_NORMAL)
+		refuse(m, LMM_ERR_BAD_CONTEXT);
+	if (got != want)
+		diverge(m, "pool refill in context %d added %u pages, want %llu", ctx, got, (unsigned long long)want);
+	m->pool += got;
+	m->pool_unknown += got;
+	if (got) {
+		m->pool_refills++;
+		m->pool_refill_pages += got;
+	}
+	return got;
+}
+
+enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t target)
+{
+	enum lmm_context ctx = lmm_port_context();
+	enum lmm_status want = ctx != LMM_CTX_NORMAL ? LMM_ERR_BAD_CONTEXT : low > target ? LMM_ERR_STATE : LMM_OK;
+	enum lmm_status got = lmm_pool_set_marks(m->mm, low, target);
+	m->op_no++;
+	if (got != want)
+		diverge(m, "set_marks(%u, %u) in context %d: '%s', want '%s'", low, target, ctx, lmm_status_str(got),
+			lmm_status_str(want));
+	if (want != LMM_OK) {
+		refuse(m, want);
+		return got;
+	}
+	m->pool_low = low;
+	m->pool_target = target;
+	if (m->pool > target) {
+		/* Which pages leave is mm/'s choice: forget which pool pages were known. */
+		m->pool = target;
+		for (uint64_t p = 0; p < m->npages; p++)
+			m->page[p].known_pool = 0;
+	}
+	m->pool_unknown = m->pool;
+	for (uint64_t p = 0; p < m->npages; p++)
+		if (m->page[p].known_pool)
+			m->pool_unknown--;
+	m->pool_low_water = (uint32_t)m->pool;
+	return got;
+}
+
+void model_pool_reset_low_water(struct model *m)
+{
+	lmm_pool_reset_low_water(m->mm);
+	m->op_no++;
+	m->pool_low_water = (uint32_t)m->pool;
+}
+
+bool model_scribble(struct model *m, uint64_t pfn, unsigned offset)
+{
+	struct model_page *p = pg(m, pfn);
+	/* Once per page: a second write at the same offset would undo the first. */
+	if (!p || p->kind != MP_AVAIL || !p->poisoned || p->scribbled)
+		return false;
+	uint8_t *b = (uint8_t *)model_page_ptr(m, pfn) + offset % PAGE;
+	*b = (uint8_t)~*b; /* differs from whatever the poison pattern put there */
+	p->scribbled = 1;
+	return true;
+}
+
+/* ---- Comparison ---------------------------------------------------------------------- */
+
+#define EXPECT_EQ(field, want)                                                                    \
+	do {                                                                                      \
+		if ((uint64_t)(field) != (uint64_t)(want))                                        \
+			diverge(m, #field " = %llu, model %llu", (unsigned long long)(field),         \
+				(unsigned long long)(want));                                      \
+	} while (0)
+
+void model_compare(struct model *m)
+{
+	struct lmm_stats s;
+	lmm_get_stats(m->mm, &s);
+	EXPECT_EQ(s.managed, m->managed);
+	EXPECT_EQ(s.free + s.pool, m->avail);
+	EXPECT_EQ(s.allocated, m->held);
+	EXPECT_EQ(s.reserved, m->reserved);
+	EXPECT_EQ(s.pool, m->pool);
+	EXPECT_EQ(s.pool_target, m->pool_target);
+	EXPECT_EQ(s.pool_low, m->pool_low);
+	EXPECT_EQ(s.pool_low_water, m->pool_low_water);
+	EXPECT_EQ(s.pool_hits, m->pool_hits);
+	EXPECT_EQ(s.pool_empty_failures, m->pool_empty_failures);
+	EXPECT_EQ(s.pool_refills, m->pool_refills);
+	EXPECT_EQ(s.pool_refill_pages, m->pool_refill_pages);
+	EXPECT_EQ(s.pool_topups, m->pool_topups);
+	EXPECT_EQ(s.alloc_calls, m->alloc_calls);
+	EXPECT_EQ(s.alloc_failures, m->alloc_failures);
+	EXPECT_EQ(s.free_calls, m->free_calls);
+	EXPECT_EQ(s.poison_errors, m->poison_errors);
+	uint64_t total = 0, blocks = 0;
+	for (unsigned st = 0; st < LMM_STATUS_COUNT; st++) {
+		if (s.refused[st] != m->refused[st])
+			diverge(m, "stats.refused['%s'] = %llu, model %llu", lmm_status_str((enum lmm_status)st),
+				(unsigned long long)s.refused[st], (unsigned long long)m->refused[st]);
+		total += m->refused[st];
+	}
+	EXPECT_EQ(s.refused_total, total);
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		blocks += s.free_blocks[o] << o;
+	EXPECT_EQ(blocks, s.free);
+}
+
+void model_check(struct model *m)
+{
+	model_compare(m);
+	uint64_t problems = lmm_check(m->mm);
+	if (problems)
+		diverge(m, "lmm_check found %llu problems (%s)", (unsigned long long)problems, host_log_last());
+	/* Every held head; of the other pages, one in 8, a different eighth each time (the
+	 * query takes the lock, and a full sweep per check dominated the fuzzer's time). */
+	uint64_t phase = m->op_no % 8;
+	for (uint64_t p = 0; p < m->npages; p++) {
+		const struct model_page *q = &m->page[p];
+		if (q->kind == MP_HOLE || (!(q->kind == MP_HELD && q->head) && p % 8 != phase))
+			continue;
+		uint16_t want = q->kind == MP_HELD && q->head ? q->owner : 0;
+		uint16_t got = lmm_page_owner(m->mm, model_page_ptr(m, p));
+		if (got != want)
+			diverge(m, "owner of 0x%llx is 0x%x, model 0x%x", (unsigned long long)(p * PAGE), got, want);
+	}
+}
+
+void model_release_all(struct model *m)
+{
+	/* A valid free that mm/ refuses is already a divergence; the bound stops the loop
+	 * retrying it forever.  Each held block needs at most refs + 1 frees. */
+	uint64_t bound = 0;
+	for (uint64_t i = 0; i < m->nlive; i++)
+		bound += m->page[m->live[i]].refs + 1u;
+	while (m->nlive && bound--) {
+		uint64_t pfn = m->live[m->nlive - 1];
+		const struct model_page *h = &m->page[pfn];
+		void *ptr = model_page_ptr(m, pfn);
+		if (h->refs == 0)
+			model_free_owned(m, ptr, h->order, h->owner);
+		else
+			model_free(m, ptr, h->order);
+	}
+}

@@ -1,0 +1,19 @@
+# tests/mutants/mutants.mk - the mutation gate (tests/mutants/run-mutants.sh).
+#
+#   make mutants                      every mutant in tests/mutants/mutants.txt
+#   make mutants MUTANTS=a,b          a subset, by name
+#   make mutants MUTANTS_FUZZ=1       also replay the fuzz_mm corpus against survivors
+#
+# Each mutant is a copy of mm/ with one literal edit, built with the host tier's flags
+# and sanitizers and run against the host mm tests.  The summary line is exactly
+# "mutants: N killed, M survived", followed by one "survivor: name" line per survivor.
+
+MUTANTS ?=
+MUTANTS_FUZZ ?= 0
+
+.PHONY: mutants
+mutants: | tools-host
+	@BUILD=$(BUILD) HOSTCC='$(HOSTCC)' MUTANTS='$(MUTANTS)' MUTANTS_FUZZ='$(MUTANTS_FUZZ)' \
+		FUZZ_CC='$(FUZZ_CC)' FUZZ_SAN='$(FUZZ_SAN)' FUZZ_FLAGS='$(FUZZ_FLAGS)' \
+		MUT_CFLAGS='$(filter-out -MMD -MP,$(HOST_COMMON)) $(HOSTCFLAGS) $(SAN_FLAGS)' \
+		sh tests/mutants/run-mutants.sh

@@ -1,0 +1,205 @@
+#!/bin/sh
+# run-mutants.sh - the mutation gate: every mutant of mm/ must make the host tests fail.
+#
+# usage: sh tests/mutants/run-mutants.sh        (make mutants sets the variables below)
+#   MUTANTS=a,b        run only these entries of tests/mutants/mutants.txt
+#   MUT_CFLAGS=...     compile flags (make passes host.mk's, sanitizers included)
+#   HOSTCC=gcc, BUILD=build, MUTANT_TIMEOUT=120 (seconds per test program)
+#   MUTANTS_LIST=file  another list (default tests/mutants/mutants.txt)
+#   MUTANTS_FUZZ=1     also replay the committed fuzz_mm corpus (tests/fuzz/corpus/fuzz_mm)
+#                      against each mutant the host tests miss, built with clang and
+#                      FUZZ_CC/FUZZ_FLAGS/FUZZ_SAN (make passes tests/fuzz/fuzz.mk's);
+#                      a kill there is reported as "by fuzz-replay".  Off by default:
+#                      the gate is the host tier.
+#
+# For each mutant: copy mm/ to $BUILD/mutants/<name>/mm, apply the literal edit (its
+# original text must occur exactly once, else the entry is "stale" and the run fails),
+# compile the copy, link it with the host mm tests (compiled once), and run them,
+# fastest first, stopping at the first that fails: "killed <name> by <test>".  A mutant
+# no test notices is "SURVIVED <name>".  Before any mutant, the unmodified copy must
+# pass, or every kill would be meaningless.  Ends with exactly
+#   mutants: N killed, M survived
+# then the survivors by name; exits 1 if any survived or was stale.
+
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+BUILD=${BUILD:-build}
+HOSTCC=${HOSTCC:-gcc}
+MUTANT_TIMEOUT=${MUTANT_TIMEOUT:-120}
+MUT_CFLAGS=${MUT_CFLAGS:--std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror -O1 -g \
+-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer}
+LIST=${MUTANTS_LIST:-tests/mutants/mutants.txt}
+OUT=$BUILD/mutants
+# Fastest first: most mutants die in the unit tests, in well under a second.
+TESTS="test_mm_unit test_mm_layouts test_mm_model test_mm_atomic"
+
+mkdir -p "$OUT/common" || exit 1
+
+# Apply the selected entries: one directory per mutant holding its mm/ copy, and a
+# line "name<TAB>ok|stale: why" per entry on stdout.  Python for exact literal matching.
+prepare() {
+	python3 - "$LIST" "$OUT" "${MUTANTS:-}" <<'PY'
+import os, shutil, sys
+path, out, wanted = sys.argv[1], sys.argv[2], [w for w in sys.argv[3].split(",") if w]
+entries, cur = [], {}
+for raw in open(path).read().split("\n") + [""]:
+    if raw.startswith("#"):
+        continue
+    if not raw.strip():
+        if cur:
+            entries.append(cur)
+        cur = {}
+        continue
+    key, sep, value = raw.partition(": ")
+    if not sep:
+        key, value = raw.rstrip(":"), ""
+    cur[key.strip()] = value
+
+def unescape(s):
+    return s.replace("\\n", "\n").replace("\\t", "\t")
+
+names = [e.get("name", "?") for e in entries]
+for w in wanted:
+    if w not in names:
+        print("%s\tstale: no such mutant in %s" % (w, path))
+seen = set()
+for e in entries:
+    name = e.get("name", "")
+    if wanted and name not in wanted:
+        continue
+    missing = [k for k in ("name", "promise", "file", "kill", "original", "replacement") if k not in e]
+    if missing or name in seen:
+        print("%s\tstale: %s" % (name or "?", "missing " + ", ".join(missing) if missing else "duplicate name"))
+        continue
+    seen.add(name)
+    src = e["file"]
+    if not src.startswith("mm/") or not os.path.isfile(src):
+        print("%s\tstale: %s is not a file under mm/" % (name, src))
+        continue
+    text = open(src).read()
+    orig, repl = unescape(e["original"]), unescape(e["replacement"])
+    n = text.count(orig)
+    if n != 1:
+        print("%s\tstale: original text occurs %d times in %s" % (name, n, src))
+        continue
+    d = os.path.join(out, name)
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree("mm", os.path.join(d, "mm"))
+    open(os.path.join(d, src), "w").write(text.replace(orig, repl))
+    print("%s\tok\t%s" % (name, e["promise"]))
+PY
+}
+
+# build DIR: compile DIR/mm/*.c and link every test against it into DIR/.
+build() {
+	for c in "$1"/mm/*.c; do
+		# shellcheck disable=SC2086 # flag lists
+		$HOSTCC $MUT_CFLAGS -c -o "${c%.c}.o" "$c" || return 1
+	done
+	for t in $TESTS; do
+		# shellcheck disable=SC2086
+		$HOSTCC $MUT_CFLAGS -o "$1/$t" "$OUT/common/$t.o" "$1"/mm/*.o "$OUT/common/port_host.o" -lrt || return 1
+	done
+}
+
+# fuzz_replay DIR: build fuzz_mm against DIR/mm and replay the committed corpus;
+# prints "fuzz-replay (...)" if an input fails.
+fuzz_replay() {
+	# shellcheck disable=SC2086
+	$FUZZ_CC $FUZZ_FLAGS -o "$1/fuzz_mm" tests/fuzz/fuzz_mm.c "$1"/mm/*.c "$OUT/common/fz_model.o" \
+		"$OUT/common/fz_port_host.o" -lrt >"$1/fuzz-build.log" 2>&1 || { echo "fuzz-replay (does not build)"; return; }
+	if ! find tests/fuzz/corpus/fuzz_mm -type f | sort | xargs timeout -k 5 "$MUTANT_TIMEOUT" "$1/fuzz_mm" \
+		>"$1/fuzz.log" 2>&1; then
+		why=$(grep -m1 -E '^fuzz_mm: |^SUMMARY: ' "$1/fuzz.log" | cut -c1-150)
+		echo "fuzz-replay (${why:-exit})"
+	fi
+}
+
+# run DIR: the first test that fails, or nothing if all pass.
+run() {
+	for t in $TESTS; do
+		timeout -k 5 "$MUTANT_TIMEOUT" "$1/$t" >"$1/$t.log" 2>&1
+		rc=$?
+		if [ "$rc" != 0 ]; then
+			# A hang or a sanitizer report is a kill too; say which it was.
+			why=$(grep -m1 -E '^FAIL |^SUMMARY: |^lmm fatal' "$1/$t.log" | cut -c1-150)
+			case $rc in 124 | 137) why=${why:-timed out after $MUTANT_TIMEOUT s} ;; esac
+			echo "$t (${why:-exit $rc})"
+			return
+		fi
+	done
+	[ "${MUTANTS_FUZZ:-0}" = 1 ] && [ "$1" != "$OUT/baseline" ] && fuzz_replay "$1"
+}
+
+# The tests and the port do not change between mutants: compile them once.
+for t in $TESTS; do
+	# shellcheck disable=SC2086
+	$HOSTCC $MUT_CFLAGS -c -o "$OUT/common/$t.o" "tests/host/$t.c" || exit 1
+done
+# shellcheck disable=SC2086
+$HOSTCC $MUT_CFLAGS -c -o "$OUT/common/port_host.o" tests/host/port_host.c || exit 1
+
+if [ "${MUTANTS_FUZZ:-0}" = 1 ]; then
+	FUZZ_CC=${FUZZ_CC:-clang}
+	FUZZ_SAN=${FUZZ_SAN:-$MUT_CFLAGS}
+	FUZZ_FLAGS=${FUZZ_FLAGS:-$FUZZ_SAN -fsanitize=fuzzer}
+	for f in model port_host; do
+		# shellcheck disable=SC2086
+		$FUZZ_CC $FUZZ_SAN -c -o "$OUT/common/fz_$f.o" "tests/host/$f.c" || exit 1
+	done
+fi
+
+rm -rf "$OUT/baseline" && mkdir -p "$OUT/baseline" && cp -r mm "$OUT/baseline/mm"
+if ! build "$OUT/baseline"; then
+	echo "FAIL mutants: the unmodified mm/ does not build with these flags"
+	exit 1
+fi
+killer=$(run "$OUT/baseline")
+if [ -n "$killer" ]; then
+	echo "FAIL mutants: the unmodified mm/ fails $killer; fix that first"
+	exit 1
+fi
+
+killed=0
+survived=0
+stale=0
+survivors=""
+plan=$(prepare) || exit 1
+tab=$(printf '\t')
+while IFS="$tab" read -r name status promise; do
+	[ -n "$name" ] || continue
+	case $status in
+	ok) ;;
+	*)
+		echo "FAIL mutant $name: stale mutant: ${status#stale: }"
+		stale=$((stale + 1))
+		continue
+		;;
+	esac
+	start=$(date +%s)
+	if ! build "$OUT/$name" >"$OUT/$name/build.log" 2>&1; then
+		# A mutant that does not compile tests nothing: that is a broken entry, not a kill.
+		echo "FAIL mutant $name: does not build (see $OUT/$name/build.log)"
+		stale=$((stale + 1))
+		continue
+	fi
+	killer=$(run "$OUT/$name")
+	if [ -n "$killer" ]; then
+		killed=$((killed + 1))
+		echo "killed $name by $killer [$(($(date +%s) - start)) s]"
+	else
+		survived=$((survived + 1))
+		survivors="$survivors $name"
+		echo "SURVIVED $name: $promise [$(($(date +%s) - start)) s]"
+	fi
+done <<EOF_PLAN
+$plan
+EOF_PLAN
+
+[ "$stale" -gt 0 ] && echo "FAIL mutants: $stale stale or broken entries in $LIST"
+echo "mutants: $killed killed, $survived survived"
+for s in $survivors; do
+	echo "survivor: $s"
+done
+[ "$survived" -eq 0 ] && [ "$stale" -eq 0 ] && [ "$killed" -gt 0 ]

@@ -12,7 +12,7 @@ HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -MMD -MP -pthread $(HOST_WARN)
 
 MM_SRCS      := $(sort $(wildcard mm/*.c))
 HOST_PORT    := tests/host/port_host.c
-KPARSE_SRCS  := kernel/multiboot2.c kernel/cmdline.c
+KPARSE_SRCS  := kernel/multiboot2.c kernel/cmdline.c kernel/acpi.c
 
 MM_TESTS     := $(sort $(wildcard tests/host/test_mm_*.c))
 KERNEL_TESTS := $(sort $(wildcard tests/host/test_kernel_*.c))

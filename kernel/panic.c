@@ -13,6 +13,13 @@ _Noreturn void kpanic(const char *fmt, ...)
 
 	/* Interrupts off first: nothing else may run on this CPU once we decided to stop. */
 	(void)arch_irq_save();
+	/*
+	 * Then the other CPUs: the first CPU to panic owns the end of the run (and prints
+	 * without the console lock, which a stopped CPU may hold); a second one halts.
+	 */
+	if (!arch_claim_panic())
+		arch_stopped_here();
+	arch_stop_other_cpus();
 	kprintf("\nPANIC: ");
 	va_start(ap, fmt);
 	kvprintf(fmt, ap);

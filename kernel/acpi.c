@@ -25,6 +25,9 @@
 #define RSDP_V2_LEN 36u
 #define SDT_HDR_LEN 36u
 #define MADT_FIXED_LEN 44u
+#define FADT_PM_TMR_BLK 76u  /* u32 I/O port of the PM timer                 */
+#define FADT_FLAGS 112u      /* u32; bit 8 TMR_VAL_EXT: the timer is 32-bit */
+#define FADT_MIN_LEN 116u
 
 #define MADT_LAPIC 0u
 #define MADT_IOAPIC 1u
@@ -123,6 +126,8 @@ static void reset(struct acpi_info *out)
 	out->nioapics = 0;
 	out->noverrides = 0;
 	out->entries_skipped = 0;
+	out->pm_timer_port = 0;
+	out->pm_timer_32bit = false;
 	out->err_phys = 0;
 	out->err_offset = 0;
 }
@@ -205,6 +210,26 @@ static enum acpi_status parse_madt(const uint8_t *t, uint32_t len, struct acpi_i
 	return out->ncpus ? ACPI_OK : fail(out, ACPI_ERR_NO_CPUS, out->madt_phys, MADT_FIXED_LEN);
 }
 
+/*
+ * The PM timer from a FADT at @phys, if that is one and it is whole and checksummed.
+ * Optional: a bad FADT only means no PM timer, so it sets no error.
+ */
+static void parse_fadt(acpi_map_fn map, void *ctx, uint64_t phys, struct acpi_info *out)
+{
+	const uint8_t *t = map(ctx, phys, SDT_HDR_LEN);
+	if (!t || !sig_is(t, "FACP", 4) || out->pm_timer_port)
+		return;
+	uint32_t len = rd32(t + 4);
+	if (len < FADT_MIN_LEN || len > ACPI_MAX_TABLE_LEN || !(t = map(ctx, phys, len)) ||
+	    sum(t, len) != 0)
+		return;
+	uint32_t port = rd32(t + FADT_PM_TMR_BLK);
+	if (port == 0 || port > 0xFFFC)
+		return;
+	out->pm_timer_port = port;
+	out->pm_timer_32bit = (rd32(t + FADT_FLAGS) >> 8) & 1;
+}
+
 /* The RSDT/XSDT address from the RSDP copy, after checking it. */
 static enum acpi_status check_rsdp(const uint8_t *r, size_t n, struct acpi_info *out)
 {
@@ -257,6 +282,12 @@ enum acpi_status acpi_parse(const uint8_t *rsdp, size_t rsdp_len, acpi_map_fn ma
 
 	unsigned width = out->xsdt ? 8 : 4;
 	uint32_t entries = (len - SDT_HDR_LEN) / width; /* a partial trailing entry is ignored */
+	for (uint32_t i = 0; i < entries; i++) {
+		const uint8_t *ep = sdt + SDT_HDR_LEN + i * width;
+		uint64_t phys = width == 8 ? rd64(ep) : rd32(ep);
+		if (phys)
+			parse_fadt(map, ctx, phys, out);
+	}
 	for (uint32_t i = 0; i < entries; i++) {
 		const uint8_t *ep = sdt + SDT_HDR_LEN + i * width;
 		uint64_t phys = width == 8 ? rd64(ep) : rd32(ep);

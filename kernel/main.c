@@ -90,9 +90,12 @@ static void parse_acpi(void)
 	}
 	uint16_t fl;
 	uint32_t gsi0 = acpi_isa_irq_gsi(&acpi, 0, &fl);
-	kprintf("acpi: RSDP revision %u (multiboot2 tag %u), %s at 0x%lx, MADT at 0x%lx\n",
-		acpi.rsdp_revision, boot_info.acpi_rsdp_tag, acpi.xsdt ? "XSDT" : "RSDT",
-		acpi.sdt_phys, acpi.madt_phys);
+	arch_pm_timer_init(acpi.pm_timer_port, acpi.pm_timer_32bit);
+	kprintf("acpi: RSDP revision %u (multiboot2 tag %u), %s at 0x%lx, MADT at 0x%lx, PM timer "
+		"%s0x%x (%s)\n", acpi.rsdp_revision, boot_info.acpi_rsdp_tag,
+		acpi.xsdt ? "XSDT" : "RSDT", acpi.sdt_phys, acpi.madt_phys,
+		acpi.pm_timer_port ? "at port " : "none ", acpi.pm_timer_port,
+		acpi.pm_timer_32bit ? "32-bit" : "24-bit");
 	kprintf("acpi: %u CPU(s) listed (%u disabled, %u beyond the table), local APIC at 0x%lx, "
 		"%u I/O APIC(s), %u override(s), IRQ 0 -> GSI %u, %s\n", acpi.ncpus,
 		acpi.cpus_disabled, acpi.cpus_dropped, acpi.lapic_phys, acpi.nioapics,

@@ -98,6 +98,28 @@ void pit_wait_us(uint32_t us)
 	}
 }
 
+/* The ACPI PM timer: port and width from the FADT, set once at boot; read-only after. */
+static uint16_t pm_port;
+static uint32_t pm_mask;
+
+void arch_pm_timer_init(uint32_t port, bool bits32)
+{
+	if (port == 0 || port > 0xFFFC)
+		return;
+	pm_port = (uint16_t)port;
+	pm_mask = bits32 ? 0xFFFFFFFFu : 0x00FFFFFFu;
+}
+
+uint32_t arch_pm_timer_mask(void)
+{
+	return pm_mask;
+}
+
+uint32_t arch_pm_timer_read(void)
+{
+	return pm_port ? inl(pm_port) & pm_mask : 0;
+}
+
 uint64_t arch_tsc_hz(void)
 {
 	static uint64_t tsc_hz; /* written once, at the first call during boot */

@@ -82,6 +82,10 @@ struct acpi_info {
 	uint32_t noverrides;
 	struct acpi_override overrides[ACPI_MAX_OVERRIDES];
 	uint32_t entries_skipped; /* entry types this kernel does not use, or beyond the tables */
+	/* From the FADT ("FACP"), when there is a valid one: the ACPI PM timer, a free-running
+	 * 3.579545 MHz counter in I/O space (0 = none), 32 bits wide or 24. */
+	uint32_t pm_timer_port;
+	bool pm_timer_32bit;
 	/* On failure: the physical address of the offending table and the byte offset in it. */
 	uint64_t err_phys;
 	uint32_t err_offset;

@@ -78,6 +78,9 @@ static inline unsigned arch_cpu_id(void) { return gs_read32(ARCH_PERCPU_ID_OFFSE
 /* Nesting depth of interrupt/exception handlers running on this CPU (0 = normal code). */
 unsigned arch_in_interrupt(void);
 
+/* A spin-wait hint (pause): in every busy-wait loop.  Any context. */
+static inline void arch_cpu_relax(void) { cpu_pause(); }
+
 /* Leave QEMU with @code (see ARCH_QEMU_EXIT_*); on real hardware, halt instead. */
 _Noreturn void arch_exit_qemu(uint8_t code);
 /* Interrupts off, hlt forever.  Any context. */
@@ -213,6 +216,17 @@ uint64_t arch_pit_init(uint32_t hz);
  * does it); later calls return the cached value in any context.
  */
 uint64_t arch_tsc_hz(void);
+
+/*
+ * The ACPI PM timer, a free-running ARCH_PM_TIMER_HZ counter that keeps counting when
+ * interrupts are lost (the PIT's ticks do not): port and width from the FADT, given
+ * once at boot by kmain.  arch_pm_timer_mask() is 0 when there is none; reads wrap at
+ * the mask (every 4.7 s when 24-bit).  Any context.
+ */
+#define ARCH_PM_TIMER_HZ 3579545u
+void arch_pm_timer_init(uint32_t port, bool bits32);
+uint32_t arch_pm_timer_mask(void);
+uint32_t arch_pm_timer_read(void);
 
 /* ---- Physical memory: the direct map ---------------------------------------------- */
 

@@ -2,7 +2,7 @@
  * test_kernel_acpi.c - acpi_parse() against synthetic firmware tables: a QEMU-like
  * RSDT and XSDT layout, then every malformed shape it must refuse with its reason
  * (checksums, truncated lengths, entries overrunning the MADT, zero-length entries, no
- * MADT, unmapped tables).  The fake physical memory hands out exactly the bytes asked
+ * MADT, unmapped tables), and the FADT's PM timer.  The fake physical memory hands out exactly the bytes asked
  * for from a heap copy, so ASan catches any read past what the parser mapped.
  */
 #include <stdint.h>
@@ -120,6 +120,8 @@ static void build_machine(void)
 {
 	memset(mem, 0, sizeof(mem));
 	sdt_header(FACP_AT, "FACP", 116);
+	put32(at(FACP_AT) + 76, 0x608);      /* PM_TMR_BLK                 */
+	put32(at(FACP_AT) + 112, 1u << 8);   /* TMR_VAL_EXT: 32-bit timer  */
 	sdt_fix_checksum(FACP_AT);
 	build_madt();
 
@@ -195,6 +197,22 @@ static void check_machine(void)
 	CHECK(acpi_isa_irq_gsi(&info, 9, &fl) == 9 && fl == 0x0D, "IRQ9 flags %#x", fl);
 	CHECK(acpi_isa_irq_gsi(&info, 4, &fl) == 4 && fl == 0, "IRQ4 not identity");
 	CHECK(info.entries_skipped == 1, "skipped %u", info.entries_skipped);
+	CHECK(info.pm_timer_port == 0x608 && info.pm_timer_32bit, "pm timer %#x", info.pm_timer_port);
+}
+
+/* A FADT with a bad checksum or cut short gives no PM timer, and is no reason to fail. */
+static void bad_fadt_means_no_pm_timer(void)
+{
+	build_machine();
+	build_rsdp(0);
+	at(FACP_AT)[76] ^= 1;
+	EXPECT(parse(20), ACPI_OK);
+	CHECK(info.pm_timer_port == 0, "pm timer %#x from a FADT with a bad checksum", info.pm_timer_port);
+	build_machine();
+	put32(at(FACP_AT) + 4, 100);
+	sdt_fix_checksum(FACP_AT);
+	EXPECT(parse(20), ACPI_OK);
+	CHECK(info.pm_timer_port == 0, "pm timer %#x from a 100-byte FADT", info.pm_timer_port);
 }
 
 static void rsdt_machine_parses(void)
@@ -474,6 +492,7 @@ int main(void)
 	TEST(xsdt_preferred_when_present);
 	TEST(xsdp_without_xsdt_uses_rsdt);
 	TEST(lapic_address_override_entry);
+	TEST(bad_fadt_means_no_pm_timer);
 	TEST(no_rsdp);
 	TEST(rsdp_short);
 	TEST(rsdp_bad_signature);

@@ -79,7 +79,7 @@ tools-host:
 # ---- Running it -----------------------------------------------------------------
 
 QEMU_MEM     ?= 256M
-QEMU_SMP     ?= 1
+QEMU_SMP     ?= 2
 QEMU_TIMEOUT ?= 120
 CMDLINE      ?=
 QEMU_EXTRA   ?=

@@ -531,9 +531,12 @@ static void exhaust_step(struct cpu_stress *c, unsigned cpu)
 		c->hold_until = cs[0].ticks + HOLD_TICKS_MIN + rnd(c) % HOLD_TICKS_MIN;
 		return;
 	}
+	/* One try per tick: a tight loop of refused allocations would only fight for the lock. */
 	try_alloc(c, 0);
-	if (cs[0].ticks < c->hold_until)
+	if (cs[0].ticks < c->hold_until) {
+		arch_wait_for_interrupt();
 		return;
+	}
 	for (uint64_t keep = c->held_pages / 2; c->held && c->held_pages > keep;)
 		held_free_one(c);
 	c->phase = PHASE_GRAB;
@@ -541,7 +544,12 @@ static void exhaust_step(struct cpu_stress *c, unsigned cpu)
 	turn = next_cpu(cpu);
 }
 
-/* Not this CPU's turn: small random blocks, a bounded number held. */
+/*
+ * Not this CPU's turn: small random blocks, a bounded number held, one step per tick of
+ * its own timer.  Running flat out, N main loops would keep the allocator's lock busy
+ * all the time; under emulation with fewer host cores than CPUs a preempted holder then
+ * makes every other CPU spin for whole time slices, and the test measures only that.
+ */
 static void churn_step(struct cpu_stress *c)
 {
 	if (c->held_n >= CHURN_MAX_HELD)
@@ -549,6 +557,7 @@ static void churn_step(struct cpu_stress *c)
 	try_alloc(c, (unsigned)__builtin_ctzll(rnd(c) | 8)); /* geometric, 0..3 */
 	if (c->held && rnd(c) % 4 == 0)
 		held_free_one(c);
+	arch_wait_for_interrupt();
 }
 
 /* Take the pages the previous CPU's handler handed over: break the rules, then free. */

@@ -243,8 +243,19 @@ static bool streq(const char *a, const char *b)
 	return *a == *b;
 }
 
-/* fault=<name> on the command line: raise that exception (the handler exits QEMU with 35). */
-static void maybe_trigger_fault(void)
+static void fault_job(void *arg)
+{
+	const enum arch_fault *f = arg;
+	if (arch_cpu_id() == kopts.fault_cpu)
+		arch_trigger_fault(*f);
+}
+
+/*
+ * fault=<name> on the command line: raise that exception (the handler exits QEMU with 35).
+ * With fault_cpu=N (N > 0) the AP numbered N raises it once every CPU is up (@on_ap),
+ * while the boot CPU waits: its exception report must stop the boot CPU and the others.
+ */
+static void maybe_trigger_fault(bool on_ap)
 {
 	static const struct {
 		const char *name;
@@ -255,13 +266,27 @@ static void maybe_trigger_fault(void)
 		{ "doublefault", ARCH_FAULT_DOUBLE },
 	};
 
-	if (!kopts.fault[0])
+	if (!kopts.fault[0] || on_ap != (kopts.fault_cpu != 0))
 		return;
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
-		if (streq(kopts.fault, faults[i].name)) {
+		if (!streq(kopts.fault, faults[i].name))
+			continue;
+		if (!on_ap) {
 			kprintf("labyrinth: fault=%s requested: raising it now\n", kopts.fault);
 			arch_trigger_fault(faults[i].fault);
 		}
+		if (kopts.fault_cpu >= arch_cpus_online() || faults[i].fault == ARCH_FAULT_DOUBLE) {
+			kprintf("labyrinth: fault_cpu=%lu ignored: no such AP online (or a double fault, "
+				"which needs the boot stack)\n", kopts.fault_cpu);
+			return;
+		}
+		kprintf("labyrinth: fault=%s requested on cpu %lu: raising it there now\n", kopts.fault,
+			kopts.fault_cpu);
+		static enum arch_fault which;
+		which = faults[i].fault;
+		arch_smp_run(fault_job, &which);
+		for (;;)
+			arch_wait_for_interrupt(); /* the AP's exception report ends the run */
 	}
 	kprintf("labyrinth: unknown fault '%s' ignored (pagefault, ud, divide, gpf, doublefault)\n",
 		kopts.fault);
@@ -315,10 +340,11 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 	setup_paging();
 	direct_map_self_check();
 
-	maybe_trigger_fault();
+	maybe_trigger_fault(false);
 
 	kernel_mm_init(&boot_info);
 	start_cpus();
+	maybe_trigger_fault(true);
 	/* From here on, normal kernel context: interrupts on, handlers registered later. */
 	arch_irq_enable();
 	bool ok = run_mode();

@@ -10,6 +10,7 @@
 
 struct kernel_options kopts = {
 	.fault = "",
+	.fault_cpu = 0,
 	.mode = "demo",
 	.pit_hz = 1000,
 	.stress_seconds = 3,
@@ -32,6 +33,9 @@ static const struct kopt options[] = {
 	{ "fault", KOPT_STRING, kopts.fault, 0, sizeof(kopts.fault),
 	  "raise this exception on purpose after boot (tests the exception report)",
 	  FAULT_CHOICES },
+	{ "fault_cpu", KOPT_U64, &kopts.fault_cpu, 0, 255,
+	  "raise the fault on this CPU instead (an AP, once all are up; tests stopping the others)",
+	  NULL },
 	{ "pit_hz", KOPT_U64, &kopts.pit_hz, 18, 20000,
 	  "timer interrupt rate in Hz (PIT channel 0)", NULL },
 	{ "stress_seconds", KOPT_U64, &kopts.stress_seconds, 1, 3600,

@@ -24,7 +24,8 @@ _Noreturn void kpanic(const char *fmt, ...)
 	va_start(ap, fmt);
 	kvprintf(fmt, ap);
 	va_end(ap);
-	kprintf("\n  (called from %p, cpu %u, interrupt depth %u)\n", __builtin_return_address(0),
-		arch_cpu_id(), arch_in_interrupt());
+	kprintf("\n  (called from %p, cpu %u, interrupt depth %u; other cpus stopped: %u of %u)\n",
+		__builtin_return_address(0), arch_cpu_id(), arch_in_interrupt(), arch_cpus_stopped(),
+		arch_cpus_online() - 1);
 	arch_exit_qemu(ARCH_QEMU_EXIT_FAILURE);
 }

@@ -180,6 +180,8 @@ void arch_exception_dispatch(struct arch_regs *r)
 
 	kprintf("\n*** EXCEPTION %lu: %s, error code 0x%lx, on cpu %u\n", v,
 		v < 32 ? exception_names[v] : "?", r->error, arch_cpu_id());
+	if (arch_cpus_online() > 1)
+		kprintf("  other cpus stopped: %u of %u\n", arch_cpus_stopped(), arch_cpus_online() - 1);
 	if (v == 14)
 		dump_page_fault(r->error, read_cr2());
 	else if (v == 10 || v == 11 || v == 12 || v == 13)

@@ -127,6 +127,14 @@ void arch_stop_other_cpus(void)
 	}
 }
 
+unsigned arch_cpus_stopped(void)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < arch_cpus_online(); i++)
+		n += percpu[i].stopped;
+	return n;
+}
+
 /* ---- Work for the APs ------------------------------------------------------------------- */
 
 void arch_smp_run(void (*fn)(void *arg), void *arg)

@@ -145,6 +145,8 @@ void arch_lapic_get_stats(unsigned cpu, struct arch_lapic_stats *out);
  * until they have.  arch_panic_cpu() is the claimant or -1.  Any context.
  */
 bool arch_claim_panic(void);
+/* CPUs halted by a stop request so far. */
+unsigned arch_cpus_stopped(void);
 int arch_panic_cpu(void);
 bool arch_stop_requested(void);
 _Noreturn void arch_stopped_here(void);

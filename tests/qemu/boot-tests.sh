@@ -119,6 +119,9 @@ configs() {
 	config fault-divide      cmdline=fault=divide      status=35 check="check_fault '#DE'"
 	config fault-gpf         cmdline=fault=gpf         status=35 check="check_fault '#GP'"
 	config fault-doublefault cmdline=fault=doublefault status=35 check="check_fault '#DF'"
+	# A fault on an AP: its report names it, and the boot CPU was stopped (NMI) first.
+	config fault-ap-gpf smp=2 cmdline='fault=gpf fault_cpu=1' status=35 check="check_fault '#GP'" \
+		check="grep_log 'EXCEPTION 13: .* on cpu 1$'" check="grep_log '^  other cpus stopped: 1 of 1$'"
 }
 
 # ==== Checks ===========================================================================

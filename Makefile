@@ -80,7 +80,7 @@ tools-host:
 
 QEMU_MEM     ?= 256M
 QEMU_SMP     ?= 2
-QEMU_TIMEOUT ?= 120
+QEMU_TIMEOUT ?= 300
 CMDLINE      ?=
 QEMU_EXTRA   ?=
 

@@ -21,6 +21,8 @@
  */
 #include <labyrinth/acpi.h>
 
+#include "bytes.h"
+
 #define RSDP_V1_LEN 20u
 #define RSDP_V2_LEN 36u
 #define SDT_HDR_LEN 36u
@@ -34,25 +36,6 @@
 #define MADT_OVERRIDE 2u
 #define MADT_LAPIC_ADDR 5u
 #define MADT_X2APIC 9u
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	__builtin_memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	__builtin_memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
 static uint8_t sum(const uint8_t *p, uint64_t n)
 {

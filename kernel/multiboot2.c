@@ -6,6 +6,8 @@
  */
 #include <labyrinth/multiboot2.h>
 
+#include "bytes.h"
+
 /*
  * Layout (multiboot2 spec 3.6): an 8-byte header { u32 total_size; u32 reserved; },
  * then tags, each starting on an 8-byte boundary relative to the structure, each
@@ -30,20 +32,6 @@
 #define MODULE_FIXED 16u   /* tag header + mod_start + mod_end                  */
 #define MMAP_FIXED 16u     /* tag header + entry_size + entry_version           */
 #define MMAP_ENTRY_MIN 24u /* base, length, type, reserved                      */
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	__builtin_memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	__builtin_memcpy(&v, p, sizeof(v));
-	return v;
-}
 
 /*
  * Copy the NUL-terminated string in [src, src + srclen) into dst[dstsize], stopping

@@ -89,26 +89,22 @@ isr_%1:
 	jmp lapic_common
 %endmacro
 
-; Local APIC vectors (timer, wakeup IPI, error, spurious): same frame, own dispatcher.
-lapic_common:
+; Interrupt entry: fn(vector, struct arch_regs *), then back to the interrupted context.
+%macro INTERRUPT_COMMON 2
+%1:
 	PUSH_REGS
 	cld
 	mov rdi, [rsp + 15 * 8]         ; vector
 	mov rsi, rsp                    ; struct arch_regs *
-	call arch_lapic_dispatch
-	POP_REGS
-	add rsp, 16
-	iretq
-
-irq_common:
-	PUSH_REGS
-	cld
-	mov rdi, [rsp + 15 * 8]         ; vector
-	mov rsi, rsp                    ; struct arch_regs *
-	call arch_irq_dispatch
+	call %2
 	POP_REGS
 	add rsp, 16                     ; vector and error code
 	iretq
+%endmacro
+
+; 8259 lines, and the local APIC vectors (timer, wakeup IPI, error, spurious).
+INTERRUPT_COMMON irq_common, arch_irq_dispatch
+INTERRUPT_COMMON lapic_common, arch_lapic_dispatch
 
 EXC_NOERR 0
 EXC_NOERR 1

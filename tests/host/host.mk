@@ -28,7 +28,7 @@ $(HOST_BUILD)/test_mm_%: tests/host/test_mm_%.c $(MM_SRCS) $(HOST_PORT) tests/ho
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) -lrt
 
-$(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) tests/host/*.h include/labyrinth/*.h | tools-host
+$(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) kernel/bytes.h tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(KPARSE_SRCS)
 

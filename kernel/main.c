@@ -118,6 +118,9 @@ static void start_cpus(void)
 			if (acpi.cpus[i].flags & ACPI_MADT_ENABLED)
 				ids[n++] = acpi.cpus[i].apic_id;
 	}
+	/* A CPU that is not there: it must time out, be reported and left out. */
+	if (n && kopts.smp_absent_apic && n < ACPI_MAX_CPUS)
+		ids[n++] = (uint32_t)kopts.smp_absent_apic;
 	for (uint32_t i = 0; i < boot_info.nmodules; i++) {
 		const struct mb2_module *m = &boot_info.modules[i];
 		if (m->start < ARCH_TRAMPOLINE_PHYS + ARCH_TRAMPOLINE_LEN && ARCH_TRAMPOLINE_PHYS < m->end) {

@@ -81,6 +81,11 @@ configs() {
 		check="check_stress_summary exhausted" check="check_cpus 2"
 	config q35-smp-4   mem=1G   smp=4 qemu='-machine q35' cmdline='mode=stress stress_seconds=2 seed=13' \
 		check="check_stress_summary exhausted" check="check_cpus 4"
+	# A CPU that never answers the SIPIs (an APIC id with no CPU): reported, left out.
+	config smp-absent-cpu mem=128M smp=2 cmdline='mode=stress stress_seconds=1 smp_absent_apic=9' \
+		check="check_stress_summary exhausted" check="check_cpus 2" \
+		check="grep_log '^smp: cpu 2 \\(APIC id 9\\) did not come up within 1000 ms: left out$'" \
+		check="grep_log '^smp: 2 of 3 CPU\\(s\\) online$'"
 	config no-acpi     mem=128M smp=2 qemu='-no-acpi' cmdline='mode=stress stress_seconds=2' \
 		check="check_stress_summary exhausted" check="check_cpus 1" \
 		check="grep_log '^acpi: cannot use the ACPI tables: no RSDP'" \

@@ -5,6 +5,7 @@
 #   make debug      boot it halted with a gdb stub
 #   make test       every test: host (mm/ under sanitizers), kernel boot tests
 #   make libmm      build/libmm/libmm.a: mm/ alone for the kernel's target (mm/README.md)
+#   make picture    boot once, draw build/pictures/memory-{boot,after-stress}.png
 #   make clean      remove build/
 #
 # User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.
@@ -35,6 +36,7 @@ KERNEL_CFLAGS := -std=gnu11 -ffreestanding -fno-builtin -nostdlib -nostdinc \
 	-mno-red-zone -mcmodel=kernel -fno-pic -fno-pie -fno-stack-protector \
 	-mgeneral-regs-only -mno-mmx -mno-sse -mno-sse2 -fno-omit-frame-pointer \
 	-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -Iinclude -Iarch/x86_64 -Itests/bench \
+	-DLMM_PORT_MAX_CPUS=16 \
 	-MMD -MP
 KERNEL_LDFLAGS := -n -nostdlib -static -z max-page-size=0x1000 -z noexecstack -T linker.ld
 
@@ -107,10 +109,14 @@ include tests/bench/bench.mk
 include tests/embed/embed.mk
 include tests/cross/cross.mk
 
+# ---- The picture of physical memory (make picture) ---------------------------------
+
+include tests/picture/picture.mk
+
 .PHONY: libmm
 libmm: $(LIBMM)
 
-test: $(ISO) host-tests-build bench-build
+test: $(ISO) host-tests-build bench-build $(MMPICTURE)
 	@sh tests/run-all.sh
 
 clean:

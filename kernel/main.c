@@ -15,6 +15,7 @@
 #include <labyrinth/cmdline.h>
 #include <labyrinth/kernel_mm.h>
 #include <labyrinth/kprintf.h>
+#include <labyrinth/memmap.h>
 #include <labyrinth/multiboot2.h>
 
 #include "tests.h"
@@ -315,8 +316,12 @@ static bool run_mode(void)
 		ok &= kernel_run_bench();
 	if (tests)
 		ok &= kernel_run_mm_tests() == 0;
-	if (stress)
+	if (stress) {
 		ok &= kernel_run_stress();
+		kernel_memmap_print(&kernel_mm, "after-stress");
+	}
+	kernel_mm_report_summary();
+	kernel_mm_report_large_blocks();
 	lmm_dump(&kernel_mm);
 	return ok;
 }
@@ -350,6 +355,7 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 	maybe_trigger_fault(true);
 	/* From here on, normal kernel context: interrupts on, handlers registered later. */
 	arch_irq_enable();
+	kernel_memmap_print(&kernel_mm, "boot");
 	bool ok = run_mode();
 
 	kprintf("labyrinth: done: %s\n", ok ? "PASS" : "FAIL");

@@ -1,5 +1,5 @@
 /*
- * mm_port.c - mm/'s eight port hooks for the Labyrinth kernel.
+ * mm_port.c - mm/'s port hooks for the Labyrinth kernel.
  *
  * Locks are arch/'s ticket spinlocks (named, holder-checked, irqsave-nesting), the
  * direct map is arch/'s, and the context comes from the CPU's interrupt flag and the
@@ -12,6 +12,8 @@
 #include <labyrinth/mm_port.h>
 #include <labyrinth/panic.h>
 #include <labyrinth/spinlock.h>
+
+_Static_assert(LMM_PORT_MAX_CPUS >= ARCH_MAX_CPUS, "every CPU the kernel starts needs an mm/ slot");
 
 static struct spinlock *as_spinlock(lmm_port_lock_t *l)
 {
@@ -50,49 +52,97 @@ uint16_t lmm_port_owner(void)
 	return KMM_OWNER(arch_cpu_id(), arch_in_interrupt() != 0);
 }
 
-/*
- * mm/ logs every refused call, and the stress test refuses thousands on purpose: let a
- * burst of LOG_BURST refusal lines through per second, count the rest, and say how many
- * were dropped when the next one gets through.  Every refusal is still counted by mm/;
- * other lines (init, dump, check) always print.
- */
-#define LOG_BURST 3
-
-static bool is_refusal(const char *line)
+lmm_irqflags_t lmm_port_irq_save(void)
 {
-	const char *p = "lmm: refused";
-	while (*p && *line == *p)
-		p++, line++;
-	return *p == '\0';
+	return arch_irq_save();
+}
+
+void lmm_port_irq_restore(lmm_irqflags_t flags)
+{
+	arch_irq_restore(flags);
+}
+
+unsigned lmm_port_cpu_id(void)
+{
+	return arch_cpu_id();
 }
 
 void lmm_port_log(const char *line)
 {
-	static uint64_t window_start, in_window, suppressed;
-	uint64_t second = arch_tsc_hz(), now = arch_read_tsc(), dropped = 0;
-	bool print = true;
+	kprintf("%s\n", line);
+}
 
-	if (!is_refusal(line)) {
-		kprintf("%s\n", line);
+/*
+ * Refusals.  mm/ has counted each one already (stats.refused[]); this decides which to
+ * show.  The first REPORTS_SHOWN of each reason are printed, the rest only counted here
+ * and summed up by kernel_mm_report_summary(): the stress test refuses thousands on
+ * purpose.  A record from a handler or with interrupts off is queued, never printed
+ * there (a polled UART line is ~17 ms at 115200 baud), and printed by the next
+ * normal-context report or kernel_mm_flush_reports().
+ */
+#define REPORTS_SHOWN 3
+#define REPORT_QUEUE 32
+
+static uint64_t reports_seen[LMM_STATUS_COUNT];
+static struct {
+	struct spinlock lock;
+	struct lmm_report slot[REPORT_QUEUE];
+	unsigned head, tail; /* head: next to print; both only under lock */
+	uint64_t dropped;
+} queue = { .lock = SPINLOCK_INIT("mm reports") };
+
+static void print_report(const struct lmm_report *r)
+{
+	char line[224];
+	lmm_report_format(r, line, sizeof(line));
+	kprintf("%s\n", line);
+}
+
+void kernel_mm_flush_reports(void)
+{
+	for (;;) {
+		struct lmm_report r;
+		arch_irqflags_t f = spin_lock_irqsave(&queue.lock);
+		bool have = queue.head != queue.tail;
+		if (have)
+			r = queue.slot[queue.head++ % REPORT_QUEUE];
+		uint64_t dropped = queue.dropped;
+		queue.dropped = 0;
+		spin_unlock_irqrestore(&queue.lock, f);
+		if (dropped)
+			kprintf("lmm: %lu refusal reports from handlers not shown (queue full)\n", dropped);
+		if (!have)
+			return;
+		print_report(&r);
+	}
+}
+
+void lmm_port_report(const struct lmm_report *r)
+{
+	if (__atomic_fetch_add(&reports_seen[r->reason], 1, __ATOMIC_RELAXED) >= REPORTS_SHOWN)
+		return;
+	if (r->context == LMM_CTX_NORMAL) {
+		kernel_mm_flush_reports();
+		print_report(r);
 		return;
 	}
+	arch_irqflags_t f = spin_lock_irqsave(&queue.lock);
+	if (queue.tail - queue.head < REPORT_QUEUE)
+		queue.slot[queue.tail++ % REPORT_QUEUE] = *r;
+	else
+		queue.dropped++;
+	spin_unlock_irqrestore(&queue.lock, f);
+}
 
-	arch_irqflags_t f = arch_irq_save();
-	if (now - window_start > second) {
-		window_start = now;
-		in_window = 0;
-		dropped = suppressed;
-		suppressed = 0;
+void kernel_mm_report_summary(void)
+{
+	kernel_mm_flush_reports();
+	for (unsigned st = 1; st < LMM_STATUS_COUNT; st++) {
+		uint64_t n = __atomic_load_n(&reports_seen[st], __ATOMIC_RELAXED);
+		if (n > REPORTS_SHOWN)
+			kprintf("lmm: %lu refusals '%s': first %u shown\n", n, lmm_status_str((enum lmm_status)st),
+				REPORTS_SHOWN);
 	}
-	print = in_window++ < LOG_BURST;
-	if (!print)
-		suppressed++;
-	arch_irq_restore(f);
-
-	if (dropped)
-		kprintf("lmm: (%lu more refusal lines suppressed)\n", dropped);
-	if (print)
-		kprintf("%s\n", line);
 }
 
 _Noreturn void lmm_port_fatal(const char *reason)

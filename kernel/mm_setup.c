@@ -13,6 +13,7 @@
 #include <labyrinth/panic.h>
 
 struct lmm kernel_mm;
+static uint64_t boot_large_free; /* kernel_mm_large_free_pages() right after init */
 
 #define LOW_MEMORY_END (1ull << 20)
 #define MAX_KERNEL_RESERVED (4 + MB2_MAX_MODULES + 16)
@@ -76,7 +77,7 @@ void kernel_mm_init(const struct boot_info *bi)
 	struct lmm_config cfg = {
 		.pool_target = kopts.pool_pages ? (uint32_t)kopts.pool_pages : LMM_POOL_AUTO,
 		.pool_low = kopts.pool_low ? (uint32_t)kopts.pool_low : LMM_POOL_AUTO,
-		.flags = kopts.mm_poison ? LMM_CFG_POISON : 0,
+		.flags = (kopts.mm_poison ? LMM_CFG_POISON : 0) | (kopts.mm_holders ? LMM_CFG_HOLDERS : 0),
 	};
 
 	lmm_begin(&kernel_mm, &cfg);
@@ -87,4 +88,30 @@ void kernel_mm_init(const struct boot_info *bi)
 		kpanic("mm: init failed: %s", lmm_status_str(st));
 	lmm_set_default(&kernel_mm);
 	lmm_dump(&kernel_mm);
+	boot_large_free = kernel_mm_large_free_pages();
+}
+
+/*
+ * Free memory in blocks of order >= LARGE_ORDER, after returning this CPU's cache:
+ * the figure that shows whether the reserve and the caches keep large blocks intact.
+ */
+#define LARGE_ORDER 9
+
+uint64_t kernel_mm_large_free_pages(void)
+{
+	struct lmm_stats s;
+	lmm_cpu_drain(&kernel_mm, arch_cpu_id());
+	lmm_get_stats(&kernel_mm, &s);
+	uint64_t pages = 0;
+	for (unsigned o = LARGE_ORDER; o <= LMM_MAX_ORDER; o++)
+		pages += s.free_blocks[o] << o;
+	return pages;
+}
+
+void kernel_mm_report_large_blocks(void)
+{
+	uint64_t now = kernel_mm_large_free_pages();
+	uint64_t permille = boot_large_free ? now * 1000 / boot_large_free : 1000;
+	kprintf("mm: free memory in blocks of order >= %u: %lu pages at boot, %lu now (%lu.%lu%%)\n", LARGE_ORDER,
+		boot_large_free, now, permille / 10, permille % 10);
 }

@@ -21,6 +21,8 @@ struct kernel_options kopts = {
 	.pool_low = 0,
 	.atomic_per_tick = 4,
 	.mm_poison = false,
+	.mm_holders = false,
+	.mm_map = true,
 	.help = false,
 };
 
@@ -54,9 +56,14 @@ static const struct kopt options[] = {
 	  "emergency pool low mark in pages, 0 = half the target", NULL },
 	{ "atomic_per_tick", KOPT_U64, &kopts.atomic_per_tick, 0, 1024,
 	  "atomic allocations made by each timer tick during the stress test", NULL },
+	{ "mm_holders", KOPT_BOOL, &kopts.mm_holders, 0, 1,
+	  "record the call site holding each block (16 B/frame) and list the top holders during and after the stress test",
+	  NULL },
 	{ "mm_poison", KOPT_BOOL, &kopts.mm_poison, 0, 1,
 	  "fill freed pages with a pattern and check it on allocation (slow on big machines)",
 	  NULL },
+	{ "mm_map", KOPT_BOOL, &kopts.mm_map, 0, 1,
+	  "draw the memory maps in ANSI colour; 0 = plain letters (for logs)", NULL },
 	{ "help", KOPT_BOOL, &kopts.help, 0, 1,
 	  "print this table at boot", NULL },
 };

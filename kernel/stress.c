@@ -38,13 +38,6 @@
 
 #include "tests.h"
 
-/* mm/ with the per-CPU layer (api-spec.md) has these; the mm/ before it does not. */
-#ifdef LMM_PORT_MAX_CPUS
-#define STRESS_PERCPU_MM 1
-#else
-#define STRESS_PERCPU_MM 0
-#endif
-
 #define PAGE 4096ul
 #define SIG_MAGIC 0x5354524553534947ull /* "STRESSIG" */
 #define RING_SLOTS 64      /* pages one handler keeps at once                      */
@@ -160,27 +153,15 @@ static bool stamp_ok(const void *page)
 	       ((const uint64_t *)page)[PAGE / 8 - 1] == (s->phys ^ s->tick);
 }
 
-static bool right_reason(enum violation v, enum lmm_status st)
-{
-	if (st == violation_reason[v])
-		return true;
-#if !STRESS_PERCPU_MM
-	/*
-	 * Before the per-CPU layer a double free meets the page in the pool (IN_POOL) or,
-	 * when it merged with its buddy, inside a larger free block (NOT_HEAD); the new mm/
-	 * answers ALREADY_FREE for both (api-spec.md), and only that is accepted from it.
-	 */
-	if ((v == V_DOUBLE_FREE_IRQ || v == V_DOUBLE_FREE_MAIN) &&
-	    (st == LMM_ERR_IN_POOL || st == LMM_ERR_NOT_HEAD))
-		return true;
-#endif
-	return false;
-}
-
+/*
+ * Exactly one reason is right for each.  A double free meets the page in a per-CPU
+ * cache, in the pool, as a free block or inside a larger one it merged into: all of
+ * them are ALREADY_FREE.
+ */
 static void note_violation(enum violation v, enum lmm_status st)
 {
 	__atomic_fetch_add(&viol[v].tried, 1, __ATOMIC_RELAXED);
-	if (right_reason(v, st)) {
+	if (st == violation_reason[v]) {
 		__atomic_fetch_add(&viol[v].right, 1, __ATOMIC_RELAXED);
 		return;
 	}
@@ -315,7 +296,6 @@ static uint64_t atomic_reachable(unsigned cpu)
 {
 	struct lmm_stats s;
 	lmm_get_stats(&kernel_mm, &s);
-#if STRESS_PERCPU_MM
 	/* The shared pool is the total less every CPU's slice; this CPU's slice and cache count. */
 	struct lmm_cpu_stats mine, other;
 	uint64_t slices = 0;
@@ -326,10 +306,6 @@ static uint64_t atomic_reachable(unsigned cpu)
 	}
 	uint64_t shared = s.pool > slices ? s.pool - slices : 0;
 	return s.free + shared + mine.pool_pages + mine.cache_pages;
-#else
-	(void)cpu;
-	return s.free + s.pool;
-#endif
 }
 
 /*
@@ -651,6 +627,9 @@ static void main_loop(unsigned cpu)
 		}
 		if (cpu == 0 && cs[0].ticks >= next_report) {
 			progress(next_report / hz);
+			/* Half-way, while the test holds memory: who holds it. */
+			if (kopts.mm_holders && next_report / hz == (target_ticks / hz + 1) / 2)
+				lmm_dump_holders(&kernel_mm, 8);
 			next_report += hz;
 		}
 	}
@@ -734,10 +713,9 @@ static void teardown(void)
 		if (v && counted_free(v, 0, main_owner(i)) != LMM_OK)
 			cs[i].m_mismatches++;
 	}
-#if STRESS_PERCPU_MM
+	/* Every other CPU is idle outside mm/: their caches and slices may be drained from here. */
 	for (unsigned i = 0; i < ncpu; i++)
 		lmm_cpu_drain(&kernel_mm, i);
-#endif
 	lmm_pool_refill(&kernel_mm);
 }
 
@@ -791,17 +769,13 @@ static void print_cpu_table(uint64_t ms, bool emulated)
 		emulated ? "irqoff-ecyc" : "irqoff-cyc");
 	for (unsigned i = 0; i < ncpu; i++) {
 		struct cpu_stress *c = &cs[i];
-		char hits[24] = "n/a";
-#if STRESS_PERCPU_MM
 		struct lmm_cpu_stats st;
 		lmm_get_cpu_stats(&kernel_mm, i, &st);
-		ksnprintf(hits, sizeof(hits), "%lu", st.pool_hits);
-#endif
 		char split[32];
 		ksnprintf(split, sizeof(split), "(%lu/%lu/%lu)", c->fails_justified, c->fails_unverified,
 			  c->fails_unjustified);
-		kprintf("  %3u %8lu %7lu %9lu %9s %7lu %22s %8lu %8lu %12lu\n", i, c->ticks,
-			ms ? c->ticks * 1000 / ms : 0, c->allocs, hits, c->fails, split, c->handovers,
+		kprintf("  %3u %8lu %7lu %9lu %9lu %7lu %22s %8lu %8lu %12lu\n", i, c->ticks,
+			ms ? c->ticks * 1000 / ms : 0, c->allocs, st.pool_hits, c->fails, split, c->handovers,
 			c->received, c->max_irqoff_cycles);
 	}
 }
@@ -893,15 +867,9 @@ bool kernel_run_stress(void)
 			allocs_max_cyc = cs[i].max_alloc_cycles;
 		cpus_without_allocs += cs[i].allocs == 0;
 	}
-	int64_t lost = (int64_t)(start.free + start.pool) - (int64_t)(end.free + end.pool) +
-		       (int64_t)end.allocated - (int64_t)start.allocated;
-	bool counters_back = end.free == start.free && end.pool == start.pool &&
-			     end.allocated == start.allocated;
-#if STRESS_PERCPU_MM
-	lost = (int64_t)start.available - (int64_t)end.available + (int64_t)end.allocated -
-	       (int64_t)start.allocated;
-	counters_back = end.available == start.available && end.allocated == start.allocated;
-#endif
+	int64_t lost = (int64_t)start.available - (int64_t)end.available + (int64_t)end.allocated -
+		       (int64_t)start.allocated;
+	bool counters_back = end.available == start.available && end.allocated == start.allocated;
 	uint64_t problems = lmm_check(&kernel_mm);
 	uint64_t pool_hits = end.pool_hits - start.pool_hits;
 	uint64_t empty_failures = end.pool_empty_failures - start.pool_empty_failures;
@@ -928,17 +896,10 @@ bool kernel_run_stress(void)
 	row("unjustified atomic failures", "0", "%lu%s", unjustified,
 	    unjustified ? " (the pool or buddy had pages)" : "");
 	row("failures counted by mm/ as pool-and-buddy-empty", "= atomic failures", "%lu", empty_failures);
-#if STRESS_PERCPU_MM
-	row("pool pages given to KERNEL callers", "0", "%lu", end.reserve_to[LMM_CLASS_KERNEL] -
-	    start.reserve_to[LMM_CLASS_KERNEL]);
-	row("pool pages given to NOWAIT callers", "0", "%lu", end.reserve_to[LMM_CLASS_NOWAIT] -
-	    start.reserve_to[LMM_CLASS_NOWAIT]);
-#else
-	row("pool pages given to KERNEL callers", NULL, "n/a (mm/ before the per-CPU layer does not count it)");
-#endif
-	row("pool refills", NULL, "%lu (%lu pages), %lu pages topped up by frees",
-	    end.pool_refills - start.pool_refills, end.pool_refill_pages - start.pool_refill_pages,
-	    end.pool_topups - start.pool_topups);
+	row("reserve pages handed to KERNEL callers", "0", "%lu", end.reserve_to[LMM_CLASS_KERNEL]);
+	row("reserve pages handed to NOWAIT callers", "0", "%lu", end.reserve_to[LMM_CLASS_NOWAIT]);
+	row("pool refills", NULL, "%lu (%lu pages)", end.pool_refills - start.pool_refills,
+	    end.pool_refill_pages - start.pool_refill_pages);
 	row("pool low-water mark", "<= lowest seen by handlers", "%u of %u pages (handlers saw %lu)",
 	    end.pool_low_water, end.pool_target, min_pool);
 	row("main loop KERNEL allocations", NULL, "%lu", SUM(m_allocs));
@@ -971,14 +932,11 @@ bool kernel_run_stress(void)
 		    right == tried && unjustified == 0 && bad_frees == 0 && timers_failed == 0 &&
 		    cs[0].ticks >= target_ticks && cpus_without_allocs == 0 && exhaustions > 0 &&
 		    pool_hits > 0 && empty_failures == fails && low_water_ok &&
-		    bad_context == viol[V_KERNEL_IN_IRQ].tried && pool_hits <= allocs + ncpu;
-#if STRESS_PERCPU_MM
-	pass = pass && end.reserve_to[LMM_CLASS_KERNEL] == start.reserve_to[LMM_CLASS_KERNEL] &&
-	       end.reserve_to[LMM_CLASS_NOWAIT] == start.reserve_to[LMM_CLASS_NOWAIT];
-#endif
+		    bad_context == viol[V_KERNEL_IN_IRQ].tried && pool_hits <= allocs + ncpu &&
+		    end.reserve_to[LMM_CLASS_KERNEL] == 0 && end.reserve_to[LMM_CLASS_NOWAIT] == 0;
 	if (!counters_back)
-		kprintf("stress: counters did not return: free %lu->%lu pool %lu->%lu allocated %lu->%lu\n",
-			start.free, end.free, start.pool, end.pool, start.allocated, end.allocated);
+		kprintf("stress: counters did not return: available %lu->%lu allocated %lu->%lu\n",
+			start.available, end.available, start.allocated, end.allocated);
 	if (bad_frees)
 		kprintf("stress: %lu legitimate frees or handovers were refused\n", bad_frees);
 	if (unjustified)
@@ -992,6 +950,8 @@ bool kernel_run_stress(void)
 	if (empty_failures != fails)
 		kprintf("stress: mm/ counted %lu pool-and-buddy-empty failures, the handlers saw %lu\n",
 			empty_failures, fails);
+	if (!pass)
+		lmm_dump_holders(&kernel_mm, 8); /* what is still held, if holder records are on */
 	kprintf("stress: %s\n", pass ? "PASS" : "FAIL");
 	return pass;
 }

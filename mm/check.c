@@ -8,41 +8,98 @@
  */
 #include "internal.h"
 
+/*
+ * Per order k, the share of free-list memory in blocks below 2^k pages (Linux's
+ * unusable free space index, in 1/1000).  Multiplies and shifts only.
+ */
+static void unusable_index(const uint64_t *blocks, uint64_t free, uint32_t *out)
+{
+	uint64_t usable = free; /* pages in blocks of order >= k */
+	for (unsigned k = 0; k <= LMM_MAX_ORDER; k++) {
+		if (k)
+			usable -= blocks[k - 1] << (k - 1);
+		uint64_t unusable = free - usable;
+		/* unusable * 1000 / free, by binary long division on the quotient. */
+		uint32_t q = 0;
+		if (free) {
+			uint64_t num = unusable * 1000;
+			for (int bit = 10; bit >= 0; bit--)
+				if (num >= (free << bit)) {
+					num -= free << bit;
+					q |= 1u << bit;
+				}
+		}
+		out[k] = q;
+	}
+}
+
 void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 {
-	unsigned char *p = (unsigned char *)out;
-	for (size_t i = 0; i < sizeof(*out); i++)
-		p[i] = 0;
+	*out = (struct lmm_stats){ 0 };
 	lmm_check_canary(mm);
 
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	struct lmm_held h;
+	lmm_lock_here(mm, &h);
 	out->managed = mm->nframes;
 	out->free = mm->nfree;
-	out->allocated = mm->nallocated;
-	out->pool = mm->npool;
+	out->pool = lmm_reserve_level(mm);
+	out->reserve_held = lmm_reserve_held(mm);
 	out->reserved = mm->nreserved_pages;
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		out->free_blocks[o] = mm->free_blocks[o];
-	out->alloc_calls = mm->alloc_calls;
-	out->alloc_failures = mm->alloc_failures;
-	out->free_calls = mm->free_calls;
-	out->poison_errors = LMM_READ_ONCE(mm->poison_errors);
-	for (unsigned s = 0; s < LMM_STATUS_COUNT; s++) {
-		out->refused[s] = mm->refused[s];
-		out->refused_total += mm->refused[s];
-	}
 	out->pool_target = mm->pool_target;
 	out->pool_low = mm->pool_low;
 	out->pool_low_water = mm->pool_low_water;
-	out->pool_hits = mm->pool_hits;
+	out->pool_slice = mm->pool_slice;
 	out->pool_empty_failures = mm->pool_empty_failures;
 	out->pool_refills = mm->pool_refills;
 	out->pool_refill_pages = mm->pool_refill_pages;
-	out->pool_topups = mm->pool_topups;
-	out->metadata_bytes = (mm->nframes * sizeof(struct lmm_frame) + LMM_PAGE_SIZE - 1) &
-			      ~(uint64_t)(LMM_PAGE_SIZE - 1);
+	out->cache_batch = mm->cache_batch;
+	out->cache_high = mm->cache_high;
+	lmm_unlock_here(mm, &h);
+
+	/* Other CPUs go on while their counters are read: each figure is a snapshot. */
+	lmm_count_t allocated = 0;
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
+		const struct lmm_cpu *c = &mm->cpu[i];
+		out->cached += LMM_READ_ONCE(c->cache_count);
+		allocated += LMM_READ_ONCE(c->allocated);
+		out->alloc_calls += LMM_READ_ONCE(c->alloc_calls);
+		out->alloc_failures += LMM_READ_ONCE(c->alloc_failures);
+		out->free_calls += LMM_READ_ONCE(c->free_calls);
+		out->pool_hits += LMM_READ_ONCE(c->pool_hits);
+		out->cache_refills += LMM_READ_ONCE(c->cache_refills);
+		out->cache_drains += LMM_READ_ONCE(c->cache_drains);
+		for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
+			out->reserve_to[k] += LMM_READ_ONCE(c->reserve_to[k]);
+	}
+	out->allocated = allocated; /* per-CPU figures wrap; their sum does not */
+	out->available = out->free + out->pool + out->cached;
+	for (unsigned s = 0; s < LMM_STATUS_COUNT; s++) {
+		out->refused[s] = LMM_READ_ONCE(mm->refused[s]);
+		out->refused_total += out->refused[s];
+	}
+	out->poison_errors = out->refused[LMM_ERR_POISONED];
+	unusable_index(out->free_blocks, out->free, out->unusable_permille);
+	out->metadata_bytes = mm->metadata_bytes;
 	out->regions = mm->nregions;
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	out->cpus = LMM_PORT_MAX_CPUS;
+}
+
+void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out)
+{
+	*out = (struct lmm_cpu_stats){ 0 };
+	if (cpu >= LMM_PORT_MAX_CPUS)
+		return;
+	const struct lmm_cpu *c = &mm->cpu[cpu];
+	out->cache_pages = LMM_READ_ONCE(c->cache_count);
+	out->pool_pages = LMM_READ_ONCE(c->slice_count);
+	out->allocs = LMM_READ_ONCE(c->alloc_calls);
+	out->frees = LMM_READ_ONCE(c->free_calls);
+	out->alloc_failures = LMM_READ_ONCE(c->alloc_failures);
+	out->pool_hits = LMM_READ_ONCE(c->pool_hits);
+	out->cache_refills = LMM_READ_ONCE(c->cache_refills);
+	out->cache_drains = LMM_READ_ONCE(c->cache_drains);
 }
 
 void lmm_dump(struct lmm *mm)
@@ -53,9 +110,10 @@ void lmm_dump(struct lmm *mm)
 	lmm_logf("lmm: managed %llu pages (%llu MiB) in %u regions, metadata %llu KiB (%u B/frame)",
 		 (unsigned long long)s.managed, (unsigned long long)(s.managed >> 8), s.regions,
 		 (unsigned long long)(s.metadata_bytes >> 10), (unsigned)sizeof(struct lmm_frame));
-	lmm_logf("lmm: free %llu, allocated %llu, pool %llu, reserved %llu",
+	lmm_logf("lmm: free %llu, allocated %llu, pool %llu, cached %llu, reserved %llu (available %llu)",
 		 (unsigned long long)s.free, (unsigned long long)s.allocated,
-		 (unsigned long long)s.pool, (unsigned long long)s.reserved);
+		 (unsigned long long)s.pool, (unsigned long long)s.cached,
+		 (unsigned long long)s.reserved, (unsigned long long)s.available);
 
 	char line[16 * (LMM_MAX_ORDER + 1) + 16];
 	size_t n = 0;
@@ -73,11 +131,25 @@ void lmm_dump(struct lmm *mm)
 	}
 	line[n] = '\0';
 	lmm_logf("lmm: free blocks by order 0..%u:%s", (unsigned)LMM_MAX_ORDER, line);
-	lmm_logf("lmm: pool %llu/%u (low mark %u, low-water %u), hits %llu, empty failures %llu, refills %llu (%llu pages), top-ups by frees %llu",
-		 (unsigned long long)s.pool, s.pool_target, s.pool_low, s.pool_low_water,
+	lmm_logf("lmm: pool %llu/%u (low mark %u, low-water %u, slice %u), hits %llu, empty failures %llu, refills %llu (%llu pages)",
+		 (unsigned long long)s.pool, s.pool_target, s.pool_low, s.pool_low_water, s.pool_slice,
 		 (unsigned long long)s.pool_hits, (unsigned long long)s.pool_empty_failures,
-		 (unsigned long long)s.pool_refills, (unsigned long long)s.pool_refill_pages,
-		 (unsigned long long)s.pool_topups);
+		 (unsigned long long)s.pool_refills, (unsigned long long)s.pool_refill_pages);
+	lmm_logf("lmm: reserve pages handed out: ATOMIC %llu, NOWAIT %llu, KERNEL %llu; caches: %llu refills, %llu drains",
+		 (unsigned long long)s.reserve_to[LMM_CLASS_ATOMIC],
+		 (unsigned long long)s.reserve_to[LMM_CLASS_NOWAIT],
+		 (unsigned long long)s.reserve_to[LMM_CLASS_KERNEL],
+		 (unsigned long long)s.cache_refills, (unsigned long long)s.cache_drains);
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
+		struct lmm_cpu_stats c;
+		lmm_get_cpu_stats(mm, i, &c);
+		if (c.allocs || c.frees || c.cache_pages || c.pool_pages)
+			lmm_logf("lmm: cpu %u: cache %u, pool slice %u; allocs %llu (failed %llu), frees %llu, reserve hits %llu, cache refills %llu, drains %llu",
+				 i, c.cache_pages, c.pool_pages, (unsigned long long)c.allocs,
+				 (unsigned long long)c.alloc_failures, (unsigned long long)c.frees,
+				 (unsigned long long)c.pool_hits, (unsigned long long)c.cache_refills,
+				 (unsigned long long)c.cache_drains);
+	}
 	lmm_logf("lmm: calls: alloc %llu (failed %llu), free %llu; refused %llu",
 		 (unsigned long long)s.alloc_calls, (unsigned long long)s.alloc_failures,
 		 (unsigned long long)s.free_calls, (unsigned long long)s.refused_total);
@@ -159,7 +231,8 @@ static uint64_t check_free_lists(struct lmm *mm, struct check_ctx *c)
 }
 
 /* Walk the frames in order: every head's block is followed by exactly its tails. */
-static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[8])
+/* sums[state]: pages per head state; sums[LMM_FRAME_STATE_COUNT]: reserve frames. */
+static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_FRAME_STATE_COUNT + 1])
 {
 	for (uint32_t ri = 0; ri < mm->nregions; ri++) {
 		const struct lmm_region *r = &mm->regions[ri];
@@ -169,7 +242,7 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[8])
 			const struct lmm_frame *f = &mm->frames[idx];
 			if (f->region != ri)
 				problem(c, "frame records the wrong region (phys, region)", phys_of(mm, idx), f->region);
-			if (f->state == LMM_FRAME_TAIL || f->state > LMM_FRAME_RESERVED) {
+			if (f->state == LMM_FRAME_TAIL || f->state >= LMM_FRAME_STATE_COUNT) {
 				problem(c, "frame belongs to no block (phys, state)", phys_of(mm, idx), f->state);
 				k++;
 				continue;
@@ -180,12 +253,18 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[8])
 				o = 0;
 			}
 			if ((f->state == LMM_FRAME_POOL || f->state == LMM_FRAME_EXCLUSIVE ||
-			     f->state == LMM_FRAME_RESERVED) && o != 0)
+			     f->state == LMM_FRAME_CACHED || f->state == LMM_FRAME_RESERVED) && o != 0)
 				problem(c, "single-page state on a larger block (phys, order)", phys_of(mm, idx), o);
 			if (f->state == LMM_FRAME_ALLOCATED && f->refcount == 0)
 				problem(c, "allocated block with no reference (phys)", phys_of(mm, idx), 0);
 			if (f->state == LMM_FRAME_EXCLUSIVE && f->owner == 0)
 				problem(c, "exclusive page without an owner (phys)", phys_of(mm, idx), 0);
+			if ((f->flags & LMM_FRAME_F_RESERVE) && o != 0)
+				problem(c, "reserve flag on a block larger than a page (phys, order)", phys_of(mm, idx), o);
+			if ((f->flags & LMM_FRAME_F_RESERVE) && f->state == LMM_FRAME_FREE)
+				problem(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx), 0);
+			if (f->flags & LMM_FRAME_F_RESERVE)
+				sums[LMM_FRAME_STATE_COUNT]++;
 			for (uint64_t t = 1; t < (1ull << o); t++)
 				if (mm->frames[idx + t].state != LMM_FRAME_TAIL)
 					problem(c, "block overlaps another block (head phys, frame phys)",
@@ -196,51 +275,93 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[8])
 	}
 }
 
-static uint64_t check_pool(struct lmm *mm, struct check_ctx *c)
+/* Walk one LIFO stack: every frame in @state, a reserve frame iff @reserve; count agrees. */
+static void check_stack(struct lmm *mm, struct check_ctx *c, const char *what, uint32_t head,
+			uint32_t count, uint8_t state, bool reserve)
 {
 	uint64_t n = 0;
-	for (uint32_t i = mm->pool_head; i != LMM_NIL; i = mm->frames[i].next) {
+	for (uint32_t i = head; i != LMM_NIL; i = mm->frames[i].next) {
 		if (i >= mm->nframes || n > mm->nframes) {
-			problem(c, "pool list runs out of the frame array", i, n);
-			break;
+			problem(c, what, i, n);
+			return;
 		}
-		if (mm->frames[i].state != LMM_FRAME_POOL)
-			problem(c, "pool holds a frame not in the pool state (phys, state)", phys_of(mm, i),
-				mm->frames[i].state);
+		const struct lmm_frame *f = &mm->frames[i];
+		if (f->state != state || f->order != 0)
+			problem(c, "stack holds a frame in the wrong state (phys, state)", phys_of(mm, i), f->state);
+		if (!(f->flags & LMM_FRAME_F_RESERVE) != !reserve)
+			problem(c, "reserve flag wrong on a cached or pooled frame (phys, flags)", phys_of(mm, i),
+				f->flags);
 		n++;
 	}
-	return n;
+	if (n != count)
+		problem(c, "stack count disagrees with its list (counter, list)", count, n);
+}
+
+/* The shared pool and every CPU's slice and cache; returns pool pages, sets *cached. */
+static uint64_t check_stacks(struct lmm *mm, struct check_ctx *c, uint64_t *cached)
+{
+	uint64_t pool = mm->npool;
+	check_stack(mm, c, "pool list runs out of the frame array", mm->pool_head, mm->npool,
+		    LMM_FRAME_POOL, true);
+	*cached = 0;
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
+		const struct lmm_cpu *cpu = &mm->cpu[i];
+		check_stack(mm, c, "pool slice runs out of the frame array", cpu->slice_head,
+			    cpu->slice_count, LMM_FRAME_POOL, true);
+		check_stack(mm, c, "cpu cache runs out of the frame array", cpu->cache_head,
+			    cpu->cache_count, LMM_FRAME_CACHED, false);
+		if (cpu->cache_count > mm->cache_high)
+			problem(c, "cpu cache above its high mark (cpu, pages)", i, cpu->cache_count);
+		if (cpu->slice_count > mm->pool_slice)
+			problem(c, "pool slice above its size (cpu, pages)", i, cpu->slice_count);
+		pool += cpu->slice_count;
+		*cached += cpu->cache_count;
+	}
+	return pool;
 }
 
 uint64_t lmm_check(struct lmm *mm)
 {
 	struct check_ctx c = { 0 };
-	uint64_t sums[8] = { 0 };
+	uint64_t sums[LMM_FRAME_STATE_COUNT + 1] = { 0 };
 	lmm_check_canary(mm);
 	if (mm->phase != LMM_PHASE_READY) {
 		lmm_logf("lmm: check: allocator not initialised");
 		return 1;
 	}
 
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	uint64_t list_pages = check_free_lists(mm, &c);
-	uint64_t pool_pages = check_pool(mm, &c);
+	struct lmm_held h;
+	lmm_lock_here(mm, &h);
+	uint64_t list_pages = check_free_lists(mm, &c), cached;
+	uint64_t pool_pages = check_stacks(mm, &c, &cached);
 	check_frames(mm, &c, sums);
 
+	lmm_count_t counted = 0;
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
+		counted += mm->cpu[i].allocated;
+	uint64_t nallocated = counted;
 	if (list_pages != mm->nfree || sums[LMM_FRAME_FREE] != mm->nfree)
 		problem(&c, "free pages: counter vs lists (counter, lists)", mm->nfree, list_pages);
-	if (pool_pages != mm->npool || sums[LMM_FRAME_POOL] != mm->npool)
-		problem(&c, "pool pages: counter vs list (counter, list)", mm->npool, pool_pages);
+	if (sums[LMM_FRAME_POOL] != pool_pages)
+		problem(&c, "pool pages: frames vs lists (frames, lists)", sums[LMM_FRAME_POOL], pool_pages);
+	if (sums[LMM_FRAME_STATE_COUNT] != mm->reserve_frames)
+		problem(&c, "reserve frames: counter vs flagged frames (counter, frames)", mm->reserve_frames,
+			sums[LMM_FRAME_STATE_COUNT]);
+	if (mm->reserve_frames < pool_pages)
+		problem(&c, "reserve: more frames waiting than in its budget (budget, waiting)", mm->reserve_frames,
+			pool_pages);
+	if (sums[LMM_FRAME_CACHED] != cached)
+		problem(&c, "cached pages: frames vs caches (frames, caches)", sums[LMM_FRAME_CACHED], cached);
 	uint64_t allocated = sums[LMM_FRAME_ALLOCATED] + sums[LMM_FRAME_EXCLUSIVE];
-	if (allocated != mm->nallocated)
-		problem(&c, "allocated pages: counter vs frames (counter, frames)", mm->nallocated, allocated);
+	if (allocated != nallocated)
+		problem(&c, "allocated pages: counter vs frames (counter, frames)", nallocated, allocated);
 	if (sums[LMM_FRAME_RESERVED] != mm->nreserved_pages)
 		problem(&c, "reserved pages: counter vs frames (counter, frames)", mm->nreserved_pages,
 			sums[LMM_FRAME_RESERVED]);
-	uint64_t total = mm->nfree + mm->nallocated + mm->npool + mm->nreserved_pages;
+	uint64_t total = mm->nfree + nallocated + pool_pages + cached + mm->nreserved_pages;
 	if (total != mm->nframes)
-		problem(&c, "conservation: free+allocated+pool+reserved != managed", total, mm->nframes);
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
+		problem(&c, "conservation: free+allocated+pool+cached+reserved != managed", total, mm->nframes);
+	lmm_unlock_here(mm, &h);
 
 	for (unsigned i = 0; i < c.kept; i++)
 		lmm_logf("lmm: check: %s: 0x%llx 0x%llx", c.keep[i].what, (unsigned long long)c.keep[i].a,
@@ -252,14 +373,13 @@ uint64_t lmm_check(struct lmm *mm)
 
 /* ---- Debug poisoning -------------------------------------------------------------------- */
 
-void lmm_poison_block_locked(struct lmm *mm, uint32_t idx, unsigned order)
+/* The page is still the caller's (its free is under way): fill it, then mark it. */
+void lmm_poison_page(struct lmm *mm, uint32_t idx)
 {
-	for (uint32_t k = 0; k < (1u << order); k++) {
-		uint64_t *w = lmm_frame_virt(mm, idx + k);
-		for (size_t i = 0; i < LMM_PAGE_SIZE / sizeof(*w); i++)
-			w[i] = LMM_POISON;
-		mm->frames[idx + k].flags |= LMM_FRAME_F_POISONED;
-	}
+	volatile uint64_t *w = lmm_frame_virt(mm, idx);
+	for (size_t i = 0; i < LMM_PAGE_SIZE / sizeof(*w); i++)
+		w[i] = LMM_POISON;
+	mm->frames[idx].flags |= LMM_FRAME_F_POISONED;
 }
 
 /* The block is ours now (the lock is not held): check pages poisoned since their free. */
@@ -273,10 +393,11 @@ void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order)
 		const uint64_t *w = lmm_frame_virt(mm, idx + k);
 		for (size_t i = 0; i < LMM_PAGE_SIZE / sizeof(*w); i++) {
 			if (w[i] != LMM_POISON) {
-				__atomic_fetch_add(&mm->poison_errors, 1, __ATOMIC_RELAXED);
-				lmm_logf("lmm: page phys 0x%llx was written after it was freed (offset 0x%llx)",
-					 (unsigned long long)(lmm_frame_pfn(mm, idx + k) << LMM_PAGE_SHIFT),
-					 (unsigned long long)(i * sizeof(*w)));
+				/* phys: the first word found overwritten, not just its page. */
+				struct lmm_report r = { .reason = LMM_ERR_POISONED, .op = "poison check",
+							.ptr = &w[i], .phys = lmm_frame_phys(mm, idx + k) + i * sizeof(*w),
+							.order = order, .found_state = LMM_READ_ONCE(f->state) };
+				lmm_refuse(mm, &r);
 				break;
 			}
 		}

@@ -16,7 +16,7 @@ static uint64_t align_up(uint64_t x) { return (x + PAGE_MASK) & ~(uint64_t)PAGE_
 
 void lmm_begin(struct lmm *mm, const struct lmm_config *cfg)
 {
-	static const struct lmm_config defaults = { LMM_POOL_AUTO, LMM_POOL_AUTO, 0 };
+	static const struct lmm_config defaults = { .pool_target = LMM_POOL_AUTO, .pool_low = LMM_POOL_AUTO };
 	unsigned char *p = (unsigned char *)mm;
 
 	for (size_t i = 0; i < sizeof(*mm); i++)
@@ -27,6 +27,8 @@ void lmm_begin(struct lmm *mm, const struct lmm_config *cfg)
 	mm->pool_head = LMM_NIL;
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		mm->free_head[o] = LMM_NIL;
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
+		mm->cpu[i].cache_head = mm->cpu[i].slice_head = LMM_NIL;
 	lmm_port_lock_init(&mm->lock, "lmm");
 }
 
@@ -50,8 +52,8 @@ static enum lmm_status range_sane(struct lmm *mm, const char *what, uint64_t bas
 	}
 	*end = base + len;
 	if (*end > LMM_PHYS_LIMIT) {
-		lmm_logf("lmm: %s [0x%llx-0x%llx) trimmed at the 52-bit physical limit", what,
-			 (unsigned long long)base, (unsigned long long)*end);
+		lmm_logf("lmm: %s [0x%llx-0x%llx) trimmed at the %u-bit physical limit", what,
+			 (unsigned long long)base, (unsigned long long)*end, (unsigned)LMM_PORT_PHYS_BITS);
 		*end = LMM_PHYS_LIMIT;
 	}
 	return LMM_OK;
@@ -145,15 +147,19 @@ static uint64_t total_pages(const struct lmm *mm)
 	return n;
 }
 
-static uint64_t meta_bytes_for(uint64_t pages)
+/* Frame records, then (LMM_CFG_HOLDERS) the holder table, each page aligned. */
+static uint64_t meta_bytes_for(const struct lmm *mm, uint64_t pages)
 {
-	return align_up(pages * sizeof(struct lmm_frame));
+	uint64_t bytes = align_up(pages * sizeof(struct lmm_frame));
+	if (mm->cfg.flags & LMM_CFG_HOLDERS)
+		bytes += align_up(pages * sizeof(struct lmm_holder));
+	return bytes;
 }
 
 uint64_t lmm_metadata_bytes(const struct lmm *mm)
 {
 	/* Overlapping ranges are merged only at init; count them as given (an upper bound). */
-	return meta_bytes_for(total_pages(mm));
+	return meta_bytes_for(mm, total_pages(mm));
 }
 
 /*
@@ -239,12 +245,11 @@ static void fill_frames(struct lmm *mm)
 static void add_free_run(struct lmm *mm, const struct lmm_region *r, uint64_t lo, uint64_t hi)
 {
 	while (lo < hi) {
-		/* Alignment of lo, capped at MAX_ORDER (32-bit ctz: no libgcc call on i386). */
-		unsigned order = (unsigned)__builtin_ctz((uint32_t)lo | (1u << LMM_MAX_ORDER));
+		/* Alignment of lo, capped at MAX_ORDER. */
+		unsigned order = lmm_ctz32((uint32_t)lo | (1u << LMM_MAX_ORDER));
 		while (lo + (1ull << order) > hi)
 			order--;
-		lmm_list_add_locked(mm, order, r->first_index + (uint32_t)(lo - r->base_pfn));
-		mm->nfree += 1ull << order;
+		lmm_buddy_add_block(mm, order, r->first_index + (uint32_t)(lo - r->base_pfn));
 		lo += 1ull << order;
 	}
 }
@@ -252,7 +257,7 @@ static void add_free_run(struct lmm *mm, const struct lmm_region *r, uint64_t lo
 static void mark_reserved(struct lmm *mm, const struct lmm_region *r, uint64_t lo, uint64_t hi)
 {
 	for (uint64_t p = lo; p < hi; p++)
-		mm->frames[r->first_index + (p - r->base_pfn)].state = LMM_FRAME_RESERVED;
+		LMM_WRITE_ONCE(mm->frames[r->first_index + (p - r->base_pfn)].state, LMM_FRAME_RESERVED);
 	mm->nreserved_pages += hi - lo;
 }
 
@@ -279,7 +284,17 @@ static void populate(struct lmm *mm)
 	}
 }
 
-static void setup_pool(struct lmm *mm)
+/* Defaults of the per-CPU layer: see struct lmm_config for what each one bounds. */
+#define CACHE_BATCH_AUTO 16
+#define CACHE_HIGH_AUTO 64
+#define POOL_SLICE_AUTO 16
+
+static uint32_t pick(uint32_t v, uint32_t dflt)
+{
+	return v == 0 ? dflt : v == LMM_CPU_OFF ? 0 : v;
+}
+
+static void setup_pool_and_cpus(struct lmm *mm)
 {
 	uint32_t target = mm->cfg.pool_target;
 	if (target == LMM_POOL_AUTO)
@@ -290,6 +305,21 @@ static void setup_pool(struct lmm *mm)
 	mm->pool_target = target;
 	mm->pool_low = low;
 	mm->pool_low_water = 0;
+
+	/* A slice never holds more than half the reserve's share of one CPU. */
+	uint32_t slice = pick(mm->cfg.pool_slice, POOL_SLICE_AUTO);
+	if (slice > target / (2 * LMM_PORT_MAX_CPUS))
+		slice = target / (2 * LMM_PORT_MAX_CPUS);
+	mm->pool_slice = slice;
+
+	uint32_t high = pick(mm->cfg.cache_high, CACHE_HIGH_AUTO);
+	uint32_t batch = pick(mm->cfg.cache_batch, CACHE_BATCH_AUTO);
+	if (batch > high)
+		batch = high;
+	if (batch == 0) /* a cache that can never be refilled is no cache */
+		high = 0;
+	mm->cache_high = high;
+	mm->cache_batch = batch;
 }
 
 enum lmm_status lmm_init(struct lmm *mm)
@@ -308,7 +338,7 @@ enum lmm_status lmm_init(struct lmm *mm)
 	enum lmm_status st = build_regions(mm);
 	if (st != LMM_OK)
 		return st;
-	uint64_t bytes = meta_bytes_for(mm->nframes);
+	uint64_t bytes = meta_bytes_for(mm, mm->nframes);
 	uint64_t home = find_metadata_home(mm, bytes);
 	if (home == LMM_PHYS_INVALID) {
 		lmm_logf("lmm: init failed: no unreserved run of %llu bytes for the frame metadata",
@@ -318,20 +348,27 @@ enum lmm_status lmm_init(struct lmm *mm)
 	}
 	insert_reserved(mm, home, home + bytes);
 	mm->metadata_phys = home;
+	mm->metadata_bytes = bytes;
 	mm->frames = (struct lmm_frame *)lmm_port_phys_to_virt(home);
+	if (mm->cfg.flags & LMM_CFG_HOLDERS)
+		mm->holders = (struct lmm_holder *)lmm_port_phys_to_virt(home + align_up(mm->nframes * sizeof(struct lmm_frame)));
 
 	fill_frames(mm);
 	populate(mm);
-	setup_pool(mm);
+	setup_pool_and_cpus(mm);
 	mm->phase = LMM_PHASE_READY;
 	uint32_t got = lmm_pool_fill(mm);
 	mm->pool_low_water = got;
 
 	if (!(mm->cfg.flags & LMM_CFG_QUIET))
-		lmm_logf("lmm: %llu frames in %u regions, %llu free, %llu reserved, metadata %llu KiB at 0x%llx (%u B/frame), pool %u/%u",
+		lmm_logf("lmm: %llu frames in %u regions, %llu free, %llu reserved, metadata %llu KiB at 0x%llx (%u B/frame%s), pool %u/%u",
 			 (unsigned long long)mm->nframes, mm->nregions,
 			 (unsigned long long)mm->nfree, (unsigned long long)mm->nreserved_pages,
 			 (unsigned long long)(bytes >> 10), (unsigned long long)home,
-			 (unsigned)sizeof(struct lmm_frame), (unsigned)mm->npool, mm->pool_target);
+			 (unsigned)sizeof(struct lmm_frame), mm->holders ? " + holders" : "",
+			 (unsigned)mm->npool, mm->pool_target);
+	if (!(mm->cfg.flags & LMM_CFG_QUIET))
+		lmm_logf("lmm: per CPU (up to %u): cache of %u pages, refilled and drained %u at a time; pool slice of %u",
+			 (unsigned)LMM_PORT_MAX_CPUS, mm->cache_high, mm->cache_batch, mm->pool_slice);
 	return LMM_OK;
 }

@@ -1,6 +1,7 @@
 /*
- * internal.h - mm/'s private helpers: frame <-> address translation, the free and
- * pool lists, and reporting.  Included only by the .c files of mm/.
+ * internal.h - mm/'s private helpers: frame <-> address translation, the lock with its
+ * assertion, the LIFO lists of the per-CPU layer and the pool, and the few functions
+ * the .c files share.  Included only by the .c files of mm/.
  *
  * Frame indices: every managed frame has a 32-bit index into mm->frames.  Regions are
  * laid out back to back in that array, so a region's frames are contiguous and a block
@@ -13,6 +14,13 @@
 #include <stdarg.h>
 #include <labyrinth/mm.h>
 
+_Static_assert(sizeof(struct lmm_frame) == LMM_FRAME_BYTES, "a frame record is 16 bytes");
+_Static_assert(LMM_MAX_ORDER >= 1 && LMM_MAX_ORDER <= 31, "free_mask is 32 bits: LMM_MAX_ORDER <= 31");
+_Static_assert(LMM_MAX_REGIONS >= 1 && LMM_MAX_REGIONS <= 256, "lmm_frame.region is a byte");
+_Static_assert(LMM_PORT_MAX_CPUS >= 1 && LMM_PORT_MAX_CPUS <= 256, "holder records keep the CPU in a byte");
+_Static_assert(LMM_FRAME_STATE_COUNT <= 256, "lmm_frame.state is a byte");
+_Static_assert(LMM_PORT_PHYS_BITS >= 32 && LMM_PORT_PHYS_BITS <= 63, "physical address width");
+
 #define LMM_CANARY 0x4c6162797269746eull /* "Labyrint" */
 
 enum lmm_phase {
@@ -20,15 +28,33 @@ enum lmm_phase {
 	LMM_PHASE_READY = 0x5eadd1u,
 };
 
-#define LMM_FRAME_F_POISONED (1u << 0) /* page filled with LMM_POISON since its free */
+#define LMM_FRAME_F_POISONED (1u << 0) /* page filled with LMM_POISON since its free   */
+#define LMM_FRAME_F_RESERVE (1u << 1)  /* belongs to the reserve: its free returns it  */
 #define LMM_POISON 0x5a5a5a5aa5a5a5a5ull
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+#define lmm_cold __attribute__((noinline, cold))
 
-/* Counters that are read without the lock as a hint use relaxed atomic accesses. */
+/*
+ * Fields read by a CPU that does not own them (a frame's state, another CPU's
+ * counters) use relaxed atomic accesses: plain loads and stores on every target, and
+ * no data race for the compiler or ThreadSanitizer.  Never a read-modify-write.
+ */
 #define LMM_READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define LMM_WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define LMM_INC(x) LMM_WRITE_ONCE(x, (x) + 1) /* owner-only counter */
+
+/* Count trailing zeros of a non-zero word without a compiler runtime helper. */
+static inline unsigned lmm_ctz32(uint32_t x)
+{
+	static const uint8_t debruijn[32] = { 0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20,
+					      15, 25, 17, 4,  8,  31, 27, 13, 23, 21, 19,
+					      16, 7,  26, 12, 18, 6,  11, 5,  10, 9 };
+	return debruijn[((x & (0u - x)) * 0x077CB531u) >> 27];
+}
+
+/* ---- Translation ------------------------------------------------------------------ */
 
 static inline const struct lmm_region *lmm_region_of(const struct lmm *mm, uint32_t idx)
 {
@@ -39,6 +65,11 @@ static inline uint64_t lmm_frame_pfn(const struct lmm *mm, uint32_t idx)
 {
 	const struct lmm_region *r = lmm_region_of(mm, idx);
 	return r->base_pfn + (idx - r->first_index);
+}
+
+static inline uint64_t lmm_frame_phys(const struct lmm *mm, uint32_t idx)
+{
+	return lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
 }
 
 static inline void *lmm_frame_virt(const struct lmm *mm, uint32_t idx)
@@ -78,60 +109,140 @@ static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, 
 	return (va & (LMM_PAGE_SIZE - 1)) ? LMM_ERR_NOT_ALIGNED : LMM_ERR_NOT_MANAGED;
 }
 
-/* ---- Buddy free lists (lock held) -------------------------------------------------- */
+/* ---- The core lock ------------------------------------------------------------------ */
 
-static inline void lmm_list_add_locked(struct lmm *mm, unsigned order, uint32_t idx)
+/*
+ * The only way mm/ takes its lock.  @c is the calling CPU's slot (interrupts are off
+ * already, or go off here), recorded so *_locked functions can assert they hold it.
+ */
+static inline lmm_irqflags_t lmm_lock(struct lmm *mm, const struct lmm_cpu *c)
 {
-	struct lmm_frame *f = &mm->frames[idx];
-	uint32_t head = mm->free_head[order];
-
-	f->state = LMM_FRAME_FREE;
-	f->order = (uint8_t)order;
-	f->next = head;
-	f->prev = LMM_NIL;
-	if (head != LMM_NIL)
-		mm->frames[head].prev = idx;
-	mm->free_head[order] = idx;
-	mm->free_mask |= 1u << order;
-	mm->free_blocks[order]++;
+	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+#if LMM_DEBUG
+	mm->lock_holder = (uint32_t)(c - mm->cpu) + 1;
+#else
+	(void)c;
+#endif
+	return fl;
 }
 
-/* buddy.c */
-uint32_t lmm_buddy_alloc_locked(struct lmm *mm, unsigned order);
-void lmm_buddy_free_locked(struct lmm *mm, uint32_t idx, unsigned order);
+static inline void lmm_unlock(struct lmm *mm, lmm_irqflags_t fl)
+{
+#if LMM_DEBUG
+	mm->lock_holder = 0;
+#endif
+	lmm_port_unlock_irqrestore(&mm->lock, fl);
+}
 
-/* pool.c */
-void lmm_pool_push_locked(struct lmm *mm, uint32_t idx);
-uint32_t lmm_pool_pop_locked(struct lmm *mm);
+/*
+ * Interrupts off, then the lock, for calls that do not go through the per-CPU layer
+ * first: struct lmm_held remembers both saved states and the calling CPU's slot.
+ */
+struct lmm_held {
+	lmm_irqflags_t irq, lock;
+	struct lmm_cpu *c;
+};
+
+static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm);
+
+static inline struct lmm_cpu *lmm_lock_here(struct lmm *mm, struct lmm_held *h)
+{
+	h->irq = lmm_port_irq_save();
+	h->c = lmm_this_cpu(mm);
+	h->lock = lmm_lock(mm, h->c);
+	return h->c;
+}
+
+static inline void lmm_unlock_here(struct lmm *mm, struct lmm_held *h)
+{
+	lmm_unlock(mm, h->lock);
+	lmm_port_irq_restore(h->irq);
+}
+
+/* Every *_locked function starts with this. */
+#if LMM_DEBUG
+#define LMM_ASSERT_LOCKED(mm, c)                                                         \
+	do {                                                                             \
+		if (unlikely((mm)->lock_holder != (uint32_t)((c) - (mm)->cpu) + 1))      \
+			lmm_port_fatal("lmm: a *_locked function ran without the lock"); \
+	} while (0)
+#else
+#define LMM_ASSERT_LOCKED(mm, c) ((void)(mm), (void)(c))
+#endif
+
+/* The calling CPU's slot; interrupts must be off. */
+static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm)
+{
+	unsigned cpu = LMM_PORT_MAX_CPUS == 1 ? 0 : lmm_port_cpu_id();
+	if (unlikely(cpu >= LMM_PORT_MAX_CPUS))
+		lmm_port_fatal("lmm: lmm_port_cpu_id() is not below LMM_PORT_MAX_CPUS");
+	return &mm->cpu[cpu];
+}
+
+/* ---- LIFO stacks of order-0 frames: caches, slices, the shared pool ------------------ */
+
+/*
+ * Push @idx with state @state onto the stack at *@head.  The state is stored
+ * last-but-not-least with a relaxed store: other CPUs read it locklessly (a double free
+ * checks it, a merge looks at its buddy) and must see CACHED/POOL, never FREE.
+ */
+static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *count, uint32_t idx,
+				  uint8_t state)
+{
+	struct lmm_frame *f = &mm->frames[idx];
+	f->next = *head;
+	f->order = 0;
+	LMM_WRITE_ONCE(f->state, state);
+	*head = idx;
+	LMM_WRITE_ONCE(*count, *count + 1);
+}
+
+static inline uint32_t lmm_stack_pop(struct lmm *mm, uint32_t *head, uint32_t *count)
+{
+	uint32_t idx = *head;
+	*head = mm->frames[idx].next;
+	LMM_WRITE_ONCE(*count, *count - 1);
+	return idx;
+}
+
+/* ---- Shared functions ------------------------------------------------------------------ */
+
+/* buddy.c: the buddy lists.  Lock held. */
+uint32_t lmm_buddy_alloc_locked(struct lmm *mm, const struct lmm_cpu *c, unsigned order);
+void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx, unsigned order);
+void lmm_buddy_add_block(struct lmm *mm, unsigned order, uint32_t idx); /* init: no merge */
+
+/* pool.c: the reserve.  Lock held. */
 uint32_t lmm_pool_auto_target(uint64_t free_pages);
+uint32_t lmm_reserve_level(const struct lmm *mm); /* waiting: shared pool + every slice */
+uint32_t lmm_reserve_held(const struct lmm *mm);  /* handed out, not yet back (snapshot) */
+void lmm_reserve_leave_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx);
+uint32_t lmm_pool_topup_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t max);
 /* Top the pool up to its target; no context check (init, lmm_pool_refill). */
 uint32_t lmm_pool_fill(struct lmm *mm);
 
+/* cpu.c */
+void lmm_cpu_setup(struct lmm *mm); /* init: derive batch/high/slice from the config */
+
 /* check.c: poisoning */
-void lmm_poison_block_locked(struct lmm *mm, uint32_t idx, unsigned order);
+void lmm_poison_page(struct lmm *mm, uint32_t idx);
 void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order);
+
+/* holders.c */
+void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller);
 
 /* log.c */
 void lmm_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void lmm_vlogf(const char *fmt, va_list ap);
+size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap);
 void lmm_check_canary(const struct lmm *mm);
-/* Map a non-allocated head state to the reason an operation on it is refused. */
+/* Map a free-ish head state to the reason a free or ownership call on it is refused. */
 enum lmm_status lmm_state_refusal(uint8_t state);
 const char *lmm_state_str(uint8_t state);
 
-/* What a refusal found, captured under the lock and reported after releasing it. */
-struct lmm_refusal {
-	const char *op;
-	const void *ptr;
-	uint64_t phys;
-	unsigned order;         /* order the caller passed                */
-	uint8_t state;          /* state of the frame found               */
-	unsigned found_order;   /* order of the block found there         */
-	uint16_t owner, caller; /* exclusive owner found, and the caller  */
-};
-
-void lmm_report_refusal(struct lmm *mm, enum lmm_status st, const struct lmm_refusal *r);
-/* Count a refusal; takes the lock.  For refusals detected before locking. */
-void lmm_count_refusal(struct lmm *mm, enum lmm_status st);
+/*
+ * Count a refusal and hand its record to the port.  Never with the lock held or with
+ * interrupts off on mm/'s behalf.  Fills in context and cpu.
+ */
+void lmm_refuse(struct lmm *mm, struct lmm_report *r);
 
 #endif /* LMM_INTERNAL_H */

@@ -1,9 +1,12 @@
 /*
- * log.c - how mm/ talks: a tiny formatter feeding the port's log sink, the names of
- * statuses and frame states, and the one place refusals are reported.
+ * log.c - how mm/ talks: the one place refusals are counted and handed to the port as
+ * records, a tiny formatter for the port's log sink and for lmm_report_format(), and
+ * the names of statuses and frame states.
  *
- * mm/ formats its own lines so a port only has to provide "write this string".
- * Nothing here may be called with mm->lock held (the sink may take its own locks).
+ * Refusals are data: lmm_refuse() makes no text, so it may run in a handler.  Text is
+ * made only by lmm_logf() (normal-context calls: init, dump, check) and by
+ * lmm_report_format() when the port asks.  The formatter divides by nothing, so a
+ * 32-bit port needs no 64-bit division helper from libgcc.
  */
 #include "internal.h"
 
@@ -30,26 +33,46 @@ static void buf_puts(struct lmm_buf *b, const char *s)
 		buf_putc(b, *s++);
 }
 
+static const unsigned long long pow10[20] = {
+	1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
+	1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
+	100000000000000ull, 1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+	1000000000000000000ull, 10000000000000000000ull,
+};
+
+/* Digits by shifts (hex) or by subtracting powers of ten (decimal): no division. */
 static void buf_putu(struct lmm_buf *b, unsigned long long v, unsigned base, int width, char pad)
 {
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	while (width-- > n)
+	int digits = 1;
+	if (base == 16) {
+		while (digits < 16 && (v >> (4 * digits)))
+			digits++;
+	} else {
+		while (digits < 20 && v >= pow10[digits])
+			digits++;
+	}
+	while (width-- > digits)
 		buf_putc(b, pad);
-	while (n)
-		buf_putc(b, tmp[--n]);
+	while (digits--) {
+		if (base == 16) {
+			buf_putc(b, "0123456789abcdef"[(v >> (4 * digits)) & 15]);
+			continue;
+		}
+		char d = '0';
+		while (v >= pow10[digits]) {
+			v -= pow10[digits];
+			d++;
+		}
+		buf_putc(b, d);
+	}
 }
 
 /* Supports %s %c %d %u %x %p with the l/ll/z modifiers and a zero-padded width. */
-void lmm_vlogf(const char *fmt, va_list ap)
+size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 {
-	char line[LMM_LINE_MAX];
-	struct lmm_buf b = { line, sizeof(line) };
+	struct lmm_buf b = { buf, len };
+	if (len == 0)
+		return 0;
 
 	for (; *fmt; fmt++) {
 		if (*fmt != '%') {
@@ -105,15 +128,28 @@ void lmm_vlogf(const char *fmt, va_list ap)
 		}
 	}
 	*b.p = '\0';
-	lmm_port_log(line);
+	return (size_t)(b.p - buf);
+}
+
+static size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t n = lmm_vformat(buf, len, fmt, ap);
+	va_end(ap);
+	return n;
 }
 
 void lmm_logf(const char *fmt, ...)
 {
+	char line[LMM_LINE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	lmm_vlogf(fmt, ap);
+	lmm_vformat(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	lmm_port_log(line);
 }
 
 const char *lmm_status_str(enum lmm_status status)
@@ -124,7 +160,6 @@ const char *lmm_status_str(enum lmm_status status)
 		[LMM_ERR_NOT_MANAGED] = "address not managed by this allocator",
 		[LMM_ERR_NOT_HEAD] = "address inside a block, not its first page",
 		[LMM_ERR_ALREADY_FREE] = "block already free (double free)",
-		[LMM_ERR_IN_POOL] = "page is in the emergency pool (never handed out)",
 		[LMM_ERR_RESERVED] = "page is reserved",
 		[LMM_ERR_WRONG_ORDER] = "order differs from the allocation's",
 		[LMM_ERR_WRONG_OWNER] = "caller is not the exclusive owner",
@@ -133,13 +168,14 @@ const char *lmm_status_str(enum lmm_status status)
 		[LMM_ERR_BAD_ORDER] = "order above LMM_MAX_ORDER",
 		[LMM_ERR_BAD_FLAGS] = "invalid gfp flags",
 		[LMM_ERR_BAD_OWNER] = "owner tag 0 is not an owner",
-		[LMM_ERR_BAD_CONTEXT] = "normal-context call made with interrupts off or from a handler",
+		[LMM_ERR_BAD_CONTEXT] = "call not allowed in this context (e.g. KERNEL from a handler)",
 		[LMM_ERR_REFCOUNT] = "reference count overflow",
 		[LMM_ERR_EMPTY_RANGE] = "range holds no whole page",
 		[LMM_ERR_ABSURD_RANGE] = "range wraps or lies past the physical address limit",
 		[LMM_ERR_TOO_MANY_RANGES] = "range table full",
 		[LMM_ERR_STATE] = "call not allowed in this phase",
 		[LMM_ERR_NO_MEMORY] = "no usable memory (or no room for the metadata)",
+		[LMM_ERR_POISONED] = "freed page was written after its free",
 	};
 	if ((unsigned)status >= LMM_STATUS_COUNT || !names[status])
 		return "unknown status";
@@ -154,6 +190,7 @@ const char *lmm_state_str(uint8_t state)
 	case LMM_FRAME_ALLOCATED: return "allocated";
 	case LMM_FRAME_EXCLUSIVE: return "exclusive";
 	case LMM_FRAME_POOL: return "pool";
+	case LMM_FRAME_CACHED: return "cached";
 	case LMM_FRAME_RESERVED: return "reserved";
 	default: return "corrupt";
 	}
@@ -162,9 +199,11 @@ const char *lmm_state_str(uint8_t state)
 enum lmm_status lmm_state_refusal(uint8_t state)
 {
 	switch (state) {
-	case LMM_FRAME_FREE: return LMM_ERR_ALREADY_FREE;
+	/* A page in a cache or the pool was freed (or never handed out): a double free. */
+	case LMM_FRAME_FREE:
+	case LMM_FRAME_CACHED:
+	case LMM_FRAME_POOL: return LMM_ERR_ALREADY_FREE;
 	case LMM_FRAME_TAIL: return LMM_ERR_NOT_HEAD;
-	case LMM_FRAME_POOL: return LMM_ERR_IN_POOL;
 	case LMM_FRAME_RESERVED: return LMM_ERR_RESERVED;
 	default: lmm_port_fatal("lmm: frame metadata holds an impossible state");
 	}
@@ -176,28 +215,43 @@ void lmm_check_canary(const struct lmm *mm)
 		lmm_port_fatal("lmm: struct lmm canary overwritten (stray write or not initialised)");
 }
 
-void lmm_count_refusal(struct lmm *mm, enum lmm_status st)
+void lmm_refuse(struct lmm *mm, struct lmm_report *r)
 {
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	mm->refused[st]++;
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	__atomic_fetch_add(&mm->refused[r->reason], 1, __ATOMIC_RELAXED);
+	r->context = lmm_port_context();
+	lmm_irqflags_t fl = lmm_port_irq_save();
+	r->cpu = LMM_PORT_MAX_CPUS == 1 ? 0 : lmm_port_cpu_id();
+	lmm_port_irq_restore(fl);
+	lmm_port_report(r);
 }
 
-void lmm_report_refusal(struct lmm *mm, enum lmm_status st, const struct lmm_refusal *r)
+static const char *context_str(enum lmm_context ctx)
 {
-	(void)mm;
-	if (r->phys == LMM_PHYS_INVALID) {
-		lmm_logf("lmm: refused %s of %p (order %u): %s", r->op, r->ptr, r->order,
-			 lmm_status_str(st));
-	} else if (st == LMM_ERR_BAD_ORDER) {
-		lmm_logf("lmm: refused %s of page phys 0x%llx (order %u): %s", r->op,
-			 (unsigned long long)r->phys, r->order, lmm_status_str(st));
-	} else if (st == LMM_ERR_WRONG_OWNER || st == LMM_ERR_EXCLUSIVE) {
-		lmm_logf("lmm: refused %s of page phys 0x%llx: %s (owner 0x%04x, caller 0x%04x)",
-			 r->op, (unsigned long long)r->phys, lmm_status_str(st), r->owner, r->caller);
-	} else {
-		lmm_logf("lmm: refused %s of page phys 0x%llx (order %u): %s [frame %s, order %u]",
-			 r->op, (unsigned long long)r->phys, r->order, lmm_status_str(st),
-			 lmm_state_str(r->state), r->found_order);
+	switch (ctx) {
+	case LMM_CTX_NORMAL: return "normal";
+	case LMM_CTX_IRQS_OFF: return "irqs-off";
+	case LMM_CTX_INTERRUPT: return "interrupt";
 	}
+	return "?";
+}
+
+size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
+{
+	const char *why = lmm_status_str(r->reason);
+	char where[96];
+
+	lmm_format(where, sizeof(where), "cpu %u, %s context, caller %p", r->cpu, context_str(r->context),
+		   r->caller);
+	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL)
+		return lmm_format(buf, len, "lmm: refused %s (order %u, gfp 0x%x, owner 0x%04x): %s [%s]",
+				  r->op, r->order, r->gfp, r->caller_owner, why, where);
+	if (r->phys == LMM_PHYS_INVALID)
+		return lmm_format(buf, len, "lmm: refused %s of %p (order %u): %s [%s]", r->op, r->ptr,
+				  r->order, why, where);
+	if (r->reason == LMM_ERR_WRONG_OWNER || r->reason == LMM_ERR_EXCLUSIVE)
+		return lmm_format(buf, len, "lmm: refused %s of page phys 0x%llx: %s (owner 0x%04x, caller 0x%04x) [%s]",
+				  r->op, (unsigned long long)r->phys, why, r->owner, r->caller_owner, where);
+	return lmm_format(buf, len, "lmm: refused %s of page phys 0x%llx (order %u): %s, frame %s order %u [%s]",
+			  r->op, (unsigned long long)r->phys, r->order, why, lmm_state_str(r->found_state),
+			  r->found_order, where);
 }

@@ -1,20 +1,30 @@
 /*
- * pool.c - the emergency pool, exclusive ownership, and the atomic exclusive routine.
+ * pool.c - the emergency pool (the reserve), exclusive ownership, and the atomic
+ * exclusive routine.
  *
- * Design.  The pool is a LIFO stack of order-0 frames (state POOL) linked through
- * lmm_frame.next, taken from the buddy lists at init and held apart from them:
- *   - KERNEL callers never see it (only LMM_GFPB_RESERVE callers pop from it), so
- *     normal code can drive the buddy lists to empty and handlers still get pages;
- *   - ATOMIC order-0 requests pop from it first: one unlink under the lock, O(1),
- *     no splitting, so the interrupts-off window on that path is a handful of stores;
- *     only when it is empty do they fall back to the buddy lists (O(MAX_ORDER));
- *   - it is refilled only in normal context: by lmm_pool_refill(), which the kernel
- *     calls from its main loop (bounded batches per lock hold), and by order-0 frees
- *     made in normal context while the pool is below target.  Nothing on the atomic
- *     path ever refills, loops over memory, or waits for anything but mm->lock.
- * The pool shares mm->lock with the buddy lists: one lock keeps every frame's state
- * consistent (a merge reads its buddy's state), and the pool's critical sections are
- * as short as any.
+ * Design.  The reserve is a set of order-0 frames, each flagged LMM_FRAME_F_RESERVE
+ * and in state POOL while it waits: most in the shared pool (a LIFO stack under the
+ * core lock), a few in each CPU's slice (touched by that CPU alone, interrupts off).
+ *   - KERNEL and NOWAIT callers never see it (only LMM_GFPB_RESERVE callers pop from
+ *     it), so normal code can drive the buddy lists to empty and handlers still get
+ *     pages;
+ *   - ATOMIC order-0 requests pop from their CPU's slice first: O(1), no lock; an
+ *     empty slice takes half a slice from the shared pool under one lock hold;
+ *   - the reserve is a fixed budget of pool_target frames: those waiting (its level:
+ *     the shared pool plus every slice) and those handed out to ATOMIC callers.  A
+ *     reserve frame remembers it (LMM_FRAME_F_RESERVE), and its free, in any context
+ *     and on any CPU, puts it back (this CPU's slice, else the shared pool).  So the
+ *     reserve does not leak sideways into normal allocations when handlers free with
+ *     interrupts off, and it stays the same compact set of frames instead of drifting
+ *     across memory and breaking large blocks: it is never "refilled" with other
+ *     frames while its own are merely out;
+ *   - frames join the budget from the buddy lists only at init, when the target is
+ *     raised (lmm_pool_set_marks, then lmm_pool_refill() or the next non-ATOMIC slow
+ *     path, a bounded batch at a time), and leave it only when the target is lowered.
+ *     Nothing on the atomic path ever refills, loops over memory, or waits for
+ *     anything but the core lock.
+ * A reserve frame that its holder never frees is lost to the reserve until it is
+ * freed: stats.reserve_held shows how many are out.
  *
  * Exclusive pages record one owner tag.  They cannot gain references; only the owner
  * frees them, hands them to another owner, or turns them into ordinary pages.
@@ -25,113 +35,139 @@
 
 uint32_t lmm_pool_auto_target(uint64_t free_pages)
 {
-	uint64_t t = free_pages / 128;
+	uint64_t t = free_pages >> 7; /* managed/128 */
 	if (t < 16)
 		t = 16;
 	if (t > 4096)
 		t = 4096;
-	if (t > free_pages / 8) /* tiny machines: never hoard their memory */
-		t = free_pages / 8;
+	if (t > free_pages >> 3) /* tiny machines: never hoard their memory */
+		t = free_pages >> 3;
 	return (uint32_t)t;
 }
 
-void lmm_pool_push_locked(struct lmm *mm, uint32_t idx)
+uint32_t lmm_reserve_level(const struct lmm *mm)
 {
-	struct lmm_frame *f = &mm->frames[idx];
-	f->state = LMM_FRAME_POOL;
-	f->order = 0;
-	f->next = mm->pool_head;
-	mm->pool_head = idx;
-	LMM_WRITE_ONCE(mm->npool, mm->npool + 1);
+	uint32_t level = LMM_READ_ONCE(mm->npool);
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
+		level += LMM_READ_ONCE(mm->cpu[i].slice_count);
+	return level;
 }
 
-uint32_t lmm_pool_pop_locked(struct lmm *mm)
+uint32_t lmm_reserve_held(const struct lmm *mm)
 {
-	uint32_t idx = mm->pool_head;
-	mm->pool_head = mm->frames[idx].next;
-	mm->frames[idx].next = LMM_NIL;
-	LMM_WRITE_ONCE(mm->npool, mm->npool - 1);
-	if (mm->npool < mm->pool_low_water)
-		mm->pool_low_water = mm->npool;
-	return idx;
+	uint32_t frames = LMM_READ_ONCE(mm->reserve_frames), level = lmm_reserve_level(mm);
+	return frames > level ? frames - level : 0; /* a snapshot: other CPUs go on */
+}
+
+/*
+ * A frame leaves the reserve for the buddy lists (the target was lowered).  Frames
+ * join and leave only under the lock, so reserve_frames is exact, unlike a sum of
+ * per-CPU figures read while other CPUs move frames between their slices and callers.
+ */
+void lmm_reserve_leave_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	mm->frames[idx].flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
+	LMM_WRITE_ONCE(mm->reserve_frames, mm->reserve_frames - 1);
+}
+
+/*
+ * Move up to @max frames from the buddy lists into the shared pool, until the reserve
+ * (waiting and handed out) reaches its target.
+ */
+uint32_t lmm_pool_topup_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t max)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	uint32_t n = 0;
+	while (n < max && mm->reserve_frames < mm->pool_target) {
+		uint32_t idx = lmm_buddy_alloc_locked(mm, c, 0);
+		if (idx == LMM_NIL)
+			break;
+		mm->frames[idx].flags |= LMM_FRAME_F_RESERVE;
+		LMM_WRITE_ONCE(mm->reserve_frames, mm->reserve_frames + 1);
+		lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
+		n++;
+	}
+	if (n) {
+		mm->pool_refills++;
+		mm->pool_refill_pages += n;
+	}
+	return n;
 }
 
 uint32_t lmm_pool_fill(struct lmm *mm)
 {
-	uint32_t added = 0;
-	for (;;) {
-		uint32_t n = 0;
-		lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-		while (n < POOL_REFILL_BATCH && mm->npool < mm->pool_target) {
-			uint32_t idx = lmm_buddy_alloc_locked(mm, 0);
-			if (idx == LMM_NIL)
-				break;
-			lmm_pool_push_locked(mm, idx);
-			n++;
-		}
-		bool more = n == POOL_REFILL_BATCH && mm->npool < mm->pool_target;
+	uint32_t added = 0, n;
+	do {
+		struct lmm_held h;
+		struct lmm_cpu *c = lmm_lock_here(mm, &h);
+		n = lmm_pool_topup_locked(mm, c, POOL_REFILL_BATCH);
+		lmm_unlock_here(mm, &h);
 		added += n;
-		if (!more && added) {
-			mm->pool_refills++;
-			mm->pool_refill_pages += added;
-		}
-		lmm_port_unlock_irqrestore(&mm->lock, fl);
-		if (!more)
-			return added;
-	}
+	} while (n == POOL_REFILL_BATCH);
+	return added;
+}
+
+/* Refuse a call its contract keeps out of this context. */
+static lmm_cold void refuse_context(struct lmm *mm, const char *op, const void *caller)
+{
+	struct lmm_report r = { .reason = LMM_ERR_BAD_CONTEXT, .op = op, .phys = LMM_PHYS_INVALID,
+				.caller = caller };
+	lmm_refuse(mm, &r);
 }
 
 uint32_t lmm_pool_refill(struct lmm *mm)
 {
-	if (lmm_port_context() != LMM_CTX_NORMAL) {
-		lmm_count_refusal(mm, LMM_ERR_BAD_CONTEXT);
-		lmm_logf("lmm: refused pool refill (caller %p): %s", __builtin_return_address(0),
-			 lmm_status_str(LMM_ERR_BAD_CONTEXT));
+	lmm_check_canary(mm);
+	if (lmm_port_context() == LMM_CTX_INTERRUPT) {
+		refuse_context(mm, "pool refill", __builtin_return_address(0));
 		return 0;
 	}
-	lmm_check_canary(mm);
 	return lmm_pool_fill(mm);
 }
 
 bool lmm_pool_needs_refill(struct lmm *mm)
 {
-	return LMM_READ_ONCE(mm->npool) < LMM_READ_ONCE(mm->pool_low);
+	return LMM_READ_ONCE(mm->reserve_frames) < LMM_READ_ONCE(mm->pool_low);
 }
 
 void lmm_pool_reset_low_water(struct lmm *mm)
 {
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	mm->pool_low_water = mm->npool;
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	struct lmm_held h;
+	lmm_lock_here(mm, &h);
+	mm->pool_low_water = lmm_reserve_level(mm);
+	lmm_unlock_here(mm, &h);
 }
 
 enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target)
 {
-	enum lmm_status st = LMM_OK;
-	if (lmm_port_context() != LMM_CTX_NORMAL)
-		st = LMM_ERR_BAD_CONTEXT;
-	else if (low > target)
-		st = LMM_ERR_STATE;
-	if (st != LMM_OK) {
-		lmm_count_refusal(mm, st);
-		lmm_logf("lmm: refused pool marks low=%u target=%u: %s", low, target, lmm_status_str(st));
-		return st;
+	if (lmm_port_context() != LMM_CTX_NORMAL) {
+		refuse_context(mm, "pool marks", __builtin_return_address(0));
+		return LMM_ERR_BAD_CONTEXT;
+	}
+	if (low > target) {
+		struct lmm_report r = { .reason = LMM_ERR_STATE, .op = "pool marks", .phys = LMM_PHYS_INVALID,
+					.order = low, .found_order = target,
+					.caller = __builtin_return_address(0) };
+		lmm_refuse(mm, &r);
+		return LMM_ERR_STATE;
 	}
 
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
-	LMM_WRITE_ONCE(mm->pool_low, low);
-	LMM_WRITE_ONCE(mm->pool_target, target);
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
-
-	/* Shrinking returns the surplus to the buddy lists now, a bounded batch per hold. */
+	/* Shrinking returns the shared surplus to the buddy lists now, a batch per hold. */
 	bool more = true;
 	while (more) {
-		fl = lmm_port_lock_irqsave(&mm->lock);
-		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool > mm->pool_target; n++)
-			lmm_buddy_free_locked(mm, lmm_pool_pop_locked(mm), 0);
-		more = mm->npool > mm->pool_target;
-		mm->pool_low_water = mm->npool;
-		lmm_port_unlock_irqrestore(&mm->lock, fl);
+		struct lmm_held h;
+		struct lmm_cpu *c = lmm_lock_here(mm, &h);
+		LMM_WRITE_ONCE(mm->pool_low, low);
+		LMM_WRITE_ONCE(mm->pool_target, target);
+		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool && mm->reserve_frames > target; n++) {
+			uint32_t idx = lmm_stack_pop(mm, &mm->pool_head, &mm->npool);
+			lmm_reserve_leave_locked(mm, c, idx);
+			lmm_buddy_free_locked(mm, c, idx, 0);
+		}
+		more = mm->npool && mm->reserve_frames > target;
+		mm->pool_low_water = lmm_reserve_level(mm);
+		lmm_unlock_here(mm, &h);
 	}
 	return LMM_OK;
 }
@@ -142,84 +178,87 @@ enum own_op { OWN_GET, OWN_TRANSFER, OWN_UNEXCLUSIVE, OWN_QUERY };
 
 /*
  * One locked body for every ownership operation: locate, check the frame's state,
- * then act.  Refusals are counted under the lock and reported after it.
+ * then act.  Refusals are counted and reported after the lock is dropped.  Reference
+ * counts above one change only here and in core_free_locked(), under the lock.
  */
-static enum lmm_status ownership_op(struct lmm *mm, const void *ptr, enum own_op op,
-				    uint16_t from, uint16_t to, uint16_t *owner_out)
+static enum lmm_status ownership_op(struct lmm *mm, const void *ptr, enum own_op op, uint16_t from,
+				    uint16_t to, uint16_t *owner_out, const void *caller)
 {
 	static const char *const names[] = { "get", "transfer", "unexclusive", "owner query" };
-	struct lmm_refusal why = { names[op], ptr, LMM_PHYS_INVALID, 0, 0, 0, 0, from };
+	struct lmm_report r = { .op = names[op], .ptr = ptr, .phys = LMM_PHYS_INVALID,
+				.caller_owner = from, .caller = caller };
 	uint32_t idx;
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (st == LMM_OK && op == OWN_TRANSFER && to == 0)
 		st = LMM_ERR_BAD_OWNER;
 	if (st != LMM_OK) {
-		if (op == OWN_QUERY)
-			return st;
-		lmm_count_refusal(mm, st);
-		lmm_report_refusal(mm, st, &why);
+		if (op != OWN_QUERY) {
+			r.reason = st;
+			lmm_refuse(mm, &r);
+		}
 		return st;
 	}
 
-	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
+	struct lmm_held h;
+	lmm_lock_here(mm, &h);
 	struct lmm_frame *f = &mm->frames[idx];
-	why.state = f->state;
-	why.found_order = f->order;
-	why.owner = f->owner;
+	uint8_t state = LMM_READ_ONCE(f->state);
+	r.found_state = state;
+	r.found_order = f->order;
+	r.owner = LMM_READ_ONCE(f->owner);
 	if (op == OWN_QUERY) {
-		*owner_out = f->state == LMM_FRAME_EXCLUSIVE ? f->owner : 0;
-	} else if (f->state == LMM_FRAME_ALLOCATED) {
+		*owner_out = state == LMM_FRAME_EXCLUSIVE ? r.owner : 0;
+	} else if (state == LMM_FRAME_ALLOCATED) {
 		if (op != OWN_GET)
 			st = LMM_ERR_NOT_EXCLUSIVE;
 		else if (f->refcount == UINT16_MAX)
 			st = LMM_ERR_REFCOUNT;
 		else
-			f->refcount++;
-	} else if (f->state == LMM_FRAME_EXCLUSIVE) {
+			LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount + 1));
+	} else if (state == LMM_FRAME_EXCLUSIVE) {
 		if (op == OWN_GET) {
 			st = LMM_ERR_EXCLUSIVE;
-		} else if (f->owner != from) {
+		} else if (r.owner != from) {
 			st = LMM_ERR_WRONG_OWNER;
 		} else if (op == OWN_TRANSFER) {
-			f->owner = to;
+			LMM_WRITE_ONCE(f->owner, to);
 		} else {
-			f->state = LMM_FRAME_ALLOCATED;
-			f->owner = 0;
-			f->refcount = 1;
+			LMM_WRITE_ONCE(f->owner, 0);
+			LMM_WRITE_ONCE(f->refcount, 1);
+			LMM_WRITE_ONCE(f->state, LMM_FRAME_ALLOCATED);
 		}
 	} else {
-		st = lmm_state_refusal(f->state);
+		st = lmm_state_refusal(state);
 	}
-	if (st != LMM_OK && op != OWN_QUERY)
-		mm->refused[st]++;
-	lmm_port_unlock_irqrestore(&mm->lock, fl);
+	lmm_unlock_here(mm, &h);
 
 	if (st != LMM_OK && op != OWN_QUERY) {
-		why.phys = lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
-		lmm_report_refusal(mm, st, &why);
+		r.reason = st;
+		r.phys = lmm_frame_phys(mm, idx);
+		lmm_refuse(mm, &r);
 	}
 	return st;
 }
 
 enum lmm_status lmm_page_get(struct lmm *mm, void *ptr)
 {
-	return ownership_op(mm, ptr, OWN_GET, lmm_port_owner(), 0, NULL);
+	return ownership_op(mm, ptr, OWN_GET, lmm_port_owner(), 0, NULL, __builtin_return_address(0));
 }
 
 enum lmm_status lmm_page_transfer(struct lmm *mm, void *ptr, uint16_t from, uint16_t to)
 {
-	return ownership_op(mm, ptr, OWN_TRANSFER, from, to, NULL);
+	return ownership_op(mm, ptr, OWN_TRANSFER, from, to, NULL, __builtin_return_address(0));
 }
 
 enum lmm_status lmm_page_unexclusive(struct lmm *mm, void *ptr, uint16_t owner)
 {
-	return ownership_op(mm, ptr, OWN_UNEXCLUSIVE, owner, 0, NULL);
+	return ownership_op(mm, ptr, OWN_UNEXCLUSIVE, owner, 0, NULL, __builtin_return_address(0));
 }
 
 uint16_t lmm_page_owner(struct lmm *mm, const void *ptr)
 {
 	uint16_t owner = 0;
-	ownership_op(mm, ptr, OWN_QUERY, 0, 0, &owner);
+	ownership_op(mm, ptr, OWN_QUERY, 0, 0, &owner, NULL);
 	return owner;
 }
 

@@ -19,6 +19,7 @@ HOST_TEST_TIMEOUT=${HOST_TEST_TIMEOUT:-900}
 
 suites() {
 	suite host sh tests/run-all.sh --host-binaries
+	suite picture sh tests/picture/run-tests.sh
 	suite boot sh tests/qemu/boot-tests.sh
 	suite embed sh tests/embed/run-embed.sh
 	suite cross sh tests/cross/run-cross.sh

@@ -51,6 +51,8 @@ struct kernel_options {
 	uint64_t pool_low;       /* pool low mark, 0 = half the target                        */
 	uint64_t atomic_per_tick;/* atomic allocations per timer tick, default 4              */
 	bool mm_poison;          /* fill freed pages with a pattern, check it on allocation   */
+	bool mm_holders;         /* record who holds each block; list the top call sites     */
+	bool mm_map;             /* memory map in ANSI colour (default) or, if false, letters  */
 	bool help;               /* `help` on the command line: print the option table       */
 };
 

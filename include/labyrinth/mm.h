@@ -1,21 +1,29 @@
 /*
  * mm.h - Labyrinth's physical page allocator: the whole public API of mm/.
  *
- * A buddy allocator over 4 KiB frames with 16 bytes of metadata per frame, an
- * emergency pool for atomic (interrupt-context) single-page allocations, and
- * exclusive (single-owner) pages.  The caller owns the `struct lmm`; everything
- * mm/ needs from the host kernel comes through <labyrinth/mm_port.h>.
+ * A buddy allocator over 4 KiB frames with 16 bytes of metadata per frame, a per-CPU
+ * layer of order-0 caches in front of it, an emergency pool (the reserve) for atomic
+ * single-page allocations, and exclusive (single-owner) pages.  The caller owns the
+ * `struct lmm`; everything mm/ needs from the host kernel comes through
+ * <labyrinth/mm_port.h>.
  *
  * Contexts, as used in every contract below:
  *   any          - normal code, interrupts disabled, or inside an interrupt handler
+ *   not handler  - anything but an interrupt handler (interrupts may be off)
  *   normal only  - interrupts enabled, not in a handler (lmm_port_context() == NORMAL)
  *   init only    - before lmm_init() returns, single-threaded
  *
- * Locking: one spinlock per struct lmm, always taken with interrupts disabled, held
- * only for bounded work (O(1) on the pool path, O(MAX_ORDER) on the buddy path).
- * No function here calls the port's log hook with the lock held; the owner hook may be
- * called with it held, and so may the fatal hook (corruption found mid-operation).
- * Lock order, in full:  lmm.lock -> (nothing).
+ * Locking.  One spinlock per struct lmm (the core lock) guards the buddy lists, the
+ * shared part of the reserve and every reference count above one.  Each CPU's cache
+ * and pool slice is touched only by that CPU with interrupts disabled, and needs no
+ * lock.  Lock order, in full:
+ *
+ *     interrupts off (lmm_port_irq_save)        per-CPU cache and pool slice
+ *       -> lmm.lock (lmm_port_lock_irqsave)     buddy lists, shared pool, refcounts
+ *            -> nothing
+ *
+ * No function here formats text or calls lmm_port_report() with the lock held or with
+ * interrupts off on its behalf; lmm_port_fatal() may be called with the lock held.
  */
 #ifndef LABYRINTH_MM_H
 #define LABYRINTH_MM_H
@@ -48,16 +56,15 @@ extern "C" {
 #define LMM_MAX_RESERVED 64
 #endif
 #ifndef LMM_MAX_REGIONS
-#define LMM_MAX_REGIONS 64
+#define LMM_MAX_REGIONS 64 /* at most 256: the frame record keeps it in a byte */
 #endif
 
-/* Debug checks: KERNEL-from-atomic-context refusal, poisoning, canary. 1 = on. */
+/* Debug checks: KERNEL-from-handler refusal, poisoning, lock assertions. 1 = on. */
 #ifndef LMM_DEBUG
 #define LMM_DEBUG 1
 #endif
 
-/* Physical addresses at or above this are absurd on x86-64 (52-bit limit). */
-#define LMM_PHYS_LIMIT (1ull << 52)
+#define LMM_PHYS_LIMIT (1ull << LMM_PORT_PHYS_BITS)
 #define LMM_PHYS_INVALID UINT64_MAX
 
 /* ---- Allocation flags (GFP-style) ---------------------------------------------- */
@@ -65,55 +72,61 @@ extern "C" {
 typedef uint32_t lmm_gfp_t;
 
 /* Raw bits: what each one permits or asks for. */
-#define LMM_GFPB_NOWAIT (1u << 0)    /* caller cannot wait: any context may use it   */
-#define LMM_GFPB_RESERVE (1u << 1)   /* may take pages from the emergency pool        */
-#define LMM_GFPB_EXCLUSIVE (1u << 2) /* record the page as owned by exactly one owner */
-#define LMM_GFPB_ZERO (1u << 3)      /* return the block zero-filled                  */
+#define LMM_GFPB_NOWAIT (1u << 0)    /* caller may be in a handler: skip the handler check */
+#define LMM_GFPB_RESERVE (1u << 1)   /* may take pages from the emergency pool             */
+#define LMM_GFPB_EXCLUSIVE (1u << 2) /* record the page as owned by exactly one owner      */
+#define LMM_GFPB_ZERO (1u << 3)      /* return the block zero-filled                       */
 #define LMM_GFPB_ALL (LMM_GFPB_NOWAIT | LMM_GFPB_RESERVE | LMM_GFPB_EXCLUSIVE | LMM_GFPB_ZERO)
 
 /*
- * The combinations callers use.
+ * The combinations callers use.  mm/ never waits or sleeps, whichever is used.
  *
- * KERNEL: normal context only.  Never touches the emergency pool, so however hard
- *         normal code drives memory to exhaustion, interrupt handlers keep a reserve.
- *         Called with interrupts off or from a handler, a debug build refuses it.
- * ATOMIC: any context.  Never waits and never refills anything; an order-0 request is
- *         served from the pool first (O(1)), then from the buddy lists.  The reserve
- *         exists for exactly these callers.
+ * KERNEL: everything but interrupt handlers (interrupts may be off, locks may be held:
+ *         this is the flag behind a kernel's general kalloc()).  Never touches the
+ *         emergency pool, so however hard normal code drives memory to exhaustion,
+ *         handlers keep a reserve.  From a handler, a debug build refuses it.
+ * NOWAIT: any context, handlers included, but leaves the reserve alone.
+ * ATOMIC: any context.  An order-0 request is served from the reserve first (this
+ *         CPU's slice, O(1) without a lock, then the shared pool), then from the normal
+ *         lists.  Never refills anything.  The reserve exists for exactly these callers.
  */
 #define LMM_GFP_KERNEL 0u
+#define LMM_GFP_NOWAIT LMM_GFPB_NOWAIT
 #define LMM_GFP_ATOMIC (LMM_GFPB_NOWAIT | LMM_GFPB_RESERVE)
-#define LMM_GFP_NOWAIT LMM_GFPB_NOWAIT /* any context, but leave the reserve alone */
 
-/* Modifiers, or'ed into either of the above. */
+/* Modifiers, or'ed into any of the above. */
 #define LMM_GFP_EXCLUSIVE LMM_GFPB_EXCLUSIVE
 #define LMM_GFP_ZERO LMM_GFPB_ZERO
+
+/* Caller classes, for per-class statistics (who took pages from the reserve). */
+enum lmm_gfp_class { LMM_CLASS_KERNEL, LMM_CLASS_NOWAIT, LMM_CLASS_ATOMIC, LMM_CLASS_COUNT };
 
 /* ---- Results -------------------------------------------------------------------- */
 
 /* Every refusal has a reason; lmm_status_str() spells it for logs. */
 enum lmm_status {
 	LMM_OK = 0,
-	LMM_ERR_NOT_ALIGNED,     /* address is not page aligned                           */
-	LMM_ERR_NOT_MANAGED,     /* address is not in memory this allocator manages         */
-	LMM_ERR_NOT_HEAD,        /* address is inside a block, not at its first page         */
-	LMM_ERR_ALREADY_FREE,    /* block is already free (double free)                     */
-	LMM_ERR_IN_POOL,         /* page sits in the emergency pool, it was never handed out */
-	LMM_ERR_RESERVED,        /* page is reserved (kernel image, metadata, firmware...)    */
-	LMM_ERR_WRONG_ORDER,     /* freed with an order other than the one allocated          */
-	LMM_ERR_WRONG_OWNER,     /* exclusive page touched by someone other than its owner   */
-	LMM_ERR_EXCLUSIVE,       /* a second reference to an exclusive page was requested     */
-	LMM_ERR_NOT_EXCLUSIVE,   /* an ownership operation on a page that is not exclusive    */
-	LMM_ERR_BAD_ORDER,       /* order above LMM_MAX_ORDER                                  */
-	LMM_ERR_BAD_FLAGS,       /* unknown gfp bits, or EXCLUSIVE with order > 0, ...          */
-	LMM_ERR_BAD_OWNER,       /* owner tag 0 where a real owner is required                  */
-	LMM_ERR_BAD_CONTEXT,     /* a normal-only call made with interrupts off / in a handler  */
-	LMM_ERR_REFCOUNT,        /* reference count would overflow                             */
+	LMM_ERR_NOT_ALIGNED,     /* address is not page aligned                            */
+	LMM_ERR_NOT_MANAGED,     /* address is not in memory this allocator manages          */
+	LMM_ERR_NOT_HEAD,        /* address is inside a block, not at its first page          */
+	LMM_ERR_ALREADY_FREE,    /* block is free: in the lists, a per-CPU cache or the pool  */
+	LMM_ERR_RESERVED,        /* page is reserved (kernel image, metadata, firmware...)     */
+	LMM_ERR_WRONG_ORDER,     /* freed with an order other than the one allocated           */
+	LMM_ERR_WRONG_OWNER,     /* exclusive page touched by someone other than its owner    */
+	LMM_ERR_EXCLUSIVE,       /* a second reference to an exclusive page was requested      */
+	LMM_ERR_NOT_EXCLUSIVE,   /* an ownership operation on a page that is not exclusive     */
+	LMM_ERR_BAD_ORDER,       /* order above LMM_MAX_ORDER                                   */
+	LMM_ERR_BAD_FLAGS,       /* unknown gfp bits, or EXCLUSIVE with order > 0               */
+	LMM_ERR_BAD_OWNER,       /* owner tag 0 where a real owner is required                   */
+	LMM_ERR_BAD_CONTEXT,     /* call made from a context its contract excludes               */
+	LMM_ERR_REFCOUNT,        /* reference count would overflow                              */
 	LMM_ERR_EMPTY_RANGE,     /* range is empty, or nothing whole-page is left after trimming */
-	LMM_ERR_ABSURD_RANGE,    /* range wraps around or lies past the 52-bit physical limit   */
-	LMM_ERR_TOO_MANY_RANGES, /* the fixed range table is full                               */
-	LMM_ERR_STATE,           /* call made in the wrong phase (e.g. add_range after init)     */
-	LMM_ERR_NO_MEMORY,       /* init: no usable memory, or no room for the metadata          */
+	LMM_ERR_ABSURD_RANGE,    /* range wraps around or lies past LMM_PORT_PHYS_BITS          */
+	LMM_ERR_TOO_MANY_RANGES, /* the fixed range table is full                                */
+	LMM_ERR_STATE,           /* call made in the wrong phase (e.g. add_range after init)      */
+	LMM_ERR_NO_MEMORY,       /* init: no usable memory, or no room for the metadata           */
+	LMM_ERR_POISONED,        /* debug: a freed page was written after its free (reported at
+	                          * the allocation that found it; the allocation still succeeds) */
 	LMM_STATUS_COUNT
 };
 
@@ -123,47 +136,90 @@ const char *lmm_status_str(enum lmm_status status);
 
 /*
  * One record per managed 4 KiB frame, kept in an array carved from usable RAM at
- * init.  Free-list links live here, not in the free frames, so the allocator never
- * touches a free page.  Frames that are not the first of a block are LMM_FRAME_TAIL,
- * whichever state their block is in; only block heads carry a meaningful order.
- * Fields are private to mm/; the record is public so its size can be asserted.
+ * init.  List links live here, not in the free frames, so the allocator never touches
+ * a free page.  Frames that are not the first of a block are LMM_FRAME_TAIL, whichever
+ * state their block is in; only block heads carry a meaningful order.  Fields are
+ * private to mm/; the record is public so its size can be asserted.
  */
 enum lmm_frame_state {
-	LMM_FRAME_TAIL = 0,  /* inside a block whose head is another frame            */
-	LMM_FRAME_FREE,      /* head of a free block, on free_list[order]            */
-	LMM_FRAME_ALLOCATED, /* head of an allocated block with a reference count    */
-	LMM_FRAME_EXCLUSIVE, /* head of an allocated page with exactly one owner      */
-	LMM_FRAME_POOL,      /* page held in the emergency pool                       */
-	LMM_FRAME_RESERVED,  /* never handed out (firmware, kernel, metadata ...)      */
+	LMM_FRAME_TAIL = 0,  /* inside a block whose head is another frame              */
+	LMM_FRAME_FREE,      /* head of a free block, on free_list[order]              */
+	LMM_FRAME_ALLOCATED, /* head of an allocated block with a reference count      */
+	LMM_FRAME_EXCLUSIVE, /* head of an allocated page with exactly one owner        */
+	LMM_FRAME_POOL,      /* page held in the emergency pool (shared or a CPU slice) */
+	LMM_FRAME_CACHED,    /* free page held in a CPU's order-0 cache                 */
+	LMM_FRAME_RESERVED,  /* never handed out (firmware, kernel, metadata ...)        */
+	LMM_FRAME_STATE_COUNT
 };
 
 struct lmm_frame {
-	uint32_t next;     /* free/pool list link (frame index), LMM_NIL at the end */
-	uint32_t prev;     /* free list back link; unused in the pool               */
+	uint32_t next;     /* list link (frame index), LMM_NIL at the end           */
+	uint32_t prev;     /* buddy free list back link; unused on the LIFO lists   */
 	uint16_t owner;    /* exclusive owner tag, 0 when none                      */
 	uint16_t refcount; /* references to an ALLOCATED block                      */
 	uint8_t state;     /* enum lmm_frame_state                                  */
 	uint8_t order;     /* order of the block this frame heads                   */
-	uint8_t flags;     /* LMM_FRAME_F_*                                         */
+	uint8_t flags;     /* private LMM_FRAME_F_* bits                            */
 	uint8_t region;    /* index of the region holding this frame                */
 };
 
 #define LMM_FRAME_BYTES 16
 #define LMM_NIL UINT32_MAX
 
-/* ---- The allocator ---------------------------------------------------------------- */
+/* ---- Refusal reports ---------------------------------------------------------------- */
+
+/*
+ * What a refused call found.  mm/ counts it, fills this in and passes it to
+ * lmm_port_report(); no text is made until someone calls lmm_report_format().
+ */
+struct lmm_report {
+	enum lmm_status reason;
+	const char *op;           /* static: "alloc", "free", "get", "transfer", ...    */
+	const void *ptr;          /* the address the caller passed (NULL for alloc)     */
+	uint64_t phys;            /* its page, LMM_PHYS_INVALID when not managed          */
+	unsigned order;           /* order the caller passed                             */
+	unsigned found_order;     /* order of the block found there                      */
+	uint8_t found_state;      /* enum lmm_frame_state found there                    */
+	uint16_t owner;           /* exclusive owner found (0 if none)                   */
+	uint16_t caller_owner;    /* owner tag the caller acted as (0 if none)           */
+	lmm_gfp_t gfp;            /* alloc only                                          */
+	const void *caller;       /* return address of the public call                   */
+	enum lmm_context context; /* the caller's context                                */
+	unsigned cpu;             /* the CPU it ran on                                   */
+};
+
+/*
+ * One line describing @r, NUL-terminated, truncated to @len; returns its length.
+ * Any context (but meant for the port, outside interrupts-off sections).
+ */
+size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len);
+
+/* ---- Configuration -------------------------------------------------------------------- */
 
 struct lmm_config {
-	/* Pages held in the emergency pool. LMM_POOL_AUTO: managed/128, within [16, 4096]. */
+	/* Pages in the emergency pool.  LMM_POOL_AUTO: managed/128 within [16, 4096],
+	 * never more than 1/8 of free memory.  0: no reserve at all. */
 	uint32_t pool_target;
-	/* lmm_pool_needs_refill() once the fill drops below this; LMM_POOL_AUTO: target/2. */
+	/* lmm_pool_needs_refill() once the pool drops below this; LMM_POOL_AUTO: target/2.
+	 * Below it, normal (non-ATOMIC) slow paths also top the pool up, a batch at a time. */
 	uint32_t pool_low;
+	/* Per-CPU order-0 cache: pages moved per refill/drain (0: the default, 16) and the
+	 * most a CPU keeps (0: the default, 64).  cache_high = LMM_CPU_OFF: no cache. */
+	uint32_t cache_batch, cache_high;
+	/* Per-CPU pool slice: the most reserve pages one CPU keeps for itself without the
+	 * lock (0: the default, 16, capped at target / (2 * LMM_PORT_MAX_CPUS)).
+	 * LMM_CPU_OFF: no slices, every reserve page comes through the lock. */
+	uint32_t pool_slice;
 	/* LMM_CFG_* bits. */
 	uint32_t flags;
 };
 #define LMM_POOL_AUTO UINT32_MAX
-#define LMM_CFG_POISON (1u << 0) /* debug: fill freed pages, check them on allocation */
-#define LMM_CFG_QUIET (1u << 1)  /* log refusals only, no informational lines        */
+#define LMM_CPU_OFF UINT32_MAX
+#define LMM_CFG_POISON (1u << 0)  /* debug: fill freed pages, check them on allocation   */
+#define LMM_CFG_QUIET (1u << 1)   /* no informational log lines at init                   */
+#define LMM_CFG_HOLDERS (1u << 2) /* keep an owner record per allocated block (see below) */
+
+/* ---- The allocator ---------------------------------------------------------------- */
 
 /* A contiguous run of usable frames after merging; owned by mm/. */
 struct lmm_region {
@@ -177,27 +233,67 @@ struct lmm_range {
 	uint64_t base, end; /* [base, end) in bytes, page aligned once accepted */
 };
 
+/* Word-sized counters: a CPU updates its own without an atomic read-modify-write. */
+typedef unsigned long lmm_count_t;
+
+/*
+ * One CPU's slice of the allocator: its order-0 cache and its share of the reserve,
+ * both LIFO stacks through lmm_frame.next.  Touched only by that CPU with interrupts
+ * off (others read the counters for statistics), so it needs no lock; a cache line of
+ * its own keeps CPUs from sharing one.
+ */
+struct lmm_cpu {
+	_Alignas(64) uint32_t cache_head, cache_count;
+	uint32_t slice_head, slice_count;
+	lmm_count_t allocated; /* pages handed out here minus taken back here (wraps) */
+	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
+	lmm_count_t cache_refills, cache_drains;
+	lmm_count_t reserve_to[LMM_CLASS_COUNT];
+};
+
 /* Snapshot of every counter.  Page counts unless named otherwise. */
 struct lmm_stats {
-	uint64_t managed;   /* frames with metadata = free + allocated + pool + reserved */
-	uint64_t free;      /* in the buddy free lists                                   */
-	uint64_t allocated; /* handed out, exclusive or not                              */
-	uint64_t pool;      /* held in the emergency pool                                */
-	uint64_t reserved;  /* never handed out, including the metadata itself           */
+	uint64_t managed;   /* frames with metadata = free+allocated+pool+cached+reserved */
+	uint64_t free;      /* in the buddy free lists                                    */
+	uint64_t allocated; /* handed out, exclusive or not                               */
+	uint64_t pool;      /* emergency pool: the shared part and every CPU's slice      */
+	uint64_t cached;    /* in the per-CPU order-0 caches                              */
+	uint64_t reserved;  /* never handed out, including the metadata itself            */
+	/* free + pool + cached: what is not held.  Stable whatever the pool and caches
+	 * are doing: the figure for leak checks and "free memory" displays. */
+	uint64_t available;
 	uint64_t free_blocks[LMM_MAX_ORDER + 1]; /* like /proc/buddyinfo                */
+	/* Per order k: the share of free-list memory (in 1/1000) in blocks smaller than
+	 * 2^k pages, i.e. unusable for an order-k request (Linux's unusable index). */
+	uint32_t unusable_permille[LMM_MAX_ORDER + 1];
 	uint64_t alloc_calls, alloc_failures;    /* failures: NULL for lack of memory    */
 	uint64_t free_calls;
-	uint64_t poison_errors;                  /* debug: freed pages written after free */
+	uint64_t poison_errors;                  /* debug: = refused[LMM_ERR_POISONED]     */
 	uint64_t refused[LMM_STATUS_COUNT];      /* refused calls by reason               */
 	uint64_t refused_total;
-	uint32_t pool_target, pool_low, pool_low_water;
-	uint64_t pool_hits;           /* atomic allocations served by the pool          */
-	uint64_t pool_empty_failures; /* atomic allocations that found pool AND buddy empty */
+	uint32_t pool_target, pool_low, pool_low_water, pool_slice;
+	uint64_t pool_hits;           /* reserve allocations (ATOMIC order 0)            */
+	uint64_t pool_empty_failures; /* ATOMIC order 0 that found nothing anywhere      */
 	uint64_t pool_refills;        /* refill operations that added at least one page   */
 	uint64_t pool_refill_pages;
-	uint64_t pool_topups;         /* pages normal-context frees put back in the pool  */
-	uint64_t metadata_bytes;
-	uint32_t regions;
+	uint64_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out, per class */
+	uint64_t reserve_held;        /* reserve pages out with their holders now        */
+	uint32_t cache_batch, cache_high;
+	uint64_t cache_refills, cache_drains;
+	uint64_t metadata_bytes; /* frame records, plus the holder table when configured */
+	uint32_t regions, cpus;  /* cpus: LMM_PORT_MAX_CPUS */
+};
+
+struct lmm_cpu_stats {
+	uint32_t cache_pages, pool_pages;
+	uint64_t allocs, frees, alloc_failures, pool_hits, cache_refills, cache_drains;
+};
+
+/* The optional holder record of an allocated block (LMM_CFG_HOLDERS). */
+struct lmm_holder {
+	const void *caller; /* return address of the allocating call */
+	uint32_t seq;       /* allocation sequence number            */
+	uint8_t cpu, context, order, pad;
 };
 
 struct lmm {
@@ -205,6 +301,7 @@ struct lmm {
 	uint64_t canary_head;
 	lmm_port_lock_t lock;
 	uint32_t phase;
+	uint32_t lock_holder; /* debug: CPU + 1 holding the lock, 0 when free */
 	struct lmm_config cfg;
 
 	/* Ingest tables, consumed by lmm_init(). */
@@ -215,24 +312,24 @@ struct lmm {
 	uint32_t nregions;
 	struct lmm_region regions[LMM_MAX_REGIONS];
 	struct lmm_frame *frames;
+	struct lmm_holder *holders; /* NULL unless LMM_CFG_HOLDERS */
+	uint32_t holder_seq;
 	uint64_t nframes;
-	uint64_t metadata_phys;
+	uint64_t metadata_phys, metadata_bytes;
 
-	/* Buddy lists: protected by lock. */
+	/* The core: protected by lock. */
 	uint32_t free_mask; /* bit k set <=> free_head[k] != LMM_NIL */
 	uint32_t free_head[LMM_MAX_ORDER + 1];
 	uint64_t free_blocks[LMM_MAX_ORDER + 1];
-	uint64_t nfree, nallocated, nreserved_pages;
-	uint32_t npool; /* 32-bit: read locklessly, and 8-byte atomics are not free everywhere */
+	uint64_t nfree, nreserved_pages;
+	uint32_t pool_head, npool; /* shared part of the reserve */
+	uint32_t reserve_frames;   /* frames in the reserve's budget, waiting or handed out */
+	uint32_t pool_target, pool_low, pool_low_water, pool_slice;
+	uint32_t cache_batch, cache_high;
+	uint64_t pool_empty_failures, pool_refills, pool_refill_pages;
 
-	/* Emergency pool: a LIFO stack of frames linked through lmm_frame.next. */
-	uint32_t pool_head;
-	uint32_t pool_target, pool_low, pool_low_water;
-	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages, pool_topups;
-
-	uint64_t alloc_calls, alloc_failures, free_calls;
-	uint32_t poison_errors; /* updated outside the lock: 32-bit for the same reason */
-	uint64_t refused[LMM_STATUS_COUNT];
+	lmm_count_t refused[LMM_STATUS_COUNT]; /* atomic adds: refusals are rare */
+	struct lmm_cpu cpu[LMM_PORT_MAX_CPUS];
 	uint64_t canary_tail;
 };
 
@@ -251,14 +348,20 @@ enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len);
 /* Returns LMM_ERR_NO_MEMORY when nothing is usable or the metadata fits nowhere. */
 enum lmm_status lmm_init(struct lmm *mm);
 
-/* Bytes of metadata lmm_init() will carve for the ranges given so far. Init only. */
+/*
+ * Bytes of metadata lmm_init() will carve for the ranges given so far: 16 per frame,
+ * plus sizeof(struct lmm_holder) per frame with LMM_CFG_HOLDERS (16 on a 64-bit host),
+ * each rounded up to a page.  Init only.
+ */
 uint64_t lmm_metadata_bytes(const struct lmm *mm);
 
 /*
  * Allocate 2^order contiguous, naturally aligned pages.  Returns the kernel-virtual
- * address, or NULL when no block of that order is free (fragmentation included) or
- * the call is refused (bad order or flags: logged and counted).
- * Context: any for NOWAIT/ATOMIC; normal only for KERNEL.  Takes lmm.lock.
+ * address, or NULL when nothing this request may use is free (fragmentation and pages
+ * held in other CPUs' caches included) or the call is refused (bad order or flags;
+ * KERNEL from a handler in debug builds: counted and reported).
+ * Context: any for NOWAIT/ATOMIC; not handler for KERNEL.  Order 0 is served by this
+ * CPU's cache (no lock) and refilled in batches; larger orders take lmm.lock.
  * EXCLUSIVE pages are order 0 and owned by lmm_port_owner() (or @owner).
  */
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp);
@@ -266,10 +369,12 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
 
 /*
  * Drop one reference to the block at @ptr, freeing it when none are left.  NULL is a
- * no-op.  Any context.  Takes lmm.lock.  Every bad free (unaligned, unmanaged, not a
- * block head, wrong order, already free, reserved, pool page, exclusive page freed by a
- * non-owner) is refused, logged with the address and reason, counted, and changes nothing.
- * An exclusive page may be freed only by its owner: lmm_port_owner(), or @owner.
+ * no-op.  Any context.  An order-0 page goes to this CPU's cache, or back to the
+ * reserve if it came from there (no lock either way, until a batch has to move);
+ * shared pages and larger blocks take lmm.lock.  Every bad free (unaligned, unmanaged,
+ * not a block head, wrong order, already free, reserved, an exclusive page freed by a
+ * non-owner) is refused, counted, reported, and changes nothing.  An exclusive page may
+ * be freed only by its owner: lmm_port_owner(), or @owner.
  */
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order);
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner);
@@ -277,16 +382,16 @@ enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, 
 /*
  * Reference counting for non-exclusive blocks.  lmm_page_get() adds a reference
  * (refused for an exclusive page: it can never be shared); lmm_page_put() is
- * lmm_free_pages().  Any context.
+ * lmm_free_pages().  Any context; the caller must hold a reference already.
  */
 enum lmm_status lmm_page_get(struct lmm *mm, void *ptr);
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order);
 
 /*
  * Exclusive ownership.  lmm_page_transfer() hands an exclusive page from its owner
- * @from to @to (e.g. from an interrupt handler to the main loop); lmm_page_unexclusive()
- * turns it into an ordinary page with one reference.  Refused unless @from / @owner is
- * the current owner.  Any context.
+ * @from to @to (e.g. from an interrupt handler to another CPU's main loop);
+ * lmm_page_unexclusive() turns it into an ordinary page with one reference.  Refused
+ * unless @from / @owner is the current owner.  Any context.  Takes lmm.lock.
  */
 enum lmm_status lmm_page_transfer(struct lmm *mm, void *ptr, uint16_t from, uint16_t to);
 enum lmm_status lmm_page_unexclusive(struct lmm *mm, void *ptr, uint16_t owner);
@@ -298,28 +403,88 @@ uint64_t lmm_virt_to_phys(const struct lmm *mm, const void *ptr); /* LMM_PHYS_IN
 void *lmm_phys_to_virt(const struct lmm *mm, uint64_t phys);      /* NULL if unmanaged */
 
 /*
- * The emergency pool.  lmm_pool_refill() tops the pool up to its target from the buddy
- * lists, a bounded batch per lock hold; it is the only place that loops to refill.
- * Normal only (refused with 0 otherwise); returns the pages added.  Frees made in
- * normal context also top the pool up, one page at a time.
+ * The emergency pool (the reserve): a fixed budget of pool_target order-0 frames,
+ * waiting (stats.pool: the shared pool and every CPU's slice) or out with ATOMIC
+ * callers (stats.reserve_held).  Each frame remembers it belongs to the reserve, so
+ * when it is freed - in any context, on any CPU - it goes straight back, never to the
+ * normal lists, and the reserve stays the same compact set of frames.  Frames join it
+ * from the buddy lists only at init and after the target is raised, and leave it only
+ * when the target is lowered.
+ *
+ * lmm_pool_refill(): bring the reserve up to its target (after lmm_pool_set_marks
+ * raised it), a bounded batch per lock hold; returns the pages added.  Not handler
+ * (refused with 0 there).  Non-ATOMIC slow paths do the same a batch at a time.
  */
 uint32_t lmm_pool_refill(struct lmm *mm);
-bool lmm_pool_needs_refill(struct lmm *mm); /* fill < low mark.  Any context. */
+bool lmm_pool_needs_refill(struct lmm *mm); /* budget below the low mark.  Any context. */
 /* Start a new low-water measurement from the current fill.  Any context. */
 void lmm_pool_reset_low_water(struct lmm *mm);
-/* Change the marks; the pool converges on the next refill.  Normal only. */
+/* Change the marks; shrinking returns the surplus at once.  Normal only. */
 enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target);
+
+/*
+ * Return @cpu's cache and pool slice to the core.  For the calling CPU (any context),
+ * or for a CPU that is not running mm/ code (offline, or parked by the caller), e.g.
+ * before lmm_check() or when a CPU goes offline.  Takes lmm.lock.
+ */
+void lmm_cpu_drain(struct lmm *mm, unsigned cpu);
 
 /* ---- Observability ------------------------------------------------------------------ */
 
-void lmm_get_stats(struct lmm *mm, struct lmm_stats *out); /* any context */
-void lmm_dump(struct lmm *mm);                             /* any context; logs counters */
+/* Counters, summed over every CPU (each read without stopping it).  Any context. */
+void lmm_get_stats(struct lmm *mm, struct lmm_stats *out);
+/* One CPU's cache, slice and counters.  Any context. */
+void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out);
+void lmm_dump(struct lmm *mm); /* normal only; logs counters */
 /*
  * Walk every frame and list and verify every invariant (list/metadata agreement,
- * alignment, full coalescing, no overlap, conservation).  Logs each violation and
- * returns their number (0 = healthy).  Holds lmm.lock for O(frames): normal only.
+ * alignment, full coalescing, no overlap, every cache and slice, conservation).  Logs
+ * each violation and returns their number (0 = healthy).  Holds lmm.lock for
+ * O(frames): normal only, and no other CPU may be allocating (their caches are read).
  */
 uint64_t lmm_check(struct lmm *mm);
+
+/*
+ * With LMM_CFG_HOLDERS: log the call sites holding the most pages, like Linux's
+ * page_owner sorted output, at most @max lines.  Returns the number of call sites
+ * found (0 when holder records are off).  Normal only; O(frames).
+ */
+unsigned lmm_dump_holders(struct lmm *mm, unsigned max);
+
+/* ---- The memory walk ----------------------------------------------------------------- */
+
+/* What a run of frames is; HOLE is physical address space no region covers. */
+enum lmm_run_kind {
+	LMM_RUN_HOLE,
+	LMM_RUN_FREE,
+	LMM_RUN_ALLOCATED,
+	LMM_RUN_EXCLUSIVE,
+	LMM_RUN_POOL,
+	LMM_RUN_CACHED,
+	LMM_RUN_RESERVED,
+	LMM_RUN_KIND_COUNT
+};
+
+/* @npages frames from @base_pfn, all of @kind; @order is the block order of a FREE run, else 0. */
+struct lmm_run {
+	uint64_t base_pfn, npages;
+	enum lmm_run_kind kind;
+	unsigned order;
+};
+
+typedef void (*lmm_walk_fn)(const struct lmm_run *run, void *ctx);
+
+/*
+ * Calls fn for consecutive runs of frames of one kind, in physical order, holes between
+ * regions included (from pfn 0).  FREE runs carry the order of their block (adjacent
+ * free blocks of different orders are separate runs).  Normal context only; takes the lock
+ * in bounded chunks and calls fn outside it.  Returns the number of runs.
+ *
+ * Each chunk is a consistent snapshot; the whole walk is not (memory may change between
+ * chunks), but the runs always tile [0, end of the last region) exactly once, in order.
+ * Outside normal context it refuses (LMM_ERR_BAD_CONTEXT, reported to the port), returns 0.
+ */
+uint64_t lmm_walk(struct lmm *mm, lmm_walk_fn fn, void *ctx);
 
 /* ---- The atomic exclusive routine ---------------------------------------------------- */
 
@@ -333,8 +498,13 @@ struct lmm *lmm_default(void);
 /*
  * One 4 KiB page, allocated in atomic context and owned exclusively by the caller
  * (lmm_port_owner()): lmm_alloc_pages(lmm_default(), 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE).
- * Any context; never waits; O(1) when the emergency pool has a page.  Returns NULL at
- * once (and counts it) when the pool and the buddy lists are both empty.
+ * Any context; never waits; O(1) and lock-free while this CPU's pool slice has a page.
+ * Returns NULL at once (and counts it) when the reserve and the lists are both empty.
+ *
+ * Interrupts-off work, worst case: one lock hold that moves half a slice from the
+ * shared pool (pool_slice/2 pops), or, with the reserve empty, one pop from this CPU's
+ * cache or one buddy allocation (O(LMM_MAX_ORDER) splits).  Its free: a push, or one
+ * lock hold that pushes to the shared pool.  Never a loop over memory, never a refill.
  */
 void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void);
 

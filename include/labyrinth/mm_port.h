@@ -1,9 +1,11 @@
 /*
  * mm_port.h - everything mm/ needs from the kernel that embeds it.
  *
- * mm/ is freestanding C11: it calls exactly the eight hooks below and nothing else.
- * A host kernel implements them once (see mm/README.md for a complete minimal port).
- * The hooks are plain functions resolved at link time, so a port costs no indirection.
+ * mm/ is freestanding C11: it calls exactly the twelve hooks below and nothing else.
+ * A host kernel implements them once (mm/README.md has a complete minimal port, for one
+ * CPU and for several).  The hooks are plain functions resolved at link time, so a port
+ * costs no indirection.  Compile-time knobs (LMM_PORT_*) are set with -D or before the
+ * first labyrinth header is included, identically for every file that includes it.
  */
 #ifndef LABYRINTH_MM_PORT_H
 #define LABYRINTH_MM_PORT_H
@@ -15,10 +17,29 @@
 extern "C" {
 #endif
 
+/* ---- Compile-time knobs ----------------------------------------------------------- */
+
+/*
+ * Most CPUs that will ever call mm/ at once.  Each one gets a per-CPU cache and pool
+ * slice inside struct lmm (192 bytes each on 64-bit hosts, 128 on 32-bit: three or two
+ * cache lines).  1 (the default) is a uniprocessor
+ * port: lmm_port_cpu_id() then simply returns 0.
+ */
+#ifndef LMM_PORT_MAX_CPUS
+#define LMM_PORT_MAX_CPUS 1
+#endif
+
+/*
+ * Width of a physical address on this machine: ranges at or above 2^LMM_PORT_PHYS_BITS
+ * are refused as absurd.  52 covers x86-64 and AArch64; RISC-V Sv57 needs 56.
+ */
+#ifndef LMM_PORT_PHYS_BITS
+#define LMM_PORT_PHYS_BITS 52
+#endif
+
 /*
  * Storage for one port spinlock, embedded in struct lmm.  mm/ never looks inside;
- * the port casts it to its own lock type.  A port whose lock is larger than this
- * defines LMM_PORT_LOCK_BYTES before including any labyrinth header (or with -D).
+ * the port casts it to its own lock type.  A larger lock: raise this.
  */
 #ifndef LMM_PORT_LOCK_BYTES
 #define LMM_PORT_LOCK_BYTES 64
@@ -28,15 +49,23 @@ typedef struct lmm_port_lock {
 	_Alignas(16) unsigned char opaque[LMM_PORT_LOCK_BYTES];
 } lmm_port_lock_t;
 
-/* Whatever the port needs to restore the interrupt state (x86: RFLAGS). */
+/*
+ * Whatever the port needs to restore the interrupt state it saved (x86: RFLAGS;
+ * RISC-V: sstatus.SIE; a push_off/pop_off kernel: nothing, return 0).  mm/ only stores
+ * it and hands it back, in strict LIFO order.
+ */
 typedef uintptr_t lmm_irqflags_t;
 
 /* The execution context of the caller, as the port sees it. */
 enum lmm_context {
-	LMM_CTX_NORMAL = 0,    /* thread/kernel context, interrupts enabled: may do slow work */
-	LMM_CTX_IRQS_OFF = 1,  /* interrupts disabled, not inside a handler                  */
-	LMM_CTX_INTERRUPT = 2, /* inside an interrupt (or signal) handler                      */
+	LMM_CTX_NORMAL = 0,    /* thread/kernel context, interrupts enabled                 */
+	LMM_CTX_IRQS_OFF = 1,  /* interrupts disabled, not inside a handler                 */
+	LMM_CTX_INTERRUPT = 2, /* inside an interrupt (or signal) handler                    */
 };
+
+struct lmm_report; /* a refused call, described in <labyrinth/mm.h> */
+
+/* ---- Locks and interrupts ---------------------------------------------------------- */
 
 /*
  * 1. Initialise a lock.  @name is a static string the port may keep for reports.
@@ -47,7 +76,9 @@ void lmm_port_lock_init(lmm_port_lock_t *lock, const char *name);
 /*
  * 2. Save the interrupt state, disable interrupts on this CPU, then take @lock.
  *    Any context.  Must nest with interrupts already off and must never enable them.
- *    mm/ holds a lock only for short, bounded sections and never takes two at once.
+ *    mm/ has one lock per struct lmm, holds it only for bounded work and never takes it
+ *    twice, so a lock that keeps its own interrupt nesting (push_off/pop_off) may
+ *    return 0 here and ignore the flags in hook 3.
  */
 lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *lock);
 
@@ -58,32 +89,69 @@ lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *lock);
 void lmm_port_unlock_irqrestore(lmm_port_lock_t *lock, lmm_irqflags_t flags);
 
 /*
- * 4. The kernel-virtual address of physical address @phys.  Called at init for the
- *    base of every usable region; each region must then be mapped virtually
- *    contiguous (a direct map / HHDM satisfies this).  Any context.
+ * 4. Disable interrupts on this CPU and return the previous state; 5. put it back.
+ *    Any context; must nest (mm/ may take the lock, hook 2, inside such a section).
+ *    The per-CPU caches rely on this alone: between 4 and 5 the caller cannot be
+ *    preempted or migrated, and no handler on this CPU can run.
+ */
+lmm_irqflags_t lmm_port_irq_save(void);
+void lmm_port_irq_restore(lmm_irqflags_t flags);
+
+/*
+ * 6. Index of the calling CPU, 0 .. LMM_PORT_MAX_CPUS-1.  Called with interrupts
+ *    disabled (so the answer is stable); must be cheap: it is on every allocation.
+ */
+unsigned lmm_port_cpu_id(void);
+
+/* ---- Memory and identity --------------------------------------------------------------- */
+
+/*
+ * 7. The kernel-virtual address of physical address @phys.  Called by lmm_init() only,
+ *    for the first and last page of every usable region and for the metadata; each
+ *    region must be mapped virtually contiguous (a direct map / HHDM satisfies this).
  */
 void *lmm_port_phys_to_virt(uint64_t phys);
 
-/* 5. The context of the caller right now.  Any context; must be cheap. */
+/*
+ * 8. The context of the caller right now.  Any context; must be cheap.  Needs an
+ *    interrupt-nesting count kept by the kernel's interrupt entry (mm/README.md shows
+ *    the few lines it takes).  Asked only when the answer decides something: debug
+ *    builds refusing a KERNEL allocation from a handler, and the normal-only calls.
+ */
 enum lmm_context lmm_port_context(void);
 
 /*
- * 6. The owner tag of the caller, recorded in exclusive pages it allocates without
- *    naming an owner.  Any context.  0 is reserved for "no owner".  A kernel might
- *    return (cpu << 8 | in_interrupt) + 1, or a thread id.
+ * 9. The owner tag of the caller, recorded in exclusive pages it allocates without
+ *    naming an owner and checked when it frees one.  Any context.  0 means "no owner".
+ *    One tag per CPU and context works well: ((cpu << 1) | in_interrupt) + 1 (the recipe
+ *    of mm/README.md and of the Labyrinth kernel's KMM_OWNER); or a thread id.
  */
 uint16_t lmm_port_owner(void);
 
+/* ---- Reporting --------------------------------------------------------------------------- */
+
 /*
- * 7. Write one complete, NUL-terminated log line (no trailing newline).  Never called
- *    with an mm/ lock held, but may be called from any context, including interrupt
- *    handlers that report a refused operation.
+ * 10. A refused call (a bad free, a wrong owner, a bad order ...), as a structured
+ *     record that mm/ has already counted.  Called from the context of the refused
+ *     call, interrupt handlers included, but never with the mm/ lock held or with
+ *     interrupts disabled on mm/'s behalf.  mm/ formats no text for it: the port
+ *     decides whether and when to print it (lmm_report_format() makes the line), e.g.
+ *     print at once in normal context and queue it from a handler.  @r is valid only
+ *     during the call.
+ */
+void lmm_port_report(const struct lmm_report *r);
+
+/*
+ * 11. Write one complete, NUL-terminated log line (no trailing newline, at most 191
+ *     characters): init messages, lmm_dump(), lmm_check(), lmm_dump_holders().  Only
+ *     ever called from those normal-context calls, never with the mm/ lock held.
  */
 void lmm_port_log(const char *line);
 
 /*
- * 8. Unrecoverable corruption (a canary overwritten, an impossible metadata state).
- *    Must not return.  Any context.
+ * 12. Unrecoverable corruption (a canary overwritten, an impossible frame state, a
+ *     *_locked function entered without the lock).  Must not return and must not call
+ *     back into mm/.  Any context, possibly with the mm/ lock held.
  */
 _Noreturn void lmm_port_fatal(const char *reason);
 

@@ -1,8 +1,10 @@
 /*
  * bench.c - the host benchmark of mm/ (make bench, make bench-ir): drives the workloads
- * of workloads.c over a 1 GiB arena against the two free-list baselines, interleaving the
+ * of workloads.c over 1 GiB arenas against the free-list baselines, interleaving the
  * allocators round by round, and prints a table of medians (and a CSV) or, built with
  * BENCH_CALLGRIND and run under callgrind, dumps one callgrind profile per measured region.
+ * Linked with the host port (port_host.c) or, built with BENCH_PORT_MINIMAL, with the
+ * minimal port an embedding kernel would have (port_minimal.c); tests/bench/README.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,6 +26,10 @@
 #ifndef BENCH_CALLGRIND
 #define BENCH_CALLGRIND 0
 #endif
+#ifndef BENCH_PORT_MINIMAL
+#define BENCH_PORT_MINIMAL 0
+#endif
+#define PORT_NAME (BENCH_PORT_MINIMAL ? "minimal" : "host")
 #if BENCH_CALLGRIND
 #include <valgrind/callgrind.h>
 #endif
@@ -32,11 +39,15 @@
 
 #define ARENA_BYTES (1 * GiB)
 #define ARENA_PAGES (ARENA_BYTES >> LMM_PAGE_SHIFT)
+#define HOLDERS_BYTES (64 * MiB) /* the LMM_CFG_HOLDERS instance: W1 warm only */
 #define MAX_ROUNDS 64
 
 #define FL_NAME "freelist"
-#define FLL_NAME "freelist+irqsave" /* the reference every ratio is taken against */
+#define FLT_NAME "freelist+tas" /* the cheap locked list: every ratio is taken against it */
+#define FLL_NAME "freelist+portlock"
 #define LMM_NAME "mm/"
+#define LMM_NC_NAME "mm/ no-cache"  /* cache_high = pool_slice = LMM_CPU_OFF: one lock */
+#define LMM_H_NAME "mm/ +holders"   /* LMM_CFG_HOLDERS */
 #define LMM_ATOMIC_NAME "mm/ atomic-excl"
 
 static struct {
@@ -45,7 +56,12 @@ static struct {
 	uint64_t w3_ops; /* per W3 configuration */
 	const char *csv;
 	bool ir;
-} opt = { 7, 1000000, 1000000, NULL, false };
+	bool mt, mt_only;  /* the 2-thread scaling run (timed only) */
+	uint64_t mt_pairs; /* per thread and measurement */
+	unsigned mt_rounds;
+} opt = { 7, 1000000, 1000000, NULL, false, true, false, 4000000, 7 };
+
+#define unlikely_null(p) __builtin_expect((p) == NULL, 0)
 
 static unsigned problems; /* failed sanity checks: the run exits non-zero */
 
@@ -212,7 +228,7 @@ static const struct series *reference_for(const struct series *s)
 	if (s->no_ratio)
 		return NULL;
 	for (unsigned i = 0; i < nresults; i++)
-		if (!strcmp(results[i].workload, s->workload) && !strcmp(results[i].alloc, FLL_NAME) &&
+		if (!strcmp(results[i].workload, s->workload) && !strcmp(results[i].alloc, FLT_NAME) &&
 		    !strcmp(results[i].metric, s->metric))
 			return &results[i];
 	return NULL;
@@ -233,7 +249,7 @@ static void fmt_num(char *buf, size_t len, double v)
 static void print_table(void)
 {
 	printf("\n%-24s %-17s %-19s %-28s %s\n", "workload", "allocator", "metric",
-	       "median (min-max)", "vs freelist+irqsave");
+	       "median (min-max)", "vs " FLT_NAME);
 	printf("%.*s\n", 110, "----------------------------------------------------------------------"
 			      "----------------------------------------------------------------------");
 	const char *last = "";
@@ -276,7 +292,7 @@ static void write_csv(const char *build)
 		problems++;
 		return;
 	}
-	fprintf(f, "build,workload,allocator,metric,unit,median,min,max,rounds,ratio_vs_freelist_irqsave\n");
+	fprintf(f, "build,workload,allocator,metric,unit,median,min,max,rounds,ratio_vs_freelist_tas\n");
 	for (unsigned i = 0; i < nresults; i++) {
 		const struct series *s = &results[i];
 		double med, min, max;
@@ -297,51 +313,113 @@ static void write_csv(const char *build)
 
 /* ---- The arenas and the allocators under test ------------------------------------------- */
 
-static struct lmm mm;
+/*
+ * Three instances of mm/, each over its own 1 GiB (the holders one 64 MiB) of one host
+ * arena: mm with the shipped defaults (per-CPU caches and pool slices on), mm_nc with
+ * the per-CPU layer off (every call takes the one lock: the "single-lock build"), mm_h
+ * with holder records.  The free lists get a separate 1 GiB.
+ */
+static struct lmm mm, mm_nc, mm_h;
 static struct bench_freelist fl;
 static void *fl_base;
 
 static const struct bench_alloc A_FL = { FL_NAME, bench_freelist_alloc, bench_freelist_free, &fl };
+static const struct bench_alloc A_FLT = { FLT_NAME, bench_freelist_alloc_tas, bench_freelist_free_tas, &fl };
 static const struct bench_alloc A_FLL = { FLL_NAME, bench_freelist_alloc_irqsave,
 					  bench_freelist_free_irqsave, &fl };
 static const struct bench_alloc A_LMM = { LMM_NAME, bench_lmm_alloc, bench_lmm_free, &mm };
+static const struct bench_alloc A_LMM_NC = { LMM_NC_NAME, bench_lmm_alloc, bench_lmm_free, &mm_nc };
+static const struct bench_alloc A_LMM_H = { LMM_H_NAME, bench_lmm_alloc, bench_lmm_free, &mm_h };
 static const struct bench_alloc A_LMM_ATOMIC = { LMM_ATOMIC_NAME, bench_lmm_atomic_alloc,
 						 bench_lmm_atomic_free, NULL };
 
-static struct lmm_stats stats(void)
+static struct lmm_stats stats_of(struct lmm *m)
 {
 	struct lmm_stats s;
-	lmm_get_stats(&mm, &s);
+	lmm_get_stats(m, &s);
 	return s;
 }
 
-static struct lmm_stats idle; /* the state after init: every workload returns to it */
-
-/* After each mm/ run: no refusal, invariants hold, nothing leaked. */
-static void check_mm(const char *what, uint64_t allocated)
+static struct lmm_stats stats(void)
 {
-	struct lmm_stats s = stats();
+	return stats_of(&mm);
+}
+
+/* The state after init: every workload returns to it. */
+static struct lmm_stats idle, idle_nc;
+
+/* Pages a KERNEL caller can take from @m when nothing is held: never the reserve. */
+static uint64_t kernel_pages(const struct lmm_stats *s)
+{
+	return s->available - s->pool;
+}
+
+/* After each mm/ run: no refusal, invariants hold, nothing leaked, every page back in
+ * the lists, the pool or a cache (available: freed order-0 pages wait in caches). */
+static void check_instance(struct lmm *m, const struct lmm_stats *at_idle, const char *what,
+			   uint64_t allocated)
+{
+	lmm_cpu_drain(m, lmm_port_cpu_id()); /* lmm_check() wants the caches it reads quiet */
+	struct lmm_stats s = stats_of(m);
 	if (s.refused_total)
 		problem("%s: mm/ refused %" PRIu64 " calls (last log: %s)", what, s.refused_total,
 			host_log_last());
 	if (s.allocated != allocated)
 		problem("%s: %" PRIu64 " pages allocated, expected %" PRIu64, what, s.allocated, allocated);
-	uint64_t bad = lmm_check(&mm);
+	if (at_idle && allocated == 0 && s.available != at_idle->available)
+		problem("%s: %" PRIu64 " pages available after freeing all, %" PRIu64 " at init", what,
+			s.available, at_idle->available);
+	uint64_t bad = lmm_check(m);
 	if (bad)
 		problem("%s: lmm_check found %" PRIu64 " violations", what, bad);
 }
 
-static void setup_arenas(void)
+static void check_mm(const char *what, uint64_t allocated)
 {
-	host_arena_map(ARENA_BYTES);
-	host_arena_touch(0, ARENA_BYTES);
-	lmm_begin(&mm, NULL); /* the shipped defaults: automatic pool, no poisoning */
-	if (lmm_add_range(&mm, 0, ARENA_BYTES) != LMM_OK || lmm_init(&mm) != LMM_OK) {
+	check_instance(&mm, &idle, what, allocated);
+}
+
+/* Every page freed: all of them available again (the free lists, the pool, a cache). */
+static void check_all_back(struct lmm *m, const struct lmm_stats *at_idle, const char *what)
+{
+	struct lmm_stats s = stats_of(m);
+	if (s.available != at_idle->available || s.allocated != 0)
+		problem("%s: %" PRIu64 " available (free %" PRIu64 " pool %" PRIu64 " cached %" PRIu64
+			"), %" PRIu64 " allocated after freeing all; %" PRIu64 " available at init",
+			what, s.available, s.free, s.pool, s.cached, s.allocated, at_idle->available);
+}
+
+static void init_instance(struct lmm *m, const struct lmm_config *cfg, uint64_t base, uint64_t bytes)
+{
+	lmm_begin(m, cfg);
+	if (lmm_add_range(m, base, bytes) != LMM_OK || lmm_init(m) != LMM_OK) {
 		fprintf(stderr, "bench: lmm_init failed: %s\n", host_log_last());
 		exit(2);
 	}
+}
+
+static void setup_arenas(void)
+{
+	uint64_t total = 2 * ARENA_BYTES + HOLDERS_BYTES;
+	host_arena_map(total);
+	host_arena_touch(0, total);
+	init_instance(&mm, NULL, 0, ARENA_BYTES); /* the shipped defaults: automatic pool, caches */
+	init_instance(&mm_nc,
+		      &(struct lmm_config){ .pool_target = LMM_POOL_AUTO, .pool_low = LMM_POOL_AUTO,
+					    .cache_high = LMM_CPU_OFF, .pool_slice = LMM_CPU_OFF },
+		      ARENA_BYTES, ARENA_BYTES);
+	init_instance(&mm_h,
+		      &(struct lmm_config){ .pool_target = LMM_POOL_AUTO, .pool_low = LMM_POOL_AUTO,
+					    .flags = LMM_CFG_HOLDERS },
+		      2 * ARENA_BYTES, HOLDERS_BYTES);
 	lmm_set_default(&mm);
 	idle = stats();
+	idle_nc = stats_of(&mm_nc);
+	struct lmm_stats sh = stats_of(&mm_h);
+	printf("holder records (LMM_CFG_HOLDERS): %zu bytes per frame (struct lmm_holder); "
+	       "metadata %.2f bytes per frame with them, %u without\n",
+	       sizeof(struct lmm_holder), (double)sh.metadata_bytes / (double)sh.managed,
+	       (unsigned)sizeof(struct lmm_frame));
 
 	fl_base = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -373,66 +451,97 @@ static void run_pairs(const char *workload, const struct bench_alloc *const *all
 				problem("%s/%s: %" PRIu64 " allocations failed", workload, a->name, failed);
 			record(workload, a->name, "alloc+free pair", "ns", false, ns_per_op("pair"));
 			if (a == &A_LMM_ATOMIC) {
-				/* Pool-served means: every allocation a pool hit, and the buddy lists
-				 * and the pool exactly as before (each free refilled the pool). */
+				/* Pool-served means: every allocation a pool hit, and the reserve and
+				 * what is available exactly as before (each free returned its page
+				 * to the reserve: this CPU's slice). */
 				struct lmm_stats after = stats();
 				if (after.pool_hits - before.pool_hits != opt.pairs ||
-				    after.free != before.free || after.pool != before.pool)
+				    after.available != before.available || after.pool != before.pool)
 					problem("%s: not pool-served (pool hits %" PRIu64 " of %" PRIu64
-						", free %" PRIu64 "->%" PRIu64 ", pool %" PRIu64 "->%" PRIu64 ")",
+						", available %" PRIu64 "->%" PRIu64 ", pool %" PRIu64 "->%" PRIu64 ")",
 						workload, after.pool_hits - before.pool_hits, opt.pairs,
-						before.free, after.free, before.pool, after.pool);
+						before.available, after.available, before.pool, after.pool);
 			}
 		}
 }
 
 static void w1_warm(void)
 {
-	/* The pinned page keeps its buddy from merging: each pair takes and returns that
-	 * buddy on the order-0 list, with no split and no merge. */
+	/* The pinned page keeps its buddy from merging: without a cache (mm_nc), each pair
+	 * takes and returns that buddy on the order-0 list, with no split and no merge; with
+	 * one, each pair pops and pushes this CPU's cache. */
 	void *pin = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM };
-	run_pairs("W1 warm order-0", allocs, 3);
+	void *pin_nc = lmm_alloc_pages(&mm_nc, 0, LMM_GFP_KERNEL);
+	void *pin_h = lmm_alloc_pages(&mm_h, 0, LMM_GFP_KERNEL);
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLT, &A_FLL, &A_LMM, &A_LMM_NC, &A_LMM_H };
+	run_pairs("W1 warm order-0", allocs, 6);
 	lmm_free_pages(&mm, pin, 0);
+	lmm_free_pages(&mm_nc, pin_nc, 0);
+	lmm_free_pages(&mm_h, pin_h, 0);
 	check_mm("W1 warm", 0);
+	check_instance(&mm_nc, &idle_nc, "W1 warm, no cache", 0);
+	check_instance(&mm_h, NULL, "W1 warm, holders", 0);
+}
+
+struct held {
+	void **blk;
+	uint8_t *ord;
+	uint64_t n;
+};
+
+/*
+ * Everything in @m allocated but one order-LMM_MAX_ORDER block: without a cache each
+ * order-0 allocation splits it all the way down and each free merges it all the way
+ * back up; with one, the first allocation refills the cache by one batch (one split)
+ * and the pairs after it are served by the cache.
+ */
+static struct held cold_setup(struct lmm *m, const struct lmm_stats *at_idle, const char *what)
+{
+	uint64_t cap = kernel_pages(at_idle) + 1;
+	struct held h = { malloc(cap * sizeof(void *)), malloc(cap), 0 };
+	for (int o = LMM_MAX_ORDER; o >= 0; o--) {
+		void *p;
+		while (h.n < cap && (p = lmm_alloc_pages(m, (unsigned)o, LMM_GFP_KERNEL))) {
+			h.blk[h.n] = p;
+			h.ord[h.n++] = (uint8_t)o;
+		}
+	}
+	lmm_free_pages(m, h.blk[0], h.ord[0]);
+	lmm_cpu_drain(m, lmm_port_cpu_id());
+	struct lmm_stats s = stats_of(m);
+	if (h.ord[0] != LMM_MAX_ORDER || s.free != 1u << LMM_MAX_ORDER ||
+	    s.free_blocks[LMM_MAX_ORDER] != 1)
+		problem("%s: set-up left %" PRIu64 " free pages, not one order-%d block", what, s.free,
+			LMM_MAX_ORDER);
+	return h;
+}
+
+static void cold_release(struct lmm *m, struct held *h)
+{
+	for (uint64_t i = 1; i < h->n; i++)
+		lmm_free_pages(m, h->blk[i], h->ord[i]);
+	free(h->blk);
+	free(h->ord);
 }
 
 static void w1_cold(void)
 {
-	/* Everything allocated but one order-LMM_MAX_ORDER block: each allocation splits it
-	 * all the way down, each free merges it all the way back up. */
-	uint64_t cap = idle.free + 1;
-	void **blk = malloc(cap * sizeof(*blk));
-	uint8_t *ord = malloc(cap);
-	uint64_t n = 0;
-	for (int o = LMM_MAX_ORDER; o >= 0; o--) {
-		void *p;
-		while (n < cap && (p = lmm_alloc_pages(&mm, (unsigned)o, LMM_GFP_KERNEL))) {
-			blk[n] = p;
-			ord[n++] = (uint8_t)o;
-		}
-	}
-	lmm_free_pages(&mm, blk[0], ord[0]);
-	struct lmm_stats s = stats();
-	if (ord[0] != LMM_MAX_ORDER || s.free != 1u << LMM_MAX_ORDER ||
-	    s.free_blocks[LMM_MAX_ORDER] != 1)
-		problem("W1 cold: set-up left %" PRIu64 " free pages, not one order-%d block", s.free,
-			LMM_MAX_ORDER);
+	struct held h = cold_setup(&mm, &idle, "W1 cold");
+	struct held h_nc = cold_setup(&mm_nc, &idle_nc, "W1 cold, no cache");
 
-	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM };
-	run_pairs("W1 cold order-0", allocs, 3);
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLT, &A_FLL, &A_LMM, &A_LMM_NC };
+	run_pairs("W1 cold order-0", allocs, 5);
 
-	for (uint64_t i = 1; i < n; i++)
-		lmm_free_pages(&mm, blk[i], ord[i]);
-	free(blk);
-	free(ord);
+	cold_release(&mm, &h);
+	cold_release(&mm_nc, &h_nc);
 	check_mm("W1 cold", 0);
+	check_instance(&mm_nc, &idle_nc, "W1 cold, no cache", 0);
 }
 
 static void w5(void)
 {
-	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM_ATOMIC };
-	run_pairs("W5 atomic pool pair", allocs, 3);
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLT, &A_FLL, &A_LMM_ATOMIC };
+	run_pairs("W5 atomic pool pair", allocs, 4);
 	check_mm("W5", 0);
 }
 
@@ -443,13 +552,16 @@ static void w2(void)
 	const char *wl = "W2 exhaust+rand free";
 	uint64_t cap = ARENA_PAGES + 1;
 	void **slots = malloc(cap * sizeof(*slots));
-	const struct bench_alloc *allocs[] = { &A_FL, &A_FLL, &A_LMM };
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLT, &A_FLL, &A_LMM, &A_LMM_NC };
+	const unsigned n = sizeof(allocs) / sizeof(allocs[0]);
 	for (unsigned r = 0; r < opt.rounds; r++)
-		for (unsigned j = 0; j < 3; j++) {
-			const struct bench_alloc *a = allocs[(j + r) % 3];
+		for (unsigned j = 0; j < n; j++) {
+			const struct bench_alloc *a = allocs[(j + r) % n];
+			struct lmm *m = a->ctx == &mm_nc ? &mm_nc : &mm;
+			const struct lmm_stats *at_idle = m == &mm_nc ? &idle_nc : &idle;
 			if (is_freelist(a)) /* every run starts from a list in address order */
 				bench_freelist_build(&fl, fl_base, ARENA_PAGES);
-			uint64_t expect = is_freelist(a) ? ARENA_PAGES : idle.free;
+			uint64_t expect = is_freelist(a) ? ARENA_PAGES : kernel_pages(at_idle);
 			uint64_t got = bench_exhaust(a, meter_for(wl, a->name), slots, cap, 0x5eed0002u + r);
 			if (got != expect)
 				problem("W2/%s: %" PRIu64 " pages before exhaustion, expected %" PRIu64,
@@ -459,16 +571,13 @@ static void w2(void)
 			record(wl, a->name, "time to exhaust", "ms", false,
 			       (double)region_of("alloc")->ns / 1e6);
 			record(wl, a->name, "pages", "", true, (double)got);
-			if (!is_freelist(a)) {
-				struct lmm_stats s = stats();
-				if (s.free != idle.free || s.pool != idle.pool)
-					problem("W2: free %" PRIu64 " pool %" PRIu64 " after freeing all",
-						s.free, s.pool);
-			}
+			if (!is_freelist(a))
+				check_all_back(m, at_idle, "W2");
 		}
 	bench_freelist_build(&fl, fl_base, ARENA_PAGES);
 	free(slots);
 	check_mm("W2", 0);
+	check_instance(&mm_nc, &idle_nc, "W2, no cache", 0);
 }
 
 /* ---- W3: random orders at fixed occupancy -------------------------------------------------- */
@@ -486,7 +595,7 @@ static void w3(void)
 		{ "W3 90% uniform", 90, false },
 	};
 	const unsigned ncfg = sizeof(cfgs) / sizeof(cfgs[0]);
-	uint64_t cap = idle.free;
+	uint64_t cap = kernel_pages(&idle);
 	void **blocks = malloc(cap * sizeof(*blocks));
 	uint8_t *orders = malloc(cap);
 
@@ -494,7 +603,7 @@ static void w3(void)
 		for (unsigned j = 0; j < ncfg; j++) {
 			unsigned c = (j + r) % ncfg;
 			struct bench_w3_config cfg = {
-				.avail_pages = idle.free,
+				.avail_pages = kernel_pages(&idle),
 				.occupancy_pct = cfgs[c].pct,
 				.geometric = cfgs[c].geometric,
 				.max_order = 9,
@@ -509,19 +618,16 @@ static void w3(void)
 			       (double)res.fill_failures);
 			record(cfgs[c].name, LMM_NAME, "allocs attempted", "", true, (double)res.allocs);
 			record(cfgs[c].name, LMM_NAME, "occupancy at end", "%", true,
-			       100.0 * (double)res.live_pages / (double)idle.free);
+			       100.0 * (double)res.live_pages / (double)kernel_pages(&idle));
 			if (opt.ir)
 				printf("%s: %" PRIu64 " fragmentation failures in %" PRIu64 " allocations"
 				       " (%" PRIu64 " during the fill), %" PRIu64 " frees, %.1f%% occupied at the end\n",
 				       cfgs[c].name, res.frag_failures, res.allocs, res.fill_failures, res.frees,
-				       100.0 * (double)res.live_pages / (double)idle.free);
+				       100.0 * (double)res.live_pages / (double)kernel_pages(&idle));
 			if (res.other_failures)
 				problem("%s: %" PRIu64 " allocations failed for lack of free pages",
 					cfgs[c].name, res.other_failures);
-			struct lmm_stats s = stats();
-			if (s.free != idle.free || s.pool != idle.pool)
-				problem("%s: free %" PRIu64 " pool %" PRIu64 " after freeing all", cfgs[c].name,
-					s.free, s.pool);
+			check_all_back(&mm, &idle, cfgs[c].name);
 		}
 	free(blocks);
 	free(orders);
@@ -688,6 +794,139 @@ static void w4_ir(void)
 }
 #endif
 
+/* ---- 2 threads: order-0 pairs on two CPUs (timed only) -------------------------------- */
+
+#if !BENCH_PORT_MINIMAL
+/*
+ * Each worker is a CPU to the host port (it claims a slot when mm/ first asks) and does
+ * opt.mt_pairs order-0 pairs on the shared instance.  Throughput is pairs per second of
+ * wall time from the moment every worker is released to the moment the last one ends.
+ */
+struct mt_arg {
+	struct lmm *m;
+	pthread_barrier_t *go;
+	uint64_t failed;
+	uint64_t cpu_ns; /* the worker's own CPU time in its loop */
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *mt_worker(void *p)
+{
+	struct mt_arg *a = p;
+	void *warm = lmm_alloc_pages(a->m, 0, LMM_GFP_KERNEL); /* claim a CPU slot, fill its cache */
+	lmm_free_pages(a->m, warm, 0);
+	pthread_barrier_wait(a->go);
+	uint64_t c0 = thread_cpu_ns();
+	for (uint64_t i = 0; i < opt.mt_pairs; i++) {
+		void *pg = bench_lmm_alloc(a->m, 0);
+		if (unlikely_null(pg)) {
+			a->failed++;
+			continue;
+		}
+		bench_lmm_free(a->m, pg, 0);
+	}
+	a->cpu_ns = thread_cpu_ns() - c0;
+	return NULL;
+}
+
+/*
+ * Pairs per second of wall time with @nthreads workers on @m; *@per_cpu_s: pairs per
+ * second of each worker's own CPU time (mean), which a busy machine does not dilute.
+ */
+static double mt_run(struct lmm *m, unsigned nthreads, double *per_cpu_s)
+{
+	pthread_t t[2];
+	struct mt_arg args[2];
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, nthreads + 1);
+	for (unsigned i = 0; i < nthreads; i++) {
+		args[i] = (struct mt_arg){ m, &go, 0, 0 };
+		if (pthread_create(&t[i], NULL, mt_worker, &args[i])) {
+			fprintf(stderr, "bench: pthread_create failed\n");
+			exit(2);
+		}
+	}
+	pthread_barrier_wait(&go);
+	uint64_t t0 = now_ns();
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	uint64_t t1 = now_ns();
+	pthread_barrier_destroy(&go);
+	*per_cpu_s = 0;
+	for (unsigned i = 0; i < nthreads; i++) {
+		if (args[i].failed)
+			problem("MT: %" PRIu64 " allocations failed", args[i].failed);
+		*per_cpu_s += (double)opt.mt_pairs / ((double)args[i].cpu_ns / 1e9) / nthreads;
+	}
+	return (double)nthreads * (double)opt.mt_pairs / ((double)(t1 - t0) / 1e9);
+}
+
+static double median_of(double *v, unsigned n)
+{
+	double w[MAX_ROUNDS];
+	memcpy(w, v, n * sizeof(w[0]));
+	qsort(w, n, sizeof(w[0]), cmp_double);
+	return n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
+}
+
+/*
+ * The per-CPU layer's point: two CPUs doing order-0 pairs should not wait for each
+ * other.  Rounds alternate 1 and 2 threads and the two instances, so drift in the
+ * machine's load hits them alike; each round's scaling is (2-thread throughput) /
+ * (1-thread throughput) of that round, and the median of the rounds is printed.
+ */
+static void mt(void)
+{
+	struct {
+		const char *name;
+		struct lmm *m;
+		const struct lmm_stats *idle;
+		double one[MAX_ROUNDS], two[MAX_ROUNDS], scale[MAX_ROUNDS], cpu_scale[MAX_ROUNDS];
+	} in[2] = { { LMM_NAME, &mm, &idle, { 0 }, { 0 }, { 0 }, { 0 } },
+		    { LMM_NC_NAME " (single lock)", &mm_nc, &idle_nc, { 0 }, { 0 }, { 0 }, { 0 } } };
+	unsigned rounds = opt.mt_rounds;
+	printf("MT: 2 threads doing order-0 pairs vs 1 thread, %" PRIu64 " pairs per thread, %u rounds"
+	       " (wall-clock time on a shared machine: noisy)\n", opt.mt_pairs, rounds);
+	for (unsigned r = 0; r < rounds; r++)
+		for (unsigned k = 0; k < 2; k++) {
+			unsigned i = (k + r) % 2;
+			double c1, c2;
+			in[i].one[r] = mt_run(in[i].m, 1, &c1);
+			in[i].two[r] = mt_run(in[i].m, 2, &c2);
+			in[i].scale[r] = in[i].two[r] / in[i].one[r];
+			in[i].cpu_scale[r] = 2 * c2 / c1;
+			printf("MT %s round %u: 1 thread %.2f Mpairs/s, 2 threads %.2f Mpairs/s, scaling %.2fx"
+			       " (per CPU-second: %.2f vs %.2f Mpairs, %.2fx)\n", in[i].name, r + 1, in[i].one[r] / 1e6,
+			       in[i].two[r] / 1e6, in[i].scale[r], c1 / 1e6, c2 / 1e6, in[i].cpu_scale[r]);
+			record("MT order-0 pairs", in[i].m == &mm ? LMM_NAME : LMM_NC_NAME, "1 thread", "Mpairs/s",
+			       true, in[i].one[r] / 1e6);
+			record("MT order-0 pairs", in[i].m == &mm ? LMM_NAME : LMM_NC_NAME, "2 threads", "Mpairs/s",
+			       true, in[i].two[r] / 1e6);
+			record("MT order-0 pairs", in[i].m == &mm ? LMM_NAME : LMM_NC_NAME, "scaling 2/1", "x",
+			       true, in[i].scale[r]);
+		}
+	for (unsigned i = 0; i < 2; i++) {
+		/* Workers have exited: their caches hold pages nobody is using; return them. */
+		for (unsigned cpu = 0; cpu < LMM_PORT_MAX_CPUS; cpu++)
+			lmm_cpu_drain(in[i].m, cpu);
+		check_all_back(in[i].m, in[i].idle, "MT");
+		check_instance(in[i].m, in[i].idle, "MT", 0);
+		printf("MT %s: median scaling %.2fx (1 thread %.2f Mpairs/s, 2 threads %.2f Mpairs/s, medians of %u rounds)\n",
+		       in[i].name, median_of(in[i].scale, rounds), median_of(in[i].one, rounds) / 1e6,
+		       median_of(in[i].two, rounds) / 1e6, rounds);
+		printf("MT %s: median CPU-time ratio %.2fx (2 x pairs per CPU-second of a worker among 2 /"
+		       " of a lone worker; a diagnostic, not the target)\n",
+		       in[i].name, median_of(in[i].cpu_scale, rounds));
+	}
+}
+#endif
+
 /* ---- Main ------------------------------------------------------------------------------------ */
 
 static void print_machine(void)
@@ -734,8 +973,8 @@ static void print_machine(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench [--rounds N] [--pairs N] [--w3-ops N] [--csv FILE]%s\n",
-		BENCH_CALLGRIND ? " [--ir]" : "");
+	fprintf(stderr, "usage: bench [--rounds N] [--pairs N] [--w3-ops N] [--csv FILE] [--no-mt]"
+		" [--mt-only] [--mt-pairs N]%s\n", BENCH_CALLGRIND ? " [--ir]" : "");
 	exit(2);
 }
 
@@ -754,26 +993,43 @@ int main(int argc, char **argv)
 			opt.csv = argv[++i];
 		else if (!strcmp(argv[i], "--ir") && BENCH_CALLGRIND)
 			opt.ir = true;
+		else if (!strcmp(argv[i], "--no-mt"))
+			opt.mt = false;
+		else if (!strcmp(argv[i], "--mt-only") && !BENCH_PORT_MINIMAL)
+			opt.mt_only = true;
+		else if (!strcmp(argv[i], "--mt-pairs") && i + 1 < argc)
+			opt.mt_pairs = strtoull(argv[++i], NULL, 0);
 		else
 			usage();
 	}
-	if (opt.rounds < 1 || opt.rounds > MAX_ROUNDS)
+	if (opt.rounds < 1 || opt.rounds > MAX_ROUNDS || opt.mt_rounds > MAX_ROUNDS)
 		usage();
 	if (opt.ir) {
+		opt.mt = false; /* a timed figure: callgrind serialises threads */
 		opt.rounds = 1; /* instruction counts do not vary from round to round */
 		opt.pairs = 100000;
 		opt.w3_ops = 100000;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	char build[32];
-	snprintf(build, sizeof(build), "LMM_DEBUG=%d", LMM_DEBUG);
-	printf("mm/ benchmark: %s build, -O2, host port; %u rounds per figure, allocators interleaved\n",
-	       build, opt.rounds);
+	char build[64];
+	snprintf(build, sizeof(build), "LMM_DEBUG=%d/%s-port/MAX_CPUS=%d", LMM_DEBUG, PORT_NAME,
+		 LMM_PORT_MAX_CPUS);
+	printf("mm/ benchmark: %s build, -O2, %s port, LMM_PORT_MAX_CPUS=%d; %u rounds per figure,"
+	       " allocators interleaved\n", build, PORT_NAME, LMM_PORT_MAX_CPUS, opt.rounds);
 	print_machine();
 	printf("W1/W5: %" PRIu64 " pairs, W3: %" PRIu64 " ops per configuration, arena 1 GiB (touched)\n",
 	       opt.pairs, opt.w3_ops);
 
+#if !BENCH_PORT_MINIMAL
+	if (opt.mt_only) {
+		setup_arenas();
+		mt();
+		if (problems)
+			fprintf(stderr, "bench: %u problems (see above): figures are suspect\n", problems);
+		return problems ? 1 : 0;
+	}
+#endif
 #if BENCH_CALLGRIND
 	if (opt.ir)
 		w4_ir();
@@ -788,6 +1044,10 @@ int main(int argc, char **argv)
 	w2();
 	w3();
 	w5();
+#if !BENCH_PORT_MINIMAL
+	if (opt.mt)
+		mt();
+#endif
 
 	if (!opt.ir) {
 		print_table();

@@ -54,6 +54,52 @@ BENCH_NOINLINE void bench_freelist_free(void *ctx, void *page, unsigned order)
 	fl->head = page;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* Test-and-set: spin on a plain load until the exchange finds the lock free. */
+static inline void tas_lock(uint32_t *l)
+{
+	while (__atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			cpu_relax();
+}
+
+static inline void tas_unlock(uint32_t *l)
+{
+	__atomic_store_n(l, 0u, __ATOMIC_RELEASE);
+}
+
+BENCH_NOINLINE void *bench_freelist_alloc_tas(void *ctx, unsigned order)
+{
+	struct bench_freelist *fl = ctx;
+	(void)order;
+	lmm_irqflags_t flags = lmm_port_irq_save();
+	tas_lock(&fl->tas);
+	void **page = fl->head;
+	if (page)
+		fl->head = *page;
+	tas_unlock(&fl->tas);
+	lmm_port_irq_restore(flags);
+	return page;
+}
+
+BENCH_NOINLINE void bench_freelist_free_tas(void *ctx, void *page, unsigned order)
+{
+	struct bench_freelist *fl = ctx;
+	(void)order;
+	lmm_irqflags_t flags = lmm_port_irq_save();
+	tas_lock(&fl->tas);
+	*(void **)page = fl->head;
+	fl->head = page;
+	tas_unlock(&fl->tas);
+	lmm_port_irq_restore(flags);
+}
+
 BENCH_NOINLINE void *bench_freelist_alloc_irqsave(void *ctx, unsigned order)
 {
 	struct bench_freelist *fl = ctx;

@@ -40,18 +40,27 @@ struct bench_meter {
 /*
  * The free list a kernel writer has in ten minutes: each free page holds the address of
  * the next in its first word.  Order 0 only (the order argument is ignored).  The same
- * list is driven bare (bench_freelist_alloc/free: no lock, no interrupt masking) or behind
- * the port's IRQ-save spinlock (bench_freelist_*_irqsave), exactly as mm/ takes its lock.
+ * list is driven three ways:
+ *   bench_freelist_alloc/free          bare: no lock, no interrupt masking;
+ *   bench_freelist_*_tas               the cheap locked list, the reference of every
+ *                                      ratio: the port's lmm_port_irq_save/restore around
+ *                                      a test-and-set lock (one atomic exchange to take,
+ *                                      one release store to drop);
+ *   bench_freelist_*_irqsave           behind the port's own IRQ-save spinlock
+ *                                      (lmm_port_lock_irqsave), as mm/ takes its lock.
  */
 struct bench_freelist {
 	void *head;
 	lmm_port_lock_t lock;
+	uint32_t tas; /* the test-and-set lock: 1 while held */
 };
 
 /* Thread @npages pages from @base onto the list, lowest address first out.  Writes every page. */
 void bench_freelist_build(struct bench_freelist *fl, void *base, uint64_t npages);
 void *bench_freelist_alloc(void *fl, unsigned order);
 void bench_freelist_free(void *fl, void *page, unsigned order);
+void *bench_freelist_alloc_tas(void *fl, unsigned order);
+void bench_freelist_free_tas(void *fl, void *page, unsigned order);
 void *bench_freelist_alloc_irqsave(void *fl, unsigned order);
 void bench_freelist_free_irqsave(void *fl, void *page, unsigned order);
 

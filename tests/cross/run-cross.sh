@@ -3,11 +3,14 @@
 # one "PASS host-VARIANT: ..." / "FAIL host-VARIANT: why" line each (make test runs it).
 #
 # Variants (tests/cross/cross.mk): gcc-O0 gcc-O2 clang-O0 clang-O2 (x86-64), gcc-m32
-# (i386: 32-bit pointers, 64-bit physical addresses), aarch64 (Debian's cross compiler,
-# run under qemu-user), and kernel: mm/ built with the kernel's freestanding flags as
-# build/libmm/libmm.a and linked into the Labyrinth kernel in place of its own mm/ objects.
-# Every tests/host/test_mm_*.c present now is built and run for each variant; the inner
-# PASS/FAIL lines are kept in build/cross/VARIANT/log (shown, indented, on failure).
+# (i386: 32-bit pointers, 64-bit physical addresses), aarch64 and riscv64 (Debian's cross
+# compilers, run under qemu-user), and kernel: mm/ built with the kernel's freestanding
+# flags as build/libmm/libmm.a and linked into the Labyrinth kernel in place of its own
+# mm/ objects.  Every tests/host/test_mm_*.c present now and both example ports of
+# tests/embed/ (embed-example, embed-teach) are built and run for each variant; the inner
+# PASS/FAIL lines are kept in build/cross/VARIANT/log (shown, indented, on failure).  For
+# aarch64 and riscv64, a freestanding libmm.a also goes through tests/embed/isolation.sh's
+# symbol check with that target's nm (mm/README.md section 1 gives the table).
 #
 # Knobs: BUILD (build), CROSS_TIMEOUT (seconds per test program, 240).
 
@@ -16,7 +19,7 @@ cd "$(dirname "$0")/../.." || exit 1
 
 BUILD=${BUILD:-build}
 CROSS_TIMEOUT=${CROSS_TIMEOUT:-240}
-variants=${*:-gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 kernel}
+variants=${*:-gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 kernel}
 cross=$BUILD/cross
 mkdir -p "$cross" || exit 1
 failed=0
@@ -66,8 +69,8 @@ built() {
 run_variant() {
 	v=$1
 	case $v in
-	aarch64)
-		runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+	aarch64 | riscv64)
+		runner="qemu-$v -L /usr/$v-linux-gnu"
 		# qemu-user's own page tables would pay for a 65 GiB MAP_NORESERVE arena:
 		# map only the windows that hold RAM (tests/host/port_host.h).
 		arena_max=0x40000000
@@ -84,7 +87,7 @@ run_variant() {
 	programs=0
 	cases=0
 	first_fail=""
-	for src in tests/host/test_mm_*.c; do
+	for src in tests/host/test_mm_*.c embed-example embed-teach; do
 		name=$(basename "$src" .c)
 		bin=$cross/$v/$name
 		programs=$((programs + 1))
@@ -108,6 +111,18 @@ run_variant() {
 			first_fail=${first_fail:-"$name: ${why:-exit $rc}"}
 		fi
 	done
+	# The freestanding library's symbols, with this target's nm (not a case of out/:
+	# only these hosts have it).
+	libmm_note=""
+	if [ -f "$cross/$v/libmm.a" ]; then
+		iso=$(NM=$v-linux-gnu-nm sh tests/embed/isolation.sh "$cross/$v/libmm.a" 2>&1)
+		echo "$iso" >>"$log"
+		if echo "$iso" | grep -q '^PASS libmm-symbols: '; then
+			libmm_note="; freestanding libmm.a $(echo "$iso" | sed -n 's/^PASS libmm-symbols: [^ ]* //p')"
+		else
+			first_fail=${first_fail:-"libmm.a: $(echo "$iso" | grep -m1 '^FAIL ' | cut -c6-)"}
+		fi
+	fi
 	grep -h -E '^(PASS|FAIL) ' "$cross/$v"/out/* 2>/dev/null | sed -E 's/^(PASS|FAIL) //; s/:.*//' |
 		sort -u >"$cross/$v/cases"
 	ran="$ran $v"
@@ -115,7 +130,7 @@ run_variant() {
 		sed 's/^/    /' "$log"
 		fail "$v" "$first_fail"
 	else
-		echo "PASS host-$v: $programs programs, $cases cases"
+		echo "PASS host-$v: $programs programs, $cases cases$libmm_note"
 	fi
 }
 
@@ -144,11 +159,11 @@ for v in $variants; do
 	s=$(date +%s)
 	case $v in
 	kernel) run_kernel ;;
-	gcc-O0 | gcc-O2 | clang-O0 | clang-O2 | gcc-m32 | aarch64)
+	gcc-O0 | gcc-O2 | clang-O0 | clang-O2 | gcc-m32 | aarch64 | riscv64)
 		case $v in
 		clang-*) have=$(command -v clang) ;;
 		gcc-m32) have=$(ls /usr/lib/gcc/x86_64-linux-gnu/*/32/libgcc.a 2>/dev/null) ;;
-		aarch64) have=$(command -v aarch64-linux-gnu-gcc && command -v qemu-aarch64) ;;
+		aarch64 | riscv64) have=$(command -v "$v-linux-gnu-gcc" && command -v "qemu-$v") ;;
 		*) have=yes ;;
 		esac
 		if [ -z "$have" ]; then
@@ -157,7 +172,7 @@ for v in $variants; do
 		fi
 		built "$v" "cross-build-$v" && run_variant "$v"
 		;;
-	*) fail "$v" "unknown variant (gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 kernel)" ;;
+	*) fail "$v" "unknown variant (gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 kernel)" ;;
 	esac
 	echo "    ($v: $(($(date +%s) - s)) s)"
 done

@@ -44,8 +44,14 @@ $(LIBMM_KERNEL): $(filter-out $(BUILD)/kobj/mm/%,$(KERNEL_OBJ)) $(LIBMM) linker.
 # ---- The porting guide's code, exactly as printed -------------------------------------
 
 EMBED_DIR    := $(BUILD)/embed
-GUIDE_BLOCKS := guide_port guide_init guide_e820 guide_uefi guide_limine
+# guide_port.c/guide_irq.c (one CPU) and guide_port_smp.c (several) define the same hooks:
+# each is linked into its own program; guide_pushoff.c is compiled only.
+GUIDE_COMMON := guide_init guide_e820 guide_uefi guide_limine
+GUIDE_BLOCKS := guide_irq guide_port guide_port_smp guide_pushoff $(GUIDE_COMMON)
 GUIDE_SRCS   := $(patsubst %,$(EMBED_DIR)/guide/%.c,$(GUIDE_BLOCKS))
+GUIDE_UP     := $(patsubst %,$(EMBED_DIR)/guide/%.c,guide_irq guide_port $(GUIDE_COMMON))
+GUIDE_SMP    := $(patsubst %,$(EMBED_DIR)/guide/%.c,guide_port_smp $(GUIDE_COMMON))
+GUIDE_SMP_CPUS := 8
 EMBED_WARN   := -Wall -Wextra -Werror
 # Hosted builds see the public headers only (the copies above), never tests/host/.
 EMBED_HOSTCFLAGS := -std=c11 -O2 -g $(EMBED_WARN) -I$(LIBMM_INC) -fsanitize=address,undefined \
@@ -55,14 +61,22 @@ $(EMBED_DIR)/guide/%.c: mm/README.md tests/embed/extract.sh
 	@mkdir -p $(dir $@)
 	sh tests/embed/extract.sh mm/README.md $*.c >$@
 
-# Compiled as a kernel would: freestanding, the kernel's flags, public headers only...
+# Compiled as a kernel would: freestanding, the kernel's flags, public headers only, with
+# the CPU count each port is written for (the guide's one-CPU port asserts 1)...
+GUIDE_KCFLAGS := $(filter-out -DLMM_PORT_MAX_CPUS=%,$(LIBMM_CFLAGS))
 $(EMBED_DIR)/guide/%.o: $(EMBED_DIR)/guide/%.c $(LIBMM_HDRS) | tools-host
-	$(CC) $(LIBMM_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(GUIDE_KCFLAGS) $(CFLAGS) $(if $(filter guide_port_smp,$*),-DLMM_PORT_MAX_CPUS=$(GUIDE_SMP_CPUS)) \
+		-c $< -o $@
 
-# ...and linked into a Linux program with a tiny shim standing for the rest of the kernel.
-$(EMBED_DIR)/guide-example: $(GUIDE_SRCS) $(GUIDE_SRCS:.c=.o) tests/embed/guide_shim.c $(LIBMM_SRCS) \
+# ...and linked into Linux programs with a tiny shim standing for the rest of the kernel.
+$(EMBED_DIR)/guide-example: $(GUIDE_SRCS:.c=.o) tests/embed/guide_shim.c $(LIBMM_SRCS) \
 		$(LIBMM_HDRS) mm/internal.h | tools-host
-	$(HOSTCC) $(EMBED_HOSTCFLAGS) -o $@ $(GUIDE_SRCS) tests/embed/guide_shim.c $(LIBMM_SRCS)
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) -pthread -o $@ $(GUIDE_UP) tests/embed/guide_shim.c $(LIBMM_SRCS)
+
+$(EMBED_DIR)/guide-smp-example: $(GUIDE_SRCS:.c=.o) tests/embed/guide_shim.c $(LIBMM_SRCS) \
+		$(LIBMM_HDRS) mm/internal.h | tools-host
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) -pthread -DGUIDE_SMP -DLMM_PORT_MAX_CPUS=$(GUIDE_SMP_CPUS) -o $@ \
+		$(GUIDE_SMP) tests/embed/guide_shim.c $(LIBMM_SRCS)
 
 # ---- The example port: a newcomer's port, from the guide alone ------------------------
 
@@ -73,8 +87,18 @@ $(EMBED_EXAMPLE): tests/embed/example_port.c tests/embed/example_main.c tests/em
 	$(HOSTCC) $(EMBED_HOSTCFLAGS) -o $@ tests/embed/example_port.c tests/embed/example_main.c \
 		$(LIBMM_SRCS)
 
+# ---- The second example port: a teaching kernel (xv6 style, RISC-V layout) -------------
+
+TEACH_FLAGS   := -DLMM_PORT_MAX_CPUS=3 -DLMM_PORT_PHYS_BITS=56
+EMBED_TEACH   := $(EMBED_DIR)/teach
+$(EMBED_TEACH): tests/embed/teach_port.c tests/embed/teach_main.c tests/embed/teach.h \
+		$(LIBMM_SRCS) $(LIBMM_HDRS) mm/internal.h | tools-host
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) $(TEACH_FLAGS) -pthread -o $@ tests/embed/teach_port.c \
+		tests/embed/teach_main.c $(LIBMM_SRCS)
+
 .PHONY: embed-build embed-tests
-embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_EXAMPLE)
+embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_DIR)/guide-smp-example $(EMBED_EXAMPLE) $(EMBED_TEACH)
 embed-tests:
 	@sh tests/embed/run-embed.sh
 

@@ -25,5 +25,6 @@ uint16_t current_task(void);
 unsigned console_lines(void);
 const char *console_last(void);
 int console_saw(const char *needle); /* in any of the last 32 lines */
+unsigned console_reports(void);      /* lmm_port_report() calls so far */
 
 #endif

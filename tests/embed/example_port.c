@@ -1,7 +1,8 @@
 /*
- * example_port.c - mm/'s eight hooks for the pretend kernel of example.h, following
- * section 2 of mm/README.md: a tiny test-and-set lock that also saves and restores the
- * interrupt flag, a console that keeps the last lines, the direct map over a static array.
+ * example_port.c - mm/'s twelve hooks for the pretend kernel of example.h, a uniprocessor
+ * (LMM_PORT_MAX_CPUS 1), following section 2 of mm/README.md: a tiny test-and-set lock
+ * that also saves and restores the interrupt flag, a console that keeps the last lines
+ * (refusal reports are formatted into it too), the direct map over a static array.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -61,7 +62,7 @@ uint16_t current_task(void)
 
 #define KEEP 32
 static char lines[KEEP][200];
-static unsigned nlines;
+static unsigned nlines, reports;
 
 unsigned console_lines(void)
 {
@@ -121,6 +122,22 @@ void lmm_port_unlock_irqrestore(lmm_port_lock_t *lock, lmm_irqflags_t flags)
 	cpu_irq_restore(flags);
 }
 
+lmm_irqflags_t lmm_port_irq_save(void)
+{
+	return cpu_irq_save();
+}
+
+void lmm_port_irq_restore(lmm_irqflags_t flags)
+{
+	cpu_irq_restore(flags);
+}
+
+/* One CPU: LMM_PORT_MAX_CPUS is 1, and this is its index. */
+unsigned lmm_port_cpu_id(void)
+{
+	return 0;
+}
+
 void *lmm_port_phys_to_virt(uint64_t phys)
 {
 	if (phys >= RAM_SIZE)
@@ -147,6 +164,20 @@ void lmm_port_log(const char *line)
 	nlines++;
 	if (getenv("EXAMPLE_VERBOSE"))
 		printf("  | %s\n", line);
+}
+
+/* Refusals: one line each, made by mm/'s own formatter (this console takes no lock). */
+void lmm_port_report(const struct lmm_report *r)
+{
+	char line[224];
+	lmm_report_format(r, line, sizeof(line));
+	lmm_port_log(line);
+	reports++;
+}
+
+unsigned console_reports(void)
+{
+	return reports;
 }
 
 _Noreturn void lmm_port_fatal(const char *reason)

@@ -3,7 +3,13 @@
  * file stands for "the rest of the kernel" (interrupt state, console, panic, the direct
  * map over a static array playing physical [0, 16 MiB)) and feeds each memory-map
  * recipe a small synthetic map.  Prints one PASS/FAIL line per guide block.
+ *
+ * Built twice: with guide_port.c and guide_irq.c (one CPU; an interrupt is a call through
+ * isr_common), and with -DGUIDE_SMP -DLMM_PORT_MAX_CPUS=8 and guide_port_smp.c, where
+ * threads are CPUs, each with its struct percpu behind a thread-local "register".
  */
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +21,12 @@
 
 static _Alignas(4096) unsigned char ram[RAM_BYTES];
 
-/* ---- What the guide's port expects from the kernel -------------------------------------- */
+/* ---- What the guide's ports expect from the kernel ------------------------------------- */
 
 uintptr_t hhdm_offset;
-static int irqs_on = 1, log_lines;
+static __thread int irqs_on = 1; /* per thread: each thread is a CPU in the SMP build */
+static int log_lines, report_lines;
+static pthread_mutex_t console_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 uintptr_t arch_irq_save(void)
 {
@@ -37,21 +45,22 @@ int arch_irqs_enabled(void)
 	return irqs_on;
 }
 
-int arch_in_interrupt(void)
-{
-	return 0;
-}
-
-unsigned arch_cpu_id(void)
-{
-	return 0;
-}
-
 void console_write(const char *s)
 {
+	pthread_mutex_lock(&console_mutex);
 	if (getenv("LMM_VERBOSE"))
 		fputs(s, stdout);
 	log_lines += s[0] == '\n';
+	report_lines += strncmp(s, "lmm: refused", 12) == 0;
+	pthread_mutex_unlock(&console_mutex);
+}
+
+static int reports_printed(void)
+{
+	pthread_mutex_lock(&console_mutex);
+	int n = report_lines;
+	pthread_mutex_unlock(&console_mutex);
+	return n;
 }
 
 _Noreturn void panic(const char *msg)
@@ -59,6 +68,36 @@ _Noreturn void panic(const char *msg)
 	printf("FAIL guide: panic: %s\n", msg);
 	exit(1);
 }
+
+void mm_flush_reports(void); /* both ports define it */
+
+#ifdef GUIDE_SMP
+/* Section 4: per-CPU data behind a "per-CPU register" (a thread-local pointer here). */
+struct percpu {
+	unsigned index, irq_nesting;
+};
+static struct percpu cpus[LMM_PORT_MAX_CPUS];
+static __thread struct percpu *cpu_register;
+
+struct percpu *this_cpu(void)
+{
+	return cpu_register;
+}
+
+void arch_cpu_relax(void)
+{
+	sched_yield();
+}
+#else
+/* Section 3: guide_irq.c's entry path calls this; the test sets what it does. */
+void isr_common(unsigned vector);
+static void (*interrupt_body)(unsigned vector);
+
+void handle_interrupt(unsigned vector)
+{
+	interrupt_body(vector);
+}
+#endif
 
 /* ---- The guide's blocks ---------------------------------------------------------------- */
 
@@ -79,13 +118,19 @@ void mm_add_limine(struct lmm *mm, struct limine_memmap_entry **entries, uint64_
 
 static int failures;
 
+#ifdef GUIDE_SMP
+#define VERDICT_PREFIX "smp-" /* the second program: its lines apart from the first's */
+#else
+#define VERDICT_PREFIX ""
+#endif
+
 static void verdict(const char *name, const char *why)
 {
 	if (why) {
-		printf("FAIL %s: %s\n", name, why);
+		printf("FAIL " VERDICT_PREFIX "%s: %s\n", name, why);
 		failures++;
 	} else {
-		printf("PASS %s\n", name);
+		printf("PASS " VERDICT_PREFIX "%s\n", name);
 	}
 }
 
@@ -262,10 +307,119 @@ static void guide_limine(void)
 	verdict("guide-limine", why);
 }
 
+#ifndef GUIDE_SMP
+/* Section 3 in a handler: KERNEL refused, ATOMIC served, a bad free; reports queued. */
+static void *irq_kernel, *irq_atomic;
+static enum lmm_status irq_bad_free;
+static uint16_t irq_owner;
+static enum lmm_context irq_context;
+
+static void timer_body(unsigned vector)
+{
+	(void)vector;
+	irq_context = lmm_port_context();
+	irq_kernel = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL);
+	irq_atomic = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE);
+	irq_owner = irq_atomic ? lmm_page_owner(&kernel_mm, irq_atomic) : 0;
+	irq_bad_free = lmm_free_pages(&kernel_mm, ram + 8, 0);
+	if (irq_atomic)
+		lmm_free_pages(&kernel_mm, irq_atomic, 0);
+}
+
+static void guide_interrupt(void)
+{
+	const char *why = NULL;
+	int before = reports_printed();
+	interrupt_body = timer_body;
+	isr_common(32);
+	int during = reports_printed();
+	mm_flush_reports();
+	int after = reports_printed();
+	if (irq_context != LMM_CTX_INTERRUPT)
+		why = "lmm_port_context() did not see the handler (guide_irq.c's count)";
+	else if (irq_kernel)
+		why = "a KERNEL allocation in a handler was not refused";
+	else if (!irq_atomic || irq_owner != ((0 << 1) | 1) + 1)
+		why = "ATOMIC in a handler failed, or its page is not owned by (cpu 0, interrupt)";
+	else if (irq_bad_free != LMM_ERR_NOT_ALIGNED)
+		why = "a bad free in a handler was not refused";
+	else if (during != before || after != before + 2)
+		why = "handler reports were printed in the handler, or not printed by mm_flush_reports()";
+	else if (lmm_port_context() != LMM_CTX_NORMAL)
+		why = "the nesting count did not come back to 0";
+	verdict("guide-irq-count-and-reports", why);
+}
+#else
+/* Section 4: three more CPUs (threads), each allocating in normal code and "in a handler". */
+#define SMP_CPUS 4
+static const char *smp_why[SMP_CPUS];
+
+static void *smp_cpu(void *arg)
+{
+	struct percpu *me = arg;
+	cpu_register = me;
+	for (int round = 0; round < 2000 && !smp_why[me->index]; round++) {
+		void *p = lmm_alloc_pages(&kernel_mm, round % 3, LMM_GFP_KERNEL);
+		void *x = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL | LMM_GFP_EXCLUSIVE);
+		if (!p || !x)
+			smp_why[me->index] = "KERNEL allocation failed";
+		else if (lmm_page_owner(&kernel_mm, x) != ((me->index << 1) | 0) + 1)
+			smp_why[me->index] = "exclusive page not owned by ((cpu << 1) | 0) + 1";
+		uintptr_t s = arch_irq_save(); /* a pretend interrupt: entry stub, handler, exit */
+		me->irq_nesting++;
+		void *a = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_ATOMIC);
+		if (!a || lmm_port_context() != LMM_CTX_INTERRUPT || lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL))
+			smp_why[me->index] = "ATOMIC failed or KERNEL accepted in a handler";
+		lmm_free_pages(&kernel_mm, a, 0);
+		me->irq_nesting--;
+		arch_irq_restore(s);
+		if (lmm_free_pages(&kernel_mm, p, round % 3) != LMM_OK || lmm_free_pages(&kernel_mm, x, 0) != LMM_OK)
+			smp_why[me->index] = "free refused";
+	}
+	return NULL;
+}
+
+static void guide_smp(void)
+{
+	pthread_t t[SMP_CPUS];
+	const char *why = NULL;
+	struct lmm_stats s0, s1;
+	lmm_get_stats(&kernel_mm, &s0);
+	int reports0 = reports_printed();
+	for (unsigned i = 1; i < SMP_CPUS; i++)
+		pthread_create(&t[i], NULL, smp_cpu, &cpus[i]);
+	smp_cpu(&cpus[0]);
+	for (unsigned i = 1; i < SMP_CPUS; i++)
+		pthread_join(t[i], NULL);
+	mm_flush_reports();
+	for (unsigned i = 0; i < SMP_CPUS && !why; i++)
+		why = smp_why[i];
+	lmm_get_stats(&kernel_mm, &s1);
+	if (!why && (s1.available != s0.available || s1.allocated != s0.allocated))
+		why = "stats.available or allocated changed with nothing held";
+	if (!why && (s1.refused[LMM_ERR_BAD_CONTEXT] - s0.refused[LMM_ERR_BAD_CONTEXT] != SMP_CPUS * 2000 ||
+		     reports_printed() == reports0))
+		why = "refusals in handlers not counted, or none queued and printed";
+	if (!why && lmm_check(&kernel_mm) != 0)
+		why = "lmm_check found broken invariants after the CPUs ran";
+	verdict("guide-port-on-4-cpus", why);
+}
+#endif
+
 int main(void)
 {
 	hhdm_offset = (uintptr_t)ram;
+#ifdef GUIDE_SMP
+	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
+		cpus[i].index = i;
+	cpu_register = &cpus[0];
+#endif
 	guide_multiboot2();
+#ifdef GUIDE_SMP
+	guide_smp();
+#else
+	guide_interrupt();
+#endif
 	guide_e820();
 	guide_uefi();
 	guide_limine();

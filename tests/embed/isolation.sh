@@ -6,7 +6,7 @@
 #                   stdarg}.h, <labyrinth/mm.h>, <labyrinth/mm_port.h>, or a "header"
 #                   of mm/'s own: nothing from kernel/, arch/, boot/ or a libc.
 #   libmm-symbols   the library's undefined symbols (nm -u, less what it defines itself)
-#                   are the eight lmm_port_* hooks and at most the four functions GCC
+#                   are the twelve lmm_port_* hooks and at most the four functions GCC
 #                   requires of every freestanding environment (memcpy, memmove, memset,
 #                   memcmp; see mm/README.md section 1), and everything it defines is
 #                   named lmm_* or labyrinth_* (no namespace pollution in the host kernel).
@@ -57,8 +57,9 @@ if [ ! -f "$lib" ]; then
 	echo "FAIL libmm-symbols: $lib not built (make libmm)"
 	exit 1
 fi
-allowed=" lmm_port_lock_init lmm_port_lock_irqsave lmm_port_unlock_irqrestore lmm_port_phys_to_virt \
-lmm_port_context lmm_port_owner lmm_port_log lmm_port_fatal memcpy memmove memset memcmp "
+allowed=" lmm_port_lock_init lmm_port_lock_irqsave lmm_port_unlock_irqrestore lmm_port_irq_save \
+lmm_port_irq_restore lmm_port_cpu_id lmm_port_phys_to_virt lmm_port_context lmm_port_owner \
+lmm_port_report lmm_port_log lmm_port_fatal memcpy memmove memset memcmp "
 defined=$($NM -g --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sort -u)
 undefined=$($NM -u "$lib" | awk 'NF >= 2 { print $2 }' | sort -u |
 	while read -r s; do echo "$defined" | grep -qx "$s" || echo "$s"; done)

@@ -8,6 +8,8 @@
 #                     the kernel's flags, then run on Linux with tests/embed/guide_shim.c
 #   embed-*           tests/embed/example_*.c: a port written from the guide alone, through
 #                     every public entry point
+#   teach-*           tests/embed/teach_*.c: a teaching kernel's port (push_off/pop_off locks,
+#                     three harts as threads, a timer signal on each, panicking kfree)
 #
 # Builds go through make (tests/embed/embed.mk); a build that fails is a FAIL line.
 set -u
@@ -47,5 +49,7 @@ if build libmm-build libmm; then
 	sh tests/embed/isolation.sh "$BUILD/libmm/libmm.a" || failed=1
 fi
 build guide-example "$BUILD/embed/guide-example" && run guide-example "$BUILD/embed/guide-example"
+build guide-smp-example "$BUILD/embed/guide-smp-example" && run guide-smp-example "$BUILD/embed/guide-smp-example"
 build embed-example "$BUILD/embed/example" && run embed-example "$BUILD/embed/example"
+build embed-teach "$BUILD/embed/teach" && run embed-teach "$BUILD/embed/teach"
 exit "$failed"

@@ -8,7 +8,8 @@
 HOST_BUILD  := $(BUILD)/host
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST_WARN   := -Wall -Wextra -Werror
-HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -MMD -MP -pthread $(HOST_WARN)
+# Threads play CPUs: up to 16 at once (port_host.c gives each live thread a slot).
+HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -MMD -MP -pthread $(HOST_WARN) -DLMM_PORT_MAX_CPUS=16
 
 MM_SRCS      := $(sort $(wildcard mm/*.c))
 HOST_PORT    := tests/host/port_host.c

@@ -63,7 +63,7 @@ static inline enum lmm_status mm_setup(struct lmm *mm, uint64_t arena_bytes, con
 		host_arena_map(arena_bytes);
 	else
 		mm_map_ram_windows(arena_bytes, use, nuse);
-	struct lmm_config c = { 0, 0, LMM_CFG_QUIET };
+	struct lmm_config c = { .flags = LMM_CFG_QUIET };
 	lmm_begin(mm, cfg ? cfg : &c);
 	for (size_t i = 0; i < nuse; i++)
 		lmm_add_range(mm, use[i].base, use[i].len);
@@ -83,7 +83,7 @@ static inline struct lmm_stats mm_stats(struct lmm *mm)
 static inline int mm_conserved(struct lmm *mm)
 {
 	struct lmm_stats s = mm_stats(mm);
-	return s.free + s.allocated + s.pool + s.reserved == s.managed;
+	return s.free + s.allocated + s.pool + s.cached + s.reserved == s.managed;
 }
 
 #define MiB (1ull << 20)

@@ -1,5 +1,5 @@
 /*
- * port_host.c - mm/'s eight port hooks for a Linux process (see port_host.h).
+ * port_host.c - mm/'s twelve port hooks for a Linux process (see port_host.h).
  *
  * The lock is a ticket lock on C11 atomics with the holder's thread recorded, so
  * ThreadSanitizer understands it and re-acquisition by the holder is a fatal report
@@ -9,6 +9,7 @@
 #include "port_host.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -203,6 +204,70 @@ enum lmm_context lmm_port_context(void)
 	return irq_off ? LMM_CTX_IRQS_OFF : LMM_CTX_NORMAL;
 }
 
+lmm_irqflags_t lmm_port_irq_save(void)
+{
+	return host_irq_save();
+}
+
+void lmm_port_irq_restore(lmm_irqflags_t flags)
+{
+	host_irq_restore(flags);
+}
+
+/* ---- CPUs: one slot per live thread ------------------------------------------------------- */
+
+/*
+ * A thread is a CPU: it claims a free slot below LMM_PORT_MAX_CPUS the first time mm/
+ * asks, and gives it back when it exits, so tests may start any number of threads over
+ * time but never more than LMM_PORT_MAX_CPUS at once (that would be two CPUs sharing one
+ * per-CPU cache: a fatal report, not a silent race).
+ */
+static atomic_uint cpu_slots_used;
+static pthread_key_t cpu_slot_key;
+static pthread_once_t cpu_slot_once = PTHREAD_ONCE_INIT;
+static __thread int cpu_slot = -1;
+
+static void cpu_slot_release(void *arg)
+{
+	unsigned slot = (unsigned)(uintptr_t)arg - 1;
+	atomic_fetch_and(&cpu_slots_used, ~(1u << slot));
+}
+
+static void cpu_slot_key_create(void)
+{
+	pthread_key_create(&cpu_slot_key, cpu_slot_release);
+}
+
+static int cpu_slot_claim(void)
+{
+	_Static_assert(LMM_PORT_MAX_CPUS <= 32, "the host port keeps CPU slots in a 32-bit mask");
+	pthread_once(&cpu_slot_once, cpu_slot_key_create);
+	for (;;) {
+		unsigned used = atomic_load(&cpu_slots_used);
+		unsigned slot = 0;
+		while (slot < LMM_PORT_MAX_CPUS && (used & (1u << slot)))
+			slot++;
+		if (slot == LMM_PORT_MAX_CPUS)
+			lmm_port_fatal("host port: more live threads than LMM_PORT_MAX_CPUS");
+		if (atomic_compare_exchange_weak(&cpu_slots_used, &used, used | (1u << slot))) {
+			pthread_setspecific(cpu_slot_key, (void *)(uintptr_t)(slot + 1));
+			return (int)slot;
+		}
+	}
+}
+
+unsigned lmm_port_cpu_id(void)
+{
+	if (cpu_slot < 0)
+		cpu_slot = cpu_slot_claim();
+	return (unsigned)cpu_slot;
+}
+
+void host_set_cpu(unsigned cpu)
+{
+	cpu_slot = (int)cpu; /* the test promises no other thread uses it meanwhile */
+}
+
 /* ---- Owners ------------------------------------------------------------------------------ */
 
 static atomic_uint next_thread_no;
@@ -241,6 +306,7 @@ struct host_lock {
 _Static_assert(sizeof(struct host_lock) <= LMM_PORT_LOCK_BYTES, "host lock too big");
 
 static atomic_ullong slow_reports;
+static atomic_ullong lock_acquisitions;
 
 /* Spin-wait hint: PAUSE on x86; elsewhere give the CPU away (qemu-user runs threads
  * on fewer cores than it emulates, and a spinning waiter would starve the holder). */
@@ -300,6 +366,7 @@ lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *l)
 		}
 	}
 	atomic_store_explicit(&h->holder, me, memory_order_relaxed);
+	atomic_fetch_add_explicit(&lock_acquisitions, 1, memory_order_relaxed);
 	return flags;
 }
 
@@ -314,6 +381,11 @@ void lmm_port_unlock_irqrestore(lmm_port_lock_t *l, lmm_irqflags_t flags)
 uint64_t host_lock_slow_reports(void)
 {
 	return atomic_load(&slow_reports);
+}
+
+uint64_t host_lock_acquisitions(void)
+{
+	return atomic_load(&lock_acquisitions);
 }
 
 /* ---- Log and fatal ------------------------------------------------------------------------ */
@@ -374,6 +446,43 @@ static char fatal_reason[256];
 const char *host_fatal_reason(void)
 {
 	return fatal_reason;
+}
+
+/* ---- Refusal reports ------------------------------------------------------------------------ */
+
+#define REPORT_KEEP 64
+static struct lmm_report reports[REPORT_KEEP];
+static atomic_ullong report_n;
+
+/*
+ * Records are kept for the tests (the last REPORT_KEEP; concurrent threads may tear an
+ * entry, tests that inspect them do so single-threaded) and their text is put in the
+ * log capture like any line, so LMM_VERBOSE=1 shows them.
+ */
+void lmm_port_report(const struct lmm_report *r)
+{
+	char line[256];
+	unsigned long long n = atomic_fetch_add(&report_n, 1);
+	reports[n % REPORT_KEEP] = *r;
+	lmm_report_format(r, line, sizeof(line));
+	lmm_port_log(line);
+}
+
+uint64_t host_report_count(void)
+{
+	return atomic_load(&report_n);
+}
+
+const struct lmm_report *host_report_last(void)
+{
+	unsigned long long n = atomic_load(&report_n);
+	return n ? &reports[(n - 1) % REPORT_KEEP] : NULL;
+}
+
+void host_reports_clear(void)
+{
+	atomic_store(&report_n, 0);
+	memset(reports, 0, sizeof(reports));
 }
 
 _Noreturn void lmm_port_fatal(const char *reason)

@@ -49,6 +49,15 @@ uint64_t host_irqs_deferred(void); /* signals held pending then run on restore *
 void host_set_owner(uint16_t owner);
 uint16_t host_thread_owner(void);
 
+/* CPUs: each thread claims a slot below LMM_PORT_MAX_CPUS; a single-threaded test may
+ * pretend to move to another CPU (nothing else may be using that slot). */
+void host_set_cpu(unsigned cpu);
+
+/* Refusal reports: the port keeps the last 64 records (and logs their text). */
+uint64_t host_report_count(void);
+const struct lmm_report *host_report_last(void); /* NULL if none */
+void host_reports_clear(void);
+
 /* Logging: lines are captured; printed to stderr when verbose or LMM_VERBOSE=1. */
 void host_log_verbose(bool on);
 uint64_t host_log_count(void);
@@ -63,5 +72,7 @@ const char *host_fatal_reason(void);
 
 /* Lock statistics: reports of locks spun on too long. */
 uint64_t host_lock_slow_reports(void);
+/* Every lock taken through the port, by any thread: proves the per-CPU fast path takes none. */
+uint64_t host_lock_acquisitions(void);
 
 #endif /* LABYRINTH_PORT_HOST_H */

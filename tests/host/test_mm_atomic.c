@@ -1,5 +1,6 @@
 /*
- * test_mm_atomic.c - the atomic path under fire: the five emergency-pool properties, every
+ * test_mm_atomic.c - the atomic path under fire: the emergency-pool (reserve) properties,
+ * the per-CPU layer (no lock on a warm pair, draining a CPU, two CPUs at once), every
  * exclusive-ownership violation, a lock re-taken by its holder, and millions of mixed
  * operations from threads (the CPUs) and a high-frequency timer signal (the interrupt).
  *
@@ -7,13 +8,14 @@
  * (build/host/tsan/test_mm_atomic, started by build/host/test_mm_atomic_tsan, which is
  * this same file compiled with -DLMM_TSAN_LAUNCHER; see the end of the file).
  * Stress knobs: SEED=n (default fixed), OPS=n per thread, THREADS=n, IRQ_HZ=n per thread,
- * STRESS_SECONDS=n (time cap).  Cases that find a bug in mm/ or the port name the line.
+ * STRESS_SECONDS=n (time cap); CASE=substring runs only the cases whose name contains it.  Cases that find a bug in mm/ or the port name the line.
  */
 #define _GNU_SOURCE
 
 #ifndef LMM_TSAN_LAUNCHER
 
 #include "mm_harness.h"
+#include "../../mm/internal.h" /* LMM_FRAME_F_RESERVE: which frames belong to the reserve */
 
 #include <errno.h>
 #include <pthread.h>
@@ -51,7 +53,7 @@
 #endif
 #ifndef STRESS_SECONDS
 #if SAN_TSAN
-#define STRESS_SECONDS 45
+#define STRESS_SECONDS 25
 #else
 #define STRESS_SECONDS 15
 #endif
@@ -64,20 +66,33 @@
 
 static struct lmm mm;
 
-#define RUN_CASE(fn) testlib_run(CASE_PREFIX #fn, fn)
+/* CASE=substring runs only the cases whose name contains it. */
+#define RUN_CASE(fn)                                                                       \
+	do {                                                                               \
+		const char *only_ = getenv("CASE");                                        \
+		if (!only_ || !*only_ || strstr(#fn, only_))                               \
+			testlib_run(CASE_PREFIX #fn, fn);                                  \
+	} while (0)
 
 /* ---- Fixtures ------------------------------------------------------------------------- */
 
 /* @arena bytes of RAM, the first 64 KiB reserved; the pool marks as given; the default mm. */
-static enum lmm_status setup_with(uint64_t arena, uint32_t target, uint32_t low, uint32_t flags)
+static enum lmm_status setup_slice(uint64_t arena, uint32_t target, uint32_t low, uint32_t slice, uint32_t flags)
 {
 	struct range use[] = { { 0, arena } };
 	struct range res[] = { { 0, 64 * 1024 } };
-	struct lmm_config cfg = { target, low, LMM_CFG_QUIET | flags };
+	struct lmm_config cfg = { .pool_target = target, .pool_low = low, .pool_slice = slice,
+				  .flags = LMM_CFG_QUIET | flags };
 	enum lmm_status st = mm_setup(&mm, arena, use, 1, res, 1, &cfg);
 	if (st == LMM_OK)
 		lmm_set_default(&mm);
 	return st;
+}
+
+/* The default pool slice (capped at target / (2 * LMM_PORT_MAX_CPUS): 2 for POOL_TARGET). */
+static enum lmm_status setup_with(uint64_t arena, uint32_t target, uint32_t low, uint32_t flags)
+{
+	return setup_slice(arena, target, low, 0, flags);
 }
 
 static enum lmm_status setup(void)
@@ -97,16 +112,73 @@ static void *frame_virt(uint32_t idx)
 	return (void *)(r->vbase + ((uintptr_t)(idx - r->first_index) << LMM_PAGE_SHIFT));
 }
 
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Most pages a reserve snapshot can hold: the target plus a full slice on every CPU. */
+#define RESERVE_MAX (4 * POOL_TARGET + 16 * LMM_PORT_MAX_CPUS)
+
 /*
- * The pages the pool holds right now, read from its private list.  Single-threaded
- * cases only: it is how a test names the exact pages kept in reserve.
+ * The pages the reserve holds right now, as a sorted set: the shared pool (mm.pool_head)
+ * plus every CPU's slice, all linked through mm.frames[].next.  Quiescent points only
+ * (no other CPU running mm/ code): it is how a test names the exact frames kept in
+ * reserve.  Order is meaningless (slices are LIFO stacks fed by frees), so compare sets.
  */
 static size_t pool_snapshot(void **out, size_t max)
 {
 	size_t n = 0;
-	for (uint32_t i = mm.pool_head; i != LMM_NIL && n < max; i = mm.frames[i].next)
+	uint32_t i = mm.pool_head;
+	for (uint32_t k = 0; k < mm.npool && i != LMM_NIL && n < max; k++, i = mm.frames[i].next)
 		out[n++] = frame_virt(i);
+	for (unsigned c = 0; c < LMM_PORT_MAX_CPUS; c++) {
+		i = mm.cpu[c].slice_head;
+		for (uint32_t k = 0; k < mm.cpu[c].slice_count && i != LMM_NIL && n < max; k++, i = mm.frames[i].next)
+			out[n++] = frame_virt(i);
+	}
+	qsort(out, n, sizeof(*out), cmp_ptr);
 	return n;
+}
+
+static bool same_set(void *const *a, size_t na, void *const *b, size_t nb)
+{
+	return na == nb && memcmp(a, b, na * sizeof(*a)) == 0;
+}
+
+/* Index of the frame holding @p (a managed page). */
+static uint32_t frame_index(const void *p)
+{
+	for (uint32_t r = 0; r < mm.nregions; r++) {
+		uintptr_t off = (uintptr_t)p - mm.regions[r].vbase;
+		if ((uintptr_t)p >= mm.regions[r].vbase && off < (mm.regions[r].npages << LMM_PAGE_SHIFT))
+			return mm.regions[r].first_index + (uint32_t)(off >> LMM_PAGE_SHIFT);
+	}
+	return LMM_NIL;
+}
+
+/* Does the frame at @p belong to the reserve (mm/internal.h LMM_FRAME_F_RESERVE)? */
+static bool is_reserve_frame(const void *p)
+{
+	uint32_t i = frame_index(p);
+	return i != LMM_NIL && (__atomic_load_n(&mm.frames[i].flags, __ATOMIC_RELAXED) & LMM_FRAME_F_RESERVE);
+}
+
+/* Free memory, in pages, held in buddy blocks of order >= @order. */
+static uint64_t free_pages_in_blocks(const struct lmm_stats *s, unsigned order)
+{
+	uint64_t n = 0;
+	for (unsigned o = order; o <= LMM_MAX_ORDER; o++)
+		n += s->free_blocks[o] << o;
+	return n;
+}
+
+/* Every CPU slot's cache and slice back to the core: threads that ran have exited. */
+static void drain_all_cpus(void)
+{
+	for (unsigned c = 0; c < LMM_PORT_MAX_CPUS; c++)
+		lmm_cpu_drain(&mm, c);
 }
 
 static bool in_set(void *const *set, size_t n, const void *p)
@@ -248,8 +320,9 @@ static void pool_kernel_never_takes_reserve(void)
 	struct lmm_stats s0 = mm_stats(&mm);
 	ASSERT(s0.pool == POOL_TARGET && s0.pool_target == POOL_TARGET, "pool %" PRIu64 "/%u at init",
 		s0.pool, s0.pool_target);
-	void *reserve[POOL_TARGET], *after[POOL_TARGET];
-	ASSERT(pool_snapshot(reserve, POOL_TARGET) == POOL_TARGET, "pool list shorter than its count");
+	static void *reserve[RESERVE_MAX], *after[RESERVE_MAX];
+	size_t nres = pool_snapshot(reserve, RESERVE_MAX);
+	ASSERT(nres == POOL_TARGET, "reserve lists hold %zu pages, its count says %d", nres, POOL_TARGET);
 
 	void **v;
 	size_t n = exhaust(LMM_GFP_KERNEL, &v);
@@ -258,14 +331,15 @@ static void pool_kernel_never_takes_reserve(void)
 	CHECK(s1.free == 0 && s1.pool == POOL_TARGET, "after exhaustion free %" PRIu64 " pool %" PRIu64,
 	       s1.free, s1.pool);
 	CHECK(s1.pool_hits == s0.pool_hits, "KERNEL allocations hit the pool");
+	CHECK(s1.reserve_to[LMM_CLASS_KERNEL] == 0, "%" PRIu64 " reserve pages handed to KERNEL",
+	      s1.reserve_to[LMM_CLASS_KERNEL]);
 	for (size_t i = 0; i < n; i++)
-		if (in_set(reserve, POOL_TARGET, v[i])) {
+		if (in_set(reserve, nres, v[i]) || is_reserve_frame(v[i])) {
 			CHECK(0, "KERNEL allocation returned pool page %s", hex_phys(v[i]));
 			break;
 		}
-	CHECK(pool_snapshot(after, POOL_TARGET) == POOL_TARGET &&
-		       memcmp(after, reserve, sizeof(reserve)) == 0,
-	       "the pool's pages changed under KERNEL pressure");
+	size_t nafter = pool_snapshot(after, RESERVE_MAX);
+	CHECK(same_set(after, nafter, reserve, nres), "the reserve's pages changed under KERNEL pressure");
 	/* Larger orders and the other non-reserve flag respect the reserve too. */
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		CHECK(!lmm_alloc_pages(&mm, o, LMM_GFP_KERNEL), "KERNEL order %u succeeded on empty buddy", o);
@@ -275,7 +349,18 @@ static void pool_kernel_never_takes_reserve(void)
 
 	free_all(v, n);
 	struct lmm_stats s2 = mm_stats(&mm);
-	CHECK(s2.free == s0.free && s2.pool == s0.pool && s2.allocated == 0, "not back to the start");
+	CHECK(s2.available == s0.available && s2.pool == s0.pool && s2.allocated == 0,
+	      "not back to the start: available %" PRIu64 " (was %" PRIu64 "), pool %" PRIu64 ", allocated %" PRIu64,
+	      s2.available, s0.available, s2.pool, s2.allocated);
+	/* Freed KERNEL pages went to this CPU's cache or the lists, never into the reserve. */
+	nafter = pool_snapshot(after, RESERVE_MAX);
+	CHECK(same_set(after, nafter, reserve, nres), "KERNEL frees changed the reserve's pages");
+	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	s2 = mm_stats(&mm);
+	CHECK(s2.free == s0.free && s2.cached == 0 &&
+		      memcmp(s2.free_blocks, s0.free_blocks, sizeof(s0.free_blocks)) == 0,
+	      "after a drain: free %" PRIu64 " (was %" PRIu64 "), cached %" PRIu64 ", lists %s", s2.free, s0.free,
+	      s2.cached, memcmp(s2.free_blocks, s0.free_blocks, sizeof(s0.free_blocks)) ? "differ" : "same");
 	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
@@ -306,8 +391,9 @@ static void free_in_handler(void)
 static void pool_atomic_gets_reserve_after_kernel_exhaustion(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
-	void *reserve[POOL_TARGET];
-	ASSERT(pool_snapshot(reserve, POOL_TARGET) == POOL_TARGET, "fixture: pool not full");
+	static void *reserve[RESERVE_MAX];
+	size_t nres = pool_snapshot(reserve, RESERVE_MAX);
+	ASSERT(nres == POOL_TARGET, "fixture: pool not full");
 	void **v;
 	size_t n = exhaust(LMM_GFP_KERNEL, &v);
 	ASSERT(n > 0 && !lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "fixture: KERNEL not exhausted");
@@ -321,7 +407,7 @@ static void pool_atomic_gets_reserve_after_kernel_exhaustion(void)
 		CHECK(p, "normal-context ATOMIC #%zu failed with the pool at %" PRIu64, i, mm_stats(&mm).pool);
 		if (!p)
 			break;
-		CHECK(in_set(reserve, POOL_TARGET, p), "ATOMIC page %s was not from the pool", hex_phys(p));
+		CHECK(in_set(reserve, nres, p), "ATOMIC page %s was not from the pool", hex_phys(p));
 		mine[got++] = p;
 	}
 	CHECK(!lmm_alloc_pages(&mm, 1, LMM_GFP_ATOMIC), "ATOMIC order 1 succeeded: the pool is order 0 only");
@@ -334,7 +420,7 @@ static void pool_atomic_gets_reserve_after_kernel_exhaustion(void)
 	CHECK(irq_ptrs[irq_nptrs] == NULL, "handler got a page beyond the reserve");
 	CHECK((irq_owner & HANDLER_BIT) != 0, "handler owner 0x%04x has no handler tag", irq_owner);
 	for (size_t i = 0; i < irq_nptrs; i++) {
-		CHECK(in_set(reserve, POOL_TARGET, irq_ptrs[i]), "handler page %s not from the pool",
+		CHECK(in_set(reserve, nres, irq_ptrs[i]), "handler page %s not from the pool",
 		       hex_phys(irq_ptrs[i]));
 		CHECK(lmm_page_owner(&mm, irq_ptrs[i]) == irq_owner, "handler page not owned by the handler");
 	}
@@ -350,9 +436,15 @@ static void pool_atomic_gets_reserve_after_kernel_exhaustion(void)
 	CHECK(irq_u32 == 0, "%u handler pages refused when their owner freed them", irq_u32);
 	for (size_t i = 0; i < got; i++)
 		CHECK(lmm_free_pages(&mm, mine[i], 0) == LMM_OK, "free refused");
+	/* Every reserve page came back where it was freed (handler, normal): no refill needed. */
+	CHECK(mm_stats(&mm).pool == POOL_TARGET, "pool %" PRIu64 " after the frees, before any refill",
+	      mm_stats(&mm).pool);
 	free_all(v, n);
-	lmm_pool_refill(&mm); /* the normal-context frees above have already topped it up */
-	CHECK(mm_stats(&mm).pool == POOL_TARGET, "pool %" PRIu64 " after frees and refill", mm_stats(&mm).pool);
+	CHECK(lmm_pool_refill(&mm) == 0, "a refill found pages missing from the reserve");
+	static void *after[RESERVE_MAX];
+	size_t nafter = pool_snapshot(after, RESERVE_MAX);
+	CHECK(same_set(after, nafter, reserve, nres), "the reserve is not the same %zu frames (%zu now)", nres,
+	      nafter);
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
@@ -378,10 +470,18 @@ static long context_switches(void)
 #endif
 
 /*
- * Property 3.  The structural part is asserted: a pool allocation changes no buddy
- * counter.  The time is only printed (a behaviour test must not assert a timing bound):
- * the worst case over all samples, and over the rounds in which the host did not switch
- * this thread out (host preemption is not the allocator's cost).
+ * Property 3.  The bound on interrupts-off work of the atomic exclusive pair (mm.h):
+ *   alloc: a pop from this CPU's slice (O(1), no lock), or one lock hold that moves
+ *          ceil(pool_slice / 2) frames from the shared pool into the slice (with the
+ *          reserve empty: one pop from this CPU's cache, or one buddy allocation of
+ *          O(LMM_MAX_ORDER) splits);
+ *   free:  a push onto this CPU's slice (O(1), no lock), or one lock hold that pushes
+ *          it on the shared pool.  Never a loop over memory, never a refill.
+ * The structural part is asserted: a reserve allocation and its free, with interrupts
+ * off, change no buddy counter, take the lock at most once per call, and leave the
+ * reserve as full as before.  The time is only printed (a behaviour test must not
+ * assert a timing bound): the worst case over all samples, and over the rounds in which
+ * the host did not switch this thread out (host preemption is not the allocator's cost).
  */
 static void pool_atomic_path_is_o1(void)
 {
@@ -399,6 +499,7 @@ static void pool_atomic_path_is_o1(void)
 		long csw0 = context_switches();
 		lmm_irqflags_t fl = host_irq_save();
 		struct lmm_stats s0 = mm_stats(&mm);
+		uint64_t locks0 = host_lock_acquisitions();
 		for (int k = 0; k < K; k++) {
 			uint64_t t0 = cycles();
 			pages[k] = labyrinth_void_alloc_page_gfp_atomic_exclusive();
@@ -429,15 +530,22 @@ static void pool_atomic_path_is_o1(void)
 			worst_f = dt > worst_f ? dt : worst_f;
 			CHECK(st == LMM_OK, "free refused: %s", lmm_status_str(st));
 		}
-		/* Frees with interrupts off go to the buddy lists, never into the pool. */
-		CHECK(mm_stats(&mm).pool == 0, "irqs-off free refilled the pool");
+		uint64_t locks = host_lock_acquisitions() - locks0 - 1; /* - the mm_stats() above */
+		/* Frees with interrupts off return reserve frames to the reserve, not the lists. */
+		struct lmm_stats s2 = mm_stats(&mm);
+		if (s2.pool != s0.pool || s2.free != s0.free ||
+		    memcmp(s0.free_blocks, s2.free_blocks, sizeof(s0.free_blocks)) != 0 || locks > 2 * K) {
+			structural_ok = false;
+			CHECK(0, "round %d: irqs-off frees: pool %" PRIu64 " -> %" PRIu64 ", free %" PRIu64 " -> %" PRIu64
+				  ", %" PRIu64 " lock holds for %d calls", r, s0.pool, s2.pool, s0.free, s2.free, locks, 2 * K);
+		}
 		host_irq_restore(fl);
 		if (context_switches() == csw0) {
 			clean_rounds++;
 			clean_worst_a = worst_a > clean_worst_a ? worst_a : clean_worst_a;
 			clean_worst_f = worst_f > clean_worst_f ? worst_f : clean_worst_f;
 		}
-		CHECK(lmm_pool_refill(&mm) == K, "refill did not restore %d pages", K);
+		CHECK(lmm_pool_refill(&mm) == 0, "round %d: a refill found reserve pages missing", r);
 	}
 	if (na && nf) {
 		qsort(ta, na, sizeof(*ta), cmp_u64);
@@ -445,11 +553,12 @@ static void pool_atomic_path_is_o1(void)
 		fprintf(stderr,
 			"atomic exclusive path with interrupts off (%s), " CYCLE_UNIT ": alloc from the pool: "
 			"median %" PRIu64 ", p99 %" PRIu64 ", p99.9 %" PRIu64 ", worst %" PRIu64
-			" (%" PRIu64 " in the %d of %d rounds the host did not preempt); free to the buddy "
-			"lists: median %" PRIu64 ", p99 %" PRIu64 ", worst %" PRIu64 " (%" PRIu64 " unpreempted)\n",
+			" (%" PRIu64 " in the %d of %d rounds the host did not preempt); free back to the reserve: "
+			"median %" PRIu64 ", p99 %" PRIu64 ", worst %" PRIu64 " (%" PRIu64 " unpreempted); bound: "
+			"per call one slice push/pop, or one lock hold (frames moved per hold: at most %u)\n",
 			SAN_TSAN ? "TSan build" : "non-TSan build", ta[na / 2], ta[na * 99 / 100],
 			ta[na * 999 / 1000], ta[na - 1], clean_worst_a, clean_rounds, ROUNDS, tf[nf / 2],
-			tf[nf * 99 / 100], tf[nf - 1], clean_worst_f);
+			tf[nf * 99 / 100], tf[nf - 1], clean_worst_f, (mm_stats(&mm).pool_slice + 1) / 2);
 	}
 	free(ta);
 	free(tf);
@@ -544,11 +653,15 @@ static void stats_count_every_call(void)
 	       s1.alloc_calls - s0.alloc_calls, s1.free_calls - s0.free_calls);
 }
 
-/* ---- Pool property 5: refilled only in normal context; marks ----------------------------- */
+/* ---- Pool property 5: refilled anywhere but in a handler; frees return reserve pages ----- */
 
 static void refill_in_handler(void)
 {
 	irq_u32 = lmm_pool_refill(&mm);
+}
+
+static void set_marks_in_handler(void)
+{
 	irq_st = lmm_pool_set_marks(&mm, 1, 2);
 }
 
@@ -557,105 +670,156 @@ static void free_one_in_handler(void)
 	irq_st = lmm_free_pages(&mm, irq_ptrs[0], 0);
 }
 
-static void pool_refill_refused_outside_normal_context(void)
+/* The last refusal record is the one expected: @reason, @op, from @ctx, no page. */
+static bool last_report_is(enum lmm_status reason, const char *op, enum lmm_context ctx)
+{
+	const struct lmm_report *r = host_report_last();
+	return r && r->reason == reason && r->op && strcmp(r->op, op) == 0 && r->context == ctx &&
+	       r->phys == LMM_PHYS_INVALID && r->caller != NULL;
+}
+
+static void pool_refill_refused_only_in_handler(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
 	void *p[10];
 	for (int i = 0; i < 10; i++)
 		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+	void *k = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	ASSERT(k && !is_reserve_frame(k), "fixture: KERNEL page");
 	struct lmm_stats s0 = mm_stats(&mm);
 	ASSERT(s0.pool == POOL_TARGET - 10, "fixture: pool %" PRIu64, s0.pool);
 
+	/* From a handler: refill and set_marks refused, counted, reported as records. */
 	irq_u32 = 99;
-	host_log_clear();
+	host_reports_clear();
 	ASSERT(interrupt(refill_in_handler) == 1, "handler did not run");
 	CHECK(irq_u32 == 0, "refill from the handler added %u pages", irq_u32);
+	CHECK(host_report_count() == 1 && last_report_is(LMM_ERR_BAD_CONTEXT, "pool refill", LMM_CTX_INTERRUPT),
+	      "handler refill: %" PRIu64 " reports, last reason %s", host_report_count(),
+	      host_report_last() ? lmm_status_str(host_report_last()->reason) : "-");
+	CHECK(host_log_contains("pool refill"), "the port did not log the refusal's text: %s", host_log_last());
+	ASSERT(interrupt(set_marks_in_handler) == 1, "handler did not run");
 	CHECK(irq_st == LMM_ERR_BAD_CONTEXT, "set_marks from the handler: %s", lmm_status_str(irq_st));
-	CHECK(host_log_contains("refused pool refill"), "handler refill refusal not logged");
+	CHECK(last_report_is(LMM_ERR_BAD_CONTEXT, "pool marks", LMM_CTX_INTERRUPT), "handler set_marks not reported");
+	/* set_marks is normal only: refused with interrupts off too. */
 	lmm_irqflags_t fl = host_irq_save();
-	uint32_t added = lmm_pool_refill(&mm);
+	enum lmm_status st = lmm_pool_set_marks(&mm, 1, 2);
 	host_irq_restore(fl);
-	CHECK(added == 0, "refill with interrupts off added %u pages", added);
+	CHECK(st == LMM_ERR_BAD_CONTEXT, "set_marks with interrupts off: %s", lmm_status_str(st));
+	CHECK(last_report_is(LMM_ERR_BAD_CONTEXT, "pool marks", LMM_CTX_IRQS_OFF), "irqs-off set_marks not reported");
 
 	struct lmm_stats s1 = mm_stats(&mm);
 	CHECK(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 3,
-	       "BAD_CONTEXT refusals +%" PRIu64 ", want +3 (2 refills, 1 set_marks)",
+	       "BAD_CONTEXT refusals +%" PRIu64 ", want +3 (1 refill, 2 set_marks)",
 	       s1.refused[LMM_ERR_BAD_CONTEXT] - s0.refused[LMM_ERR_BAD_CONTEXT]);
 	CHECK(s1.pool == s0.pool && s1.pool_refills == s0.pool_refills && s1.free == s0.free,
 	       "a refused refill moved pages");
 	CHECK(s1.pool_target == POOL_TARGET && s1.pool_low == POOL_LOW, "refused set_marks changed the marks");
 
-	/* An order-0 free in the handler or with interrupts off goes to the buddy lists. */
+	/* A reserve page freed in a handler, with interrupts off, or normally: back to the reserve. */
 	irq_ptrs[0] = p[0];
 	ASSERT(interrupt(free_one_in_handler) == 1, "handler did not run");
 	CHECK(irq_st == LMM_OK, "handler free refused: %s", lmm_status_str(irq_st));
 	fl = host_irq_save();
 	CHECK(lmm_free_pages(&mm, p[1], 0) == LMM_OK, "irqs-off free refused");
 	host_irq_restore(fl);
-	struct lmm_stats s2 = mm_stats(&mm);
-	CHECK(s2.pool == s1.pool, "a free outside normal context went into the pool (%" PRIu64 " -> %" PRIu64 ")",
-	       s1.pool, s2.pool);
-	CHECK(s2.free == s1.free + 2, "those frees did not reach the buddy lists");
-
-	/* A normal-context free while below target tops the pool up, one page. */
 	CHECK(lmm_free_pages(&mm, p[2], 0) == LMM_OK, "normal free refused");
+	struct lmm_stats s2 = mm_stats(&mm);
+	CHECK(s2.pool == s1.pool + 3 && s2.free == s1.free && s2.cached == s1.cached,
+	      "3 reserve frees (handler, irqs off, normal): pool %" PRIu64 " -> %" PRIu64 ", free %" PRIu64 " -> %" PRIu64
+	      ", cached %" PRIu64 " -> %" PRIu64, s1.pool, s2.pool, s1.free, s2.free, s1.cached, s2.cached);
+	static void *res[RESERVE_MAX];
+	size_t nres = pool_snapshot(res, RESERVE_MAX);
+	for (int i = 0; i < 3; i++)
+		CHECK(in_set(res, nres, p[i]), "reserve page %d freed but not back in the reserve", i);
+	/* An ordinary page freed with interrupts off goes to the cache, never into the reserve. */
+	fl = host_irq_save();
+	CHECK(lmm_free_pages(&mm, k, 0) == LMM_OK, "irqs-off free of a KERNEL page refused");
+	host_irq_restore(fl);
 	struct lmm_stats s3 = mm_stats(&mm);
-	CHECK(s3.pool == s2.pool + 1 && s3.free == s2.free, "normal free below target: pool %" PRIu64
-	       " -> %" PRIu64 ", free %" PRIu64 " -> %" PRIu64, s2.pool, s3.pool, s2.free, s3.free);
+	nres = pool_snapshot(res, RESERVE_MAX);
+	CHECK(s3.pool == s2.pool && s3.available == s2.available + 1 && !in_set(res, nres, k),
+	      "a KERNEL page's free: pool %" PRIu64 " -> %" PRIu64 ", available +%" PRIu64, s2.pool, s3.pool,
+	      s3.available - s2.available);
 
-	/* The explicit refill, in normal context, tops up to target and is counted. */
-	uint32_t want = (uint32_t)(POOL_TARGET - s3.pool);
-	CHECK(lmm_pool_refill(&mm) == want, "refill did not add the %u missing pages", want);
+	/* The reserve is a fixed budget: frames merely out are not missing, so nothing to add. */
+	CHECK(s3.reserve_held == 7 && s3.pool + s3.reserve_held == POOL_TARGET,
+	      "reserve: %" PRIu64 " waiting + %" PRIu64 " out, target %d", s3.pool, s3.reserve_held, POOL_TARGET);
+	CHECK(lmm_pool_refill(&mm) == 0, "a refill replaced reserve frames that are only held");
+
+	/* With interrupts off the explicit refill works: after the target is raised it tops
+	 * the budget up to the new target, counted once. */
+	CHECK(lmm_pool_set_marks(&mm, POOL_LOW, POOL_TARGET + 8) == LMM_OK, "raising the target refused");
+	fl = host_irq_save();
+	uint32_t added = lmm_pool_refill(&mm);
+	host_irq_restore(fl);
+	CHECK(added == 8, "irqs-off refill added %u pages after the target was raised by 8", added);
 	struct lmm_stats s4 = mm_stats(&mm);
-	CHECK(s4.pool == POOL_TARGET, "pool %" PRIu64 " after refill", s4.pool);
-	CHECK(s4.pool_refills == s3.pool_refills + 1 && s4.pool_refill_pages == s3.pool_refill_pages + want,
+	CHECK(s4.pool == s3.pool + 8 && s4.reserve_held == 7, "pool %" PRIu64 " after refill", s4.pool);
+	CHECK(s4.pool_refills == s3.pool_refills + 1 && s4.pool_refill_pages == s3.pool_refill_pages + 8,
 	       "refill not counted (refills +%" PRIu64 ", pages +%" PRIu64 ")", s4.pool_refills - s3.pool_refills,
 	       s4.pool_refill_pages - s3.pool_refill_pages);
 	CHECK(lmm_pool_refill(&mm) == 0 && mm_stats(&mm).pool_refills == s4.pool_refills,
 	       "a refill of a full pool added pages or was counted");
-	/* At target, a normal free goes to the buddy lists. */
-	CHECK(lmm_free_pages(&mm, p[3], 0) == LMM_OK, "free refused");
-	CHECK(mm_stats(&mm).pool == POOL_TARGET, "pool grew past its target");
-	for (int i = 4; i < 10; i++)
-		lmm_free_pages(&mm, p[i], 0);
+	/* The frames still out come back too: the reserve ends at its (new) target. */
+	for (int i = 3; i < 10; i++)
+		CHECK(lmm_free_pages(&mm, p[i], 0) == LMM_OK, "free refused");
+	struct lmm_stats s5 = mm_stats(&mm);
+	CHECK(s5.pool == POOL_TARGET + 8 && s5.reserve_held == 0, "pool %" PRIu64 " (+%" PRIu64 " out) after the frees, "
+	      "target %d", s5.pool, s5.reserve_held, POOL_TARGET + 8);
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
 static void pool_marks_configurable(void)
 {
-	ASSERT(setup_with(16 * MiB, 40, 10, 0) == LMM_OK, "init failed");
+	/* A one-page slice: the low-water mark is exact (mm/alloc.c slice_refill_locked). */
+	ASSERT(setup_slice(16 * MiB, 40, 10, 1, 0) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
-	CHECK(s.pool_target == 40 && s.pool_low == 10 && s.pool == 40, "config marks: target %u low %u fill %"
-	       PRIu64, s.pool_target, s.pool_low, s.pool);
+	CHECK(s.pool_target == 40 && s.pool_low == 10 && s.pool == 40 && s.pool_slice == 1,
+	      "config marks: target %u low %u fill %" PRIu64 " slice %u", s.pool_target, s.pool_low, s.pool,
+	      s.pool_slice);
 	CHECK(!lmm_pool_needs_refill(&mm), "full pool needs a refill");
 	void *p[41];
-	for (int i = 0; i < 30; i++)
+	for (int i = 0; i < 31; i++)
 		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
-	CHECK(!lmm_pool_needs_refill(&mm), "fill 10 == low 10 already needs a refill");
-	ASSERT((p[30] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
-	CHECK(lmm_pool_needs_refill(&mm), "fill 9 < low 10 does not need a refill");
-	CHECK(mm_stats(&mm).pool_low_water == 9, "low-water %u, want 9", mm_stats(&mm).pool_low_water);
-
-	/* Raise both marks: nothing moves until the refill, which converges on the new target. */
-	CHECK(lmm_pool_set_marks(&mm, 20, 100) == LMM_OK, "set_marks refused");
 	s = mm_stats(&mm);
-	CHECK(s.pool_target == 100 && s.pool_low == 20 && s.pool == 9, "after set_marks: target %u low %u fill %"
+	CHECK(s.pool == 9 && s.reserve_held == 31, "31 taken: %" PRIu64 " waiting, %" PRIu64 " out", s.pool,
+	      s.reserve_held);
+	CHECK(s.pool_low_water == 9, "low-water %u, want 9", s.pool_low_water);
+	/* The budget counts frames out with their holders: none is missing, none to refill. */
+	CHECK(!lmm_pool_needs_refill(&mm), "fill 9 with 31 out (budget 40, low 10) needs a refill");
+	CHECK(lmm_pool_refill(&mm) == 0, "refill replaced frames that are only out");
+
+	/* Raise both marks: nothing moves until the refill, which brings the budget to the new target. */
+	CHECK(lmm_pool_set_marks(&mm, 50, 100) == LMM_OK, "set_marks refused");
+	s = mm_stats(&mm);
+	CHECK(s.pool_target == 100 && s.pool_low == 50 && s.pool == 9, "after set_marks: target %u low %u fill %"
 	       PRIu64, s.pool_target, s.pool_low, s.pool);
-	CHECK(lmm_pool_needs_refill(&mm), "fill 9 < low 20 does not need a refill");
-	CHECK(lmm_pool_refill(&mm) == 91 && mm_stats(&mm).pool == 100, "refill did not reach the new target");
-	CHECK(!lmm_pool_needs_refill(&mm), "full pool needs a refill");
+	CHECK(lmm_pool_needs_refill(&mm), "budget 40 < low 50 does not need a refill");
+	CHECK(lmm_pool_refill(&mm) == 60 && mm_stats(&mm).pool == 69, "refill did not bring the budget to 100");
+	CHECK(!lmm_pool_needs_refill(&mm), "full budget needs a refill");
+	for (int i = 0; i < 31; i++)
+		lmm_free_pages(&mm, p[i], 0);
+	s = mm_stats(&mm);
+	CHECK(s.pool == 100 && s.reserve_held == 0, "after the frees: %" PRIu64 " waiting, %" PRIu64 " out", s.pool,
+	      s.reserve_held);
 
 	/* Shrink: the surplus goes straight back to the buddy lists. */
-	uint64_t free0 = mm_stats(&mm).free;
+	uint64_t free0 = s.free;
 	CHECK(lmm_pool_set_marks(&mm, 2, 8) == LMM_OK, "set_marks refused");
 	s = mm_stats(&mm);
 	CHECK(s.pool == 8 && s.free == free0 + 92, "shrink to 8: fill %" PRIu64 ", free +%" PRIu64, s.pool,
-	       s.free - free0);
+	      s.free - free0);
 	CHECK(lmm_pool_set_marks(&mm, 10, 5) == LMM_ERR_STATE, "low above target accepted");
 	CHECK(mm_stats(&mm).pool_target == 8, "refused set_marks changed the target");
-	for (int i = 0; i <= 30; i++)
+	/* Shrink while frames are out: those come back and the budget settles on the target. */
+	for (int i = 0; i < 8; i++)
+		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+	CHECK(lmm_pool_set_marks(&mm, 1, 3) == LMM_OK, "set_marks refused");
+	for (int i = 0; i < 8; i++)
 		lmm_free_pages(&mm, p[i], 0);
-	CHECK(mm_stats(&mm).pool == 8, "frees overfilled the pool");
+	s = mm_stats(&mm);
+	CHECK(s.pool == 3 && s.reserve_held == 0, "frees after shrinking to 3: fill %" PRIu64, s.pool);
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 
 	/* Automatic marks: target scaled to RAM within [16, 4096], low = target / 2. */
@@ -760,31 +924,54 @@ static void exclusive_free_by_other_owner_refused(void)
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/*
+ * A free of a page that is free again - back in the reserve, in this CPU's cache, or in
+ * the buddy lists - is a double free, whichever of the three holds it (LMM_ERR_IN_POOL is
+ * gone), and the record says where it was found.
+ */
 static void exclusive_double_free_refused(void)
 {
+	static const struct {
+		lmm_gfp_t gfp;
+		bool drain;
+		uint8_t found;
+		const char *where;
+	} rounds[] = {
+		{ LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, false, LMM_FRAME_POOL, "the reserve" },
+		{ LMM_GFP_NOWAIT | LMM_GFP_EXCLUSIVE, false, LMM_FRAME_CACHED, "this CPU's cache" },
+		{ LMM_GFP_NOWAIT | LMM_GFP_EXCLUSIVE, true, LMM_FRAME_FREE, "the buddy lists" },
+	};
 	ASSERT(setup() == LMM_OK, "init failed");
-	/* Once into the pool (normal free, pool below target), once into the buddy lists. */
-	for (int round = 0; round < 2; round++) {
-		if (round == 1)
-			ASSERT(lmm_pool_refill(&mm) == 0 && mm_stats(&mm).pool == POOL_TARGET, "fixture: pool not full");
-		void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	for (int round = 0; round < 3; round++) {
+		void *p = lmm_alloc_pages(&mm, 0, rounds[round].gfp);
 		ASSERT(p, "alloc failed");
-		if (round == 1)
-			lmm_pool_refill(&mm); /* the page came from the pool: top it up so the free skips it */
-		CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "first free refused");
+		CHECK(lmm_free_pages(&mm, p, 0) == LMM_OK, "first free refused");
+		if (rounds[round].drain)
+			lmm_cpu_drain(&mm, lmm_port_cpu_id());
 		struct lmm_stats s0 = mm_stats(&mm);
+		host_reports_clear();
 		host_log_clear();
 		enum lmm_status st = labyrinth_free_page_atomic_exclusive(p);
 		struct lmm_stats s1 = mm_stats(&mm);
-		CHECK(st != LMM_OK, "round %d: double free accepted", round);
-		CHECK(round == 0 ? st == LMM_ERR_IN_POOL : (st == LMM_ERR_ALREADY_FREE || st == LMM_ERR_NOT_HEAD),
-		       "round %d: double free refused as '%s'", round, lmm_status_str(st));
-		CHECK(s1.refused_total == s0.refused_total + 1, "round %d: double free not counted", round);
-		CHECK(s1.free == s0.free && s1.pool == s0.pool && s1.allocated == s0.allocated,
-		       "round %d: double free moved pages", round);
-		CHECK(host_log_contains(hex_phys(p)), "round %d: not logged with the address: %s", round,
+		const struct lmm_report *r = host_report_last();
+		/* Merged into a larger free block or not, it is a double free; the record names
+		 * the state of the free block that holds the page now. */
+		uint8_t found = rounds[round].found;
+		enum lmm_status want = LMM_ERR_ALREADY_FREE;
+		CHECK(st == want, "%s: double free answered '%s'", rounds[round].where, lmm_status_str(st));
+		CHECK(s1.refused_total == s0.refused_total + 1 && s1.refused[want] == s0.refused[want] + 1,
+		      "%s: double free not counted", rounds[round].where);
+		CHECK(s1.free == s0.free && s1.pool == s0.pool && s1.cached == s0.cached && s1.allocated == s0.allocated,
+		       "%s: double free moved pages", rounds[round].where);
+		CHECK(host_report_count() == 1 && r && r->reason == want && r->phys == phys(p) &&
+			      r->ptr == p && r->found_state == found && strcmp(r->op, "free") == 0 &&
+			      r->context == LMM_CTX_NORMAL && r->caller != NULL,
+		      "%s: record %s, phys 0x%" PRIx64 ", found state %u (want %u)", rounds[round].where,
+		      r ? lmm_status_str(r->reason) : "missing", r ? r->phys : 0, r ? r->found_state : 0,
+		      found);
+		CHECK(host_log_contains(hex_phys(p)), "%s: the port's text lacks the address: %s", rounds[round].where,
 		       host_log_last());
-		CHECK(lmm_check(&mm) == 0, "round %d: check failed", round);
+		CHECK(lmm_check(&mm) == 0, "%s: check failed", rounds[round].where);
 	}
 }
 
@@ -908,6 +1095,7 @@ static void kernel_alloc_in_handler_refused(void)
 	ASSERT(setup() == LMM_OK, "init failed");
 	struct lmm_stats s0 = mm_stats(&mm);
 	host_log_clear();
+	host_reports_clear();
 	ASSERT(interrupt(kernel_alloc_in_handler) == 1, "handler did not run");
 	struct lmm_stats s1 = mm_stats(&mm);
 	CHECK(!irq_ptrs[0] && !irq_ptrs[1], "KERNEL allocation in the handler succeeded");
@@ -915,6 +1103,11 @@ static void kernel_alloc_in_handler_refused(void)
 	CHECK(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 2, "BAD_CONTEXT +%" PRIu64
 	       ", want +2", s1.refused[LMM_ERR_BAD_CONTEXT] - s0.refused[LMM_ERR_BAD_CONTEXT]);
 	CHECK(s1.allocated == s0.allocated + 1 && s1.free == s0.free, "a refused allocation moved pages");
+	const struct lmm_report *r = host_report_last();
+	CHECK(r && r->reason == LMM_ERR_BAD_CONTEXT && strcmp(r->op, "alloc") == 0 && r->context == LMM_CTX_INTERRUPT &&
+		      r->order == 2 && r->gfp == (LMM_GFP_KERNEL | LMM_GFP_ZERO) && r->phys == LMM_PHYS_INVALID,
+	      "refusal record: %s, order %u, context %d", r ? lmm_status_str(r->reason) : "missing", r ? r->order : 0,
+	      r ? (int)r->context : -1);
 	CHECK(host_log_contains("refused alloc"), "refusal not logged: %s", host_log_last());
 	lmm_free_pages(&mm, irq_ptrs[2], 0);
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
@@ -1086,6 +1279,523 @@ static void port_interrupt_during_deferred_delivery(void)
 	       (int)ctx_wrong, (int)ctx_runs);
 }
 #endif
+
+/* ---- The reserve under the issue's scenario: exhaustion, every free with interrupts off ---- */
+
+/*
+ * A small teaching kernel (issue 10): a "user program" in normal context takes every page
+ * it can and keeps taking as pages appear; a timer handler allocates one ATOMIC|EXCLUSIVE
+ * page per tick and frees one; every free the main code makes runs with interrupts off.
+ * Half the handler's pages are handed to the main code (lmm_page_transfer), which frees
+ * them with interrupts off; the other half the handler frees itself.  All state below is
+ * touched by the main code only with interrupts off, so the handler never sees it torn.
+ */
+#define EX_RING 4 /* pages the handler keeps at most */
+#define EX_INBOX 4 /* pages handed to the main code, waiting for its free */
+
+static volatile sig_atomic_t ex_stop;
+static void *volatile ex_ring[EX_RING];
+static volatile unsigned ex_ring_n, ex_ring_head;
+static void *volatile ex_inbox[EX_INBOX];
+static volatile unsigned ex_inbox_n;
+static volatile uint16_t ex_main_owner;
+/* The handler's own ledger: reserve frames it or the main code's inbox holds right now. */
+static volatile uint32_t ex_reserve_held;
+static volatile uint64_t ex_ticks, ex_allocs, ex_null, ex_null_unjustified, ex_nonreserve, ex_errors;
+static volatile uint64_t ex_null_pool_seen; /* the reserve's level seen at an unjustified NULL */
+
+static void ex_irq(void)
+{
+	if (ex_stop)
+		return;
+	ex_ticks++;
+	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	if (p) {
+		ex_allocs++;
+		if (is_reserve_frame(p))
+			ex_reserve_held++;
+		else
+			ex_nonreserve++;
+		if (ex_ring_n == EX_RING) { /* cannot happen: one free per tick below */
+			ex_errors++;
+			labyrinth_free_page_atomic_exclusive(p);
+		} else {
+			ex_ring[(ex_ring_head + ex_ring_n++) % EX_RING] = p;
+		}
+	} else {
+		/* NULL is justified only when every reserve frame is out: held by us. */
+		ex_null++;
+		struct lmm_stats s;
+		lmm_get_stats(&mm, &s); /* any context */
+		if (s.pool != 0 || ex_reserve_held < s.pool_target) {
+			ex_null_unjustified++;
+			ex_null_pool_seen = s.pool;
+		}
+	}
+	/* One free per tick, the oldest page, once two are kept. */
+	if (ex_ring_n > 2 || (!p && ex_ring_n)) {
+		void *q = ex_ring[ex_ring_head];
+		ex_ring_head = (ex_ring_head + 1) % EX_RING;
+		ex_ring_n--;
+		if ((ex_ticks & 1) && ex_inbox_n < EX_INBOX) {
+			if (lmm_page_transfer(&mm, q, lmm_port_owner(), ex_main_owner) != LMM_OK)
+				ex_errors++;
+			ex_inbox[ex_inbox_n++] = q; /* still counted in ex_reserve_held until freed */
+		} else {
+			bool rsv = is_reserve_frame(q);
+			if (labyrinth_free_page_atomic_exclusive(q) != LMM_OK)
+				ex_errors++;
+			else if (rsv)
+				ex_reserve_held--;
+		}
+	}
+}
+
+/* Start a POSIX timer delivering IRQ_SIGNO to this thread every @period_ns. */
+static bool timer_start(timer_t *t, long period_ns)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = IRQ_SIGNO;
+	sev.sigev_notify_thread_id = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, t) != 0)
+		return false;
+	struct timespec period = { period_ns / 1000000000, period_ns % 1000000000 };
+	struct itimerspec its = { period, period };
+	return timer_settime(*t, 0, &its, NULL) == 0;
+}
+
+static void reserve_kept_under_exhaustion_with_irqs_off_frees(void)
+{
+	ASSERT(setup_with(4 * MiB, POOL_TARGET, POOL_LOW, 0) == LMM_OK, "init failed");
+	static void *reserve0[RESERVE_MAX], *reserve1[RESERVE_MAX];
+	size_t nres0 = pool_snapshot(reserve0, RESERVE_MAX);
+	ASSERT(nres0 == POOL_TARGET, "fixture: reserve %zu pages", nres0);
+	struct lmm_stats s0 = mm_stats(&mm);
+	size_t cap = (size_t)s0.managed, nmine = 0;
+	void **mine = calloc(cap, sizeof(*mine));
+	uint64_t rng = 0x5eed1234abcdull, kernel_nulls = 0, kernel_got_reserve = 0, frees = 0, bad_frees = 0;
+
+	ex_stop = 0;
+	ex_ring_n = ex_ring_head = ex_inbox_n = 0;
+	ex_reserve_held = 0;
+	ex_ticks = ex_allocs = ex_null = ex_null_unjustified = ex_nonreserve = ex_errors = ex_null_pool_seen = 0;
+	ex_main_owner = lmm_port_owner();
+	irq_work = ex_irq;
+	timer_t timer;
+	bool timer_ok = timer_start(&timer, 250000); /* 4 kHz */
+	CHECK(timer_ok, "timer: %s", strerror(errno));
+	double t0 = now_s();
+	while (timer_ok && now_s() - t0 < 2.0) {
+		/* The user program: take every page there is, and whatever appears. */
+		void *p;
+		while (nmine < cap && (p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)) != NULL) {
+			if (is_reserve_frame(p))
+				kernel_got_reserve++;
+			mine[nmine++] = p;
+		}
+		kernel_nulls++;
+		/* Every free with interrupts off: the handler's hand-offs, and a few of its own. */
+		lmm_irqflags_t fl = host_irq_save();
+		while (ex_inbox_n) {
+			void *q = ex_inbox[--ex_inbox_n];
+			bool rsv = is_reserve_frame(q);
+			if (lmm_free_pages(&mm, q, 0) != LMM_OK)
+				bad_frees++;
+			else if (rsv)
+				ex_reserve_held--;
+			frees++;
+		}
+		for (int j = 0; j < 8 && nmine; j++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			size_t i = (size_t)(rng % nmine);
+			if (lmm_free_pages(&mm, mine[i], 0) != LMM_OK)
+				bad_frees++;
+			mine[i] = mine[--nmine];
+			frees++;
+		}
+		host_irq_restore(fl);
+	}
+	if (timer_ok)
+		timer_delete(timer);
+
+	/* Stop the handler, take back what it holds (still with interrupts off). */
+	lmm_irqflags_t fl = host_irq_save();
+	ex_stop = 1;
+	uint16_t hown = (uint16_t)(HANDLER_BIT | lmm_port_owner());
+	while (ex_ring_n) {
+		if (lmm_free_pages_owned(&mm, ex_ring[ex_ring_head], 0, hown) != LMM_OK)
+			bad_frees++;
+		ex_ring_head = (ex_ring_head + 1) % EX_RING;
+		ex_ring_n--;
+	}
+	while (ex_inbox_n)
+		if (lmm_free_pages(&mm, ex_inbox[--ex_inbox_n], 0) != LMM_OK)
+			bad_frees++;
+	host_irq_restore(fl);
+	irq_work = NULL;
+
+	struct lmm_stats s1 = mm_stats(&mm);
+	size_t nres1 = pool_snapshot(reserve1, RESERVE_MAX);
+	size_t kernel_in_reserve = 0;
+	for (size_t i = 0; i < nmine; i++)
+		kernel_in_reserve += in_set(reserve1, nres1, mine[i]);
+	fprintf(stderr,
+		"exhaustion with irqs-off frees: %.2f s, %" PRIu64 " ticks, handler pages %" PRIu64 " (NULL %" PRIu64
+		", not from the reserve %" PRIu64 "), main frees %" PRIu64 ", KERNEL ran dry %" PRIu64
+		" times, holds %zu pages; reserve %" PRIu64 "/%u, low water %u\n",
+		now_s() - t0, ex_ticks, ex_allocs, ex_null, ex_nonreserve, frees, kernel_nulls, nmine, s1.pool,
+		s1.pool_target, s1.pool_low_water);
+	CHECK(ex_ticks >= 100 && ex_allocs > 0, "the handler ran %" PRIu64 " times", ex_ticks);
+	CHECK(kernel_nulls > 100, "the user program ran dry only %" PRIu64 " times", kernel_nulls);
+	CHECK(ex_null_unjustified == 0, "the handler got NULL %" PRIu64 " times with reserve pages left (level %" PRIu64
+	      " at one of them, the handler held %u)", ex_null_unjustified, ex_null_pool_seen, ex_reserve_held);
+	CHECK(ex_errors == 0 && bad_frees == 0, "%" PRIu64 " handler errors, %" PRIu64 " refused frees", ex_errors,
+	      bad_frees);
+	CHECK(s1.reserve_to[LMM_CLASS_KERNEL] == 0 && kernel_got_reserve == 0,
+	      "KERNEL received reserve pages: reserve_to[KERNEL] %" PRIu64 ", %" PRIu64 " seen by the program",
+	      s1.reserve_to[LMM_CLASS_KERNEL], kernel_got_reserve);
+	CHECK(kernel_in_reserve == 0, "%zu of the program's pages are in the reserve", kernel_in_reserve);
+	CHECK(s1.pool == s1.pool_target, "the reserve ended at %" PRIu64 " pages, its target is %u", s1.pool,
+	      s1.pool_target);
+	CHECK(same_set(reserve1, nres1, reserve0, nres0), "the reserve is not the frames it started with");
+
+	for (size_t i = 0; i < nmine; i++)
+		lmm_free_pages(&mm, mine[i], 0);
+	free(mine);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
+/* ---- A reserve that stays compact ------------------------------------------------------------ */
+
+#define COMPACT_HELD 6
+
+struct churn {
+	uint64_t rng, iters, pairs, errors;
+	uint16_t owner;
+	unsigned cpu;
+};
+
+static __thread struct churn *volatile churn_self;
+
+/* A handler pair on the interrupted CPU: one or two ATOMIC|EXCLUSIVE pages, freed at once. */
+static void churn_irq(void)
+{
+	struct churn *c = churn_self;
+	if (!c)
+		return;
+	void *a = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	void *b = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	if (!a || !b)
+		c->errors++;
+	if (labyrinth_free_page_atomic_exclusive(b) != LMM_OK || labyrinth_free_page_atomic_exclusive(a) != LMM_OK)
+		c->errors++;
+}
+
+static uint64_t churn_rnd(struct churn *c)
+{
+	c->rng ^= c->rng << 13, c->rng ^= c->rng >> 7, c->rng ^= c->rng << 17;
+	return c->rng;
+}
+
+/*
+ * ATOMIC pairs whose two halves run in different contexts (normal, interrupts off, a
+ * handler), with KERNEL blocks of order 0..3 churning the buddy lists around them.
+ */
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	c->owner = lmm_port_owner();
+	churn_self = c;
+	void *held[COMPACT_HELD];
+	void *blocks[8];
+	unsigned orders[8];
+	unsigned nheld = 0, nblocks = 0;
+	for (uint64_t it = 0; it < c->iters; it++) {
+		uint64_t r = churn_rnd(c);
+		bool off = r & 1;
+		lmm_irqflags_t fl = off ? host_irq_save() : 0;
+		if (nheld < COMPACT_HELD && (r & 2)) {
+			void *p = lmm_alloc_pages_owned(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, c->owner);
+			if (p)
+				held[nheld++] = p;
+			else
+				c->errors++;
+		} else if (nheld) {
+			if (lmm_free_pages_owned(&mm, held[--nheld], 0, c->owner) != LMM_OK)
+				c->errors++;
+			c->pairs++;
+		}
+		if (off)
+			host_irq_restore(fl);
+		if ((r >> 8) % 8 == 0)
+			raise(IRQ_SIGNO);
+		if ((r >> 12) % 4 == 0) {
+			if (nblocks < 8 && (r & 0x10000)) {
+				unsigned o = (unsigned)((r >> 20) % 4);
+				void *b = lmm_alloc_pages(&mm, o, LMM_GFP_KERNEL);
+				if (b) {
+					blocks[nblocks] = b;
+					orders[nblocks++] = o;
+				}
+			} else if (nblocks) {
+				nblocks--;
+				if (lmm_free_pages(&mm, blocks[nblocks], orders[nblocks]) != LMM_OK)
+					c->errors++;
+			}
+		}
+	}
+	while (nheld)
+		if (lmm_free_pages_owned(&mm, held[--nheld], 0, c->owner) != LMM_OK)
+			c->errors++;
+	while (nblocks) {
+		nblocks--;
+		if (lmm_free_pages(&mm, blocks[nblocks], orders[nblocks]) != LMM_OK)
+			c->errors++;
+	}
+	c->cpu = lmm_port_cpu_id();
+	churn_self = NULL;
+	return NULL;
+}
+
+static void reserve_stays_compact(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	static void *reserve0[RESERVE_MAX], *reserve1[RESERVE_MAX];
+	size_t nres0 = pool_snapshot(reserve0, RESERVE_MAX);
+	struct lmm_stats s0 = mm_stats(&mm);
+	uint64_t big0 = free_pages_in_blocks(&s0, 9);
+	ASSERT(nres0 == POOL_TARGET && big0 > 0, "fixture: reserve %zu, order>=9 %" PRIu64, nres0, big0);
+
+	enum { NT = 2 };
+	struct churn c[NT + 1];
+	pthread_t t[NT];
+	irq_work = churn_irq;
+	for (int i = 0; i <= NT; i++)
+		c[i] = (struct churn){ .rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), .iters = SAN_TSAN ? 20000 : 100000 };
+	for (int i = 0; i < NT; i++)
+		ASSERT(pthread_create(&t[i], NULL, churn_thread, &c[i]) == 0, "pthread_create");
+	churn_thread(&c[NT]); /* this thread is a third CPU */
+	for (int i = 0; i < NT; i++)
+		pthread_join(t[i], NULL);
+	irq_work = NULL;
+
+	uint64_t errors = 0, pairs = 0;
+	for (int i = 0; i <= NT; i++)
+		errors += c[i].errors, pairs += c[i].pairs;
+	drain_all_cpus();
+	struct lmm_stats s1 = mm_stats(&mm);
+	size_t nres1 = pool_snapshot(reserve1, RESERVE_MAX);
+	uint64_t big1 = free_pages_in_blocks(&s1, 9);
+	fprintf(stderr, "compact reserve: %" PRIu64 " pairs on %d CPUs (+ handlers), reserve %zu -> %zu frames, "
+		"free in order>=9 blocks %" PRIu64 " -> %" PRIu64 " pages\n", pairs, NT + 1, nres0, nres1, big0, big1);
+	CHECK(errors == 0, "%" PRIu64 " failed or refused calls", errors);
+	uint64_t flagged = 0;
+	for (uint64_t i = 0; i < mm.nframes; i++)
+		flagged += (mm.frames[i].flags & LMM_FRAME_F_RESERVE) != 0;
+	CHECK(same_set(reserve1, nres1, reserve0, nres0), "the reserve drifted: %zu frames, not the %zu it started with "
+	      "(pool %" PRIu64 ", out %" PRIu64 ", %" PRIu64 " frames flagged)", nres1, nres0, s1.pool, s1.reserve_held,
+	      flagged);
+	CHECK(big1 * 100 >= big0 * 95 && big1 * 100 <= big0 * 105, "order>=9 free memory %" PRIu64 " pages, was %"
+	      PRIu64 " (more than 5%% off)", big1, big0);
+	CHECK(s1.allocated == 0 && s1.available == s0.available, "allocated %" PRIu64 ", available %" PRIu64 " (was %"
+	      PRIu64 ")", s1.allocated, s1.available, s0.available);
+	CHECK(lmm_check(&mm) == 0, "check failed");
+}
+
+/* ---- The per-CPU layer ------------------------------------------------------------------------ */
+
+static void handler_pairs(void)
+{
+	irq_u32 = 0;
+	for (int i = 0; i < 100; i++) {
+		void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+		if (!p || labyrinth_free_page_atomic_exclusive(p) != LMM_OK)
+			irq_u32++;
+	}
+}
+
+/* A warm pair - this CPU's slice (ATOMIC) or cache (KERNEL) has a page - takes no lock. */
+static void atomic_pair_takes_no_lock(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(); /* warms the slice */
+	ASSERT(p && labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "warm-up pair failed");
+	struct lmm_cpu_stats c0;
+	lmm_get_cpu_stats(&mm, lmm_port_cpu_id(), &c0);
+	ASSERT(c0.pool_pages > 0, "fixture: the slice is empty after a pair");
+	struct lmm_stats s0 = mm_stats(&mm);
+
+	uint64_t l0 = host_lock_acquisitions(), bad = 0;
+	for (int i = 0; i < 1000; i++) {
+		p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+		if (!p || labyrinth_free_page_atomic_exclusive(p) != LMM_OK)
+			bad++;
+	}
+	uint64_t normal = host_lock_acquisitions() - l0;
+	lmm_irqflags_t fl = host_irq_save();
+	l0 = host_lock_acquisitions();
+	for (int i = 0; i < 100; i++) {
+		p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+		if (!p || labyrinth_free_page_atomic_exclusive(p) != LMM_OK)
+			bad++;
+	}
+	uint64_t irqs_off = host_lock_acquisitions() - l0;
+	host_irq_restore(fl);
+	l0 = host_lock_acquisitions();
+	ASSERT(interrupt(handler_pairs) == 1, "handler did not run");
+	uint64_t handler = host_lock_acquisitions() - l0;
+	CHECK(bad == 0 && irq_u32 == 0, "%" PRIu64 " pairs failed (%u in the handler)", bad, irq_u32);
+	CHECK(normal == 0 && irqs_off == 0 && handler == 0, "warm ATOMIC|EXCLUSIVE pairs took the lock: %" PRIu64
+	      " times in 1000 (normal), %" PRIu64 " in 100 (irqs off), %" PRIu64 " in 100 (handler)", normal, irqs_off,
+	      handler);
+	struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.pool_hits == s0.pool_hits + 1200 && s1.reserve_to[LMM_CLASS_ATOMIC] == s0.reserve_to[LMM_CLASS_ATOMIC] + 1200,
+	      "the pairs were not served by the reserve: hits +%" PRIu64, s1.pool_hits - s0.pool_hits);
+
+	/* The same for an order-0 KERNEL pair once the cache has been refilled. */
+	p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	ASSERT(p && lmm_free_pages(&mm, p, 0) == LMM_OK, "warm-up pair failed");
+	l0 = host_lock_acquisitions();
+	for (int i = 0; i < 1000; i++) {
+		p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+		if (!p || lmm_free_pages(&mm, p, 0) != LMM_OK)
+			bad++;
+	}
+	uint64_t kernel = host_lock_acquisitions() - l0;
+	CHECK(bad == 0 && kernel == 0, "warm KERNEL order-0 pairs took the lock %" PRIu64 " times in 1000 (%" PRIu64
+	      " failed)", kernel, bad);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
+/* Fill the calling CPU's cache and slice: a KERNEL pair and an ATOMIC pair. */
+static void fill_this_cpu(void)
+{
+	void *k = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	void *a = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
+	lmm_free_pages(&mm, k, 0);
+	lmm_free_pages(&mm, a, 0);
+}
+
+static void cpu_drain_returns_cache_and_slice(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	struct lmm_stats s0 = mm_stats(&mm);
+	unsigned me = lmm_port_cpu_id(), parked = (me + 5) % LMM_PORT_MAX_CPUS;
+	fill_this_cpu();
+	host_set_cpu(parked); /* pretend to run on another CPU, then leave it parked */
+	fill_this_cpu();
+	host_set_cpu(me);
+	struct lmm_cpu_stats c_me, c_parked;
+	lmm_get_cpu_stats(&mm, me, &c_me);
+	lmm_get_cpu_stats(&mm, parked, &c_parked);
+	ASSERT(c_me.cache_pages > 0 && c_me.pool_pages > 0 && c_parked.cache_pages > 0 && c_parked.pool_pages > 0,
+	       "fixture: cpu %u cache %u slice %u, cpu %u cache %u slice %u", me, c_me.cache_pages, c_me.pool_pages,
+	       parked, c_parked.cache_pages, c_parked.pool_pages);
+	struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.cached == (uint64_t)c_me.cache_pages + c_parked.cache_pages && s1.pool == s0.pool &&
+		      s1.available == s0.available && s1.free < s0.free,
+	      "before the drains: cached %" PRIu64 ", pool %" PRIu64 ", available %" PRIu64, s1.cached, s1.pool,
+	      s1.available);
+
+	lmm_cpu_drain(&mm, me);
+	lmm_get_cpu_stats(&mm, me, &c_me);
+	struct lmm_stats s2 = mm_stats(&mm);
+	CHECK(c_me.cache_pages == 0 && c_me.pool_pages == 0, "after draining this CPU: cache %u slice %u",
+	      c_me.cache_pages, c_me.pool_pages);
+	CHECK(s2.cached == c_parked.cache_pages && s2.pool == s0.pool, "this CPU's drain: cached %" PRIu64 ", pool %"
+	      PRIu64, s2.cached, s2.pool);
+	CHECK(lmm_check(&mm) == 0, "check failed after draining this CPU");
+
+	lmm_cpu_drain(&mm, parked);
+	lmm_get_cpu_stats(&mm, parked, &c_parked);
+	struct lmm_stats s3 = mm_stats(&mm);
+	CHECK(c_parked.cache_pages == 0 && c_parked.pool_pages == 0, "after draining the parked CPU: cache %u slice %u",
+	      c_parked.cache_pages, c_parked.pool_pages);
+	CHECK(s3.cached == 0 && s3.pool == s0.pool && s3.free == s0.free && s3.allocated == 0 &&
+		      memcmp(s3.free_blocks, s0.free_blocks, sizeof(s0.free_blocks)) == 0,
+	      "after both drains: cached %" PRIu64 ", pool %" PRIu64 ", free %" PRIu64 " (was %" PRIu64 ")", s3.cached,
+	      s3.pool, s3.free, s0.free);
+	/* Every slice is empty: the reserve is all in the shared pool. */
+	CHECK(mm.npool == s0.pool, "shared pool %u, reserve %" PRIu64, mm.npool, s0.pool);
+	CHECK(mm_conserved(&mm) && lmm_check(&mm) == 0, "check failed after both drains");
+	lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS); /* out of range: ignored */
+	CHECK(lmm_check(&mm) == 0, "an out-of-range drain did something");
+}
+
+/* Two threads, two CPUs, order-0 pairs at once; checked once both have stopped. */
+struct pairs_thread {
+	pthread_barrier_t *start;
+	uint64_t iters, bad;
+	unsigned cpu;
+};
+
+static void *pairs_thread(void *arg)
+{
+	struct pairs_thread *t = arg;
+	void *held[32];
+	unsigned n = 0;
+	uint64_t sig = (uint64_t)(uintptr_t)t;
+	t->cpu = lmm_port_cpu_id();
+	pthread_barrier_wait(t->start);
+	for (uint64_t i = 0; i < t->iters; i++) {
+		/* Hold up to 32 pages so the cache refills and drains in batches under the lock. */
+		if (n < 32 && (i % 97) < 60) {
+			void *p = lmm_alloc_pages(&mm, 0, (i & 7) ? LMM_GFP_KERNEL : LMM_GFP_ATOMIC);
+			if (!p) {
+				t->bad++;
+				continue;
+			}
+			*(volatile uint64_t *)p = sig ^ i;
+			held[n++] = p;
+			((volatile uint64_t *)p)[1] = sig ^ i;
+		} else if (n) {
+			void *p = held[--n];
+			if (((volatile uint64_t *)p)[0] != ((volatile uint64_t *)p)[1])
+				t->bad++;
+			if (lmm_free_pages(&mm, p, 0) != LMM_OK)
+				t->bad++;
+		}
+	}
+	while (n)
+		if (lmm_free_pages(&mm, held[--n], 0) != LMM_OK)
+			t->bad++;
+	return NULL;
+}
+
+static void two_cpus_order0_pairs(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	struct lmm_stats s0 = mm_stats(&mm);
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, 2);
+	struct pairs_thread t[2];
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++) {
+		t[i] = (struct pairs_thread){ &start, SAN_TSAN ? 100000 : 500000, 0, 0 };
+		ASSERT(pthread_create(&th[i], NULL, pairs_thread, &t[i]) == 0, "pthread_create");
+	}
+	double t0 = now_s();
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	double secs = now_s() - t0;
+	pthread_barrier_destroy(&start);
+	fprintf(stderr, "two CPUs (%u, %u): %" PRIu64 " order-0 calls each in %.2f s\n", t[0].cpu, t[1].cpu, t[0].iters,
+		secs);
+	CHECK(t[0].cpu != t[1].cpu, "both threads ran as CPU %u", t[0].cpu);
+	CHECK(t[0].bad == 0 && t[1].bad == 0, "%" PRIu64 " + %" PRIu64 " failed calls or damaged pages", t[0].bad,
+	      t[1].bad);
+	struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.allocated == 0 && s1.available == s0.available && mm_conserved(&mm),
+	      "after join: allocated %" PRIu64 ", available %" PRIu64 " (was %" PRIu64 ")", s1.allocated, s1.available,
+	      s0.available);
+	CHECK(lmm_check(&mm) == 0, "check failed with the caches full");
+	drain_all_cpus();
+	s1 = mm_stats(&mm);
+	CHECK(s1.cached == 0 && s1.free + s1.pool == s0.free + s0.pool, "after draining: cached %" PRIu64, s1.cached);
+	CHECK(lmm_check(&mm) == 0, "check failed after draining");
+}
 
 /* ---- Stress: threads and timer interrupts together ----------------------------------------- */
 
@@ -1413,15 +2123,48 @@ static void one_op(struct worker *w)
 	} else if (r < 998) {
 		violate(w);
 	} else {
-		/* Mid-run self-checks: conservation holds at every lock release. */
-		if (!mm_conserved(&mm))
-			note(w, "conservation broken mid-run");
-		if (w->id == 0 && rnd(w) % 8 == 0) {
-			w->checks++;
-			if (lmm_check(&mm) != 0)
-				note(w, "lmm_check failed mid-run");
-		}
+		/* Statistics while the others run: any context, each figure a snapshot.  The
+		 * exact checks (conservation, lmm_check) run at the checkpoints. */
+		struct lmm_stats s = mm_stats(&mm);
+		struct lmm_cpu_stats c;
+		lmm_get_cpu_stats(&mm, lmm_port_cpu_id(), &c);
+		if (s.allocated > s.managed || s.available > s.managed)
+			note(w, "stats: allocated %" PRIu64 ", available %" PRIu64 " of %" PRIu64 " managed", s.allocated,
+			     s.available, s.managed);
+		if (c.cache_pages > s.cache_high || c.pool_pages > s.pool_slice)
+			note(w, "this CPU's cache %u / slice %u above their bounds", c.cache_pages, c.pool_pages);
 	}
+}
+
+/*
+ * A stop-the-world checkpoint.  Per-CPU counters summed while other CPUs run cannot
+ * add up exactly, so conservation and lmm_check() run only here: every worker parks on
+ * the barrier with interrupts off (its timer's signals are held pending, so no handler
+ * runs on a parked CPU), and worker 0 checks.  Conservation is read with interrupts off
+ * too, so worker 0's own handler cannot land between the locked and the per-CPU part of
+ * lmm_get_stats(); lmm_check() (normal only) holds the lock, with interrupts off, for
+ * its whole walk.
+ */
+#define CHECKPOINTS 8
+
+static void checkpoint(struct worker *w)
+{
+	lmm_irqflags_t fl = host_irq_save();
+	pthread_barrier_wait(&stress_barrier); /* every CPU parked */
+	if (w->id == 0) {
+		w->checks++;
+		struct lmm_stats s = mm_stats(&mm);
+		if (s.free + s.allocated + s.pool + s.cached + s.reserved != s.managed)
+			note(w, "conservation broken at checkpoint %" PRIu64 ": free %" PRIu64 " + allocated %" PRIu64
+			     " + pool %" PRIu64 " + cached %" PRIu64 " + reserved %" PRIu64 " != managed %" PRIu64, w->checks,
+			     s.free, s.allocated, s.pool, s.cached, s.reserved, s.managed);
+		host_irq_restore(fl);
+		if (lmm_check(&mm) != 0)
+			note(w, "lmm_check failed at checkpoint %" PRIu64, w->checks);
+		fl = host_irq_save();
+	}
+	pthread_barrier_wait(&stress_barrier); /* checked: go on */
+	host_irq_restore(fl);
 }
 
 static void *stress_worker(void *arg)
@@ -1442,6 +2185,8 @@ static void *stress_worker(void *arg)
 	if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) {
 		note(w, "timer_create: %s", strerror(errno));
 		pthread_barrier_wait(&stress_barrier);
+		for (int cp = 0; cp < CHECKPOINTS; cp++)
+			checkpoint(w);
 		pthread_barrier_wait(&stress_barrier);
 		return NULL;
 	}
@@ -1451,11 +2196,17 @@ static void *stress_worker(void *arg)
 	if (timer_settime(timer, 0, &its, NULL) != 0)
 		note(w, "timer_settime: %s", strerror(errno));
 
+	/* Every worker runs the same number of phases (a phase cut short by the deadline
+	 * still ends at its checkpoint), so the barriers always meet. */
 	uint64_t done = 0;
-	while (done < w->ops) {
-		one_op(w);
-		if ((++done & 31) == 0 && now_s() > stress_deadline)
-			break;
+	for (int cp = 0; cp < CHECKPOINTS; cp++) {
+		uint64_t until = w->ops * (uint64_t)(cp + 1) / CHECKPOINTS;
+		while (done < until) {
+			one_op(w);
+			if ((++done & 31) == 0 && now_s() > stress_deadline)
+				break;
+		}
+		checkpoint(w);
 	}
 	w->ops = done;
 	w->loop_end = now_s();
@@ -1558,20 +2309,24 @@ static void stress_threads_and_timer_interrupts(void)
 	free(workers);
 	workers = NULL;
 
-	lmm_pool_refill(&mm);
+	/* Every thread has exited: their CPU slots' caches and slices go back to the core. */
+	drain_all_cpus();
+	struct lmm_stats s_end = mm_stats(&mm);
+	uint32_t refilled = lmm_pool_refill(&mm);
 	struct lmm_stats s1 = mm_stats(&mm);
 	fprintf(stderr,
 		"stress (%s): %d threads, %" PRIu64 " operations%s, seed 0x%" PRIx64 ", %.2f s (last thread done "
 		"at %.2f s); interrupts %" PRIu64
 		" (%" PRIu64 " inside the allocator, %" PRIu64 " deferred), handler pages %" PRIu64 " (NULL %" PRIu64
 		"); KERNEL %" PRIu64 " (NULL %" PRIu64 "), ATOMIC|EXCL %" PRIu64 " (NULL %" PRIu64 "), transfers %"
-		PRIu64 ", pool hits %" PRIu64 ", empty-pool failures %" PRIu64 ", refills %" PRIu64 ", checks %" PRIu64
-		"\n", SAN_TSAN ? "TSan" : "non-TSan build", nworkers, sum.ops,
+		PRIu64 ", pool hits %" PRIu64 ", empty-pool failures %" PRIu64 ", refills %" PRIu64 ", checkpoints %" PRIu64
+		", reserve at the end %" PRIu64 "/%u (final refill added %u)\n", SAN_TSAN ? "TSan" : "non-TSan build", nworkers, sum.ops,
 		sum.ops < ops * (uint64_t)nworkers ? " (cut short by STRESS_SECONDS)" : "", seed, secs,
 		last_loop_end - t0, sum.irq_runs, sum.irq_in_mm,
 		deferred, sum.irq_allocs, sum.irq_null, sum.kernel_allocs, sum.kernel_null, sum.atomic_allocs,
 		sum.atomic_null, sum.transfers, s1.pool_hits - s0.pool_hits,
-		s1.pool_empty_failures - s0.pool_empty_failures, s1.pool_refills - s0.pool_refills, sum.checks);
+		s1.pool_empty_failures - s0.pool_empty_failures, s1.pool_refills - s0.pool_refills, sum.checks,
+		s_end.pool, s_end.pool_target, refilled);
 
 	CHECK(sum.mismatches == 0 && sum.irq_mismatches == 0, "%" PRIu64 " signature mismatches (%" PRIu64
 	       " in handlers)", sum.mismatches + sum.irq_mismatches, sum.irq_mismatches);
@@ -1583,9 +2338,12 @@ static void stress_threads_and_timer_interrupts(void)
 	CHECK(deferred > 0, "no interrupt was ever held pending by the allocator's lock");
 	CHECK(sum.irq_allocs > 0 && s1.pool_hits > s0.pool_hits, "handlers never allocated from the pool");
 
-	CHECK(s1.allocated == 0, "%" PRIu64 " pages still allocated", s1.allocated);
-	CHECK(s1.free + s1.pool == s0.free + s0.pool, "free+pool %" PRIu64 ", was %" PRIu64,
-	       s1.free + s1.pool, s0.free + s0.pool);
+	CHECK(sum.checks == CHECKPOINTS, "%" PRIu64 " checkpoints ran, want %d", sum.checks, CHECKPOINTS);
+	CHECK(s1.allocated == 0 && s1.reserve_held == 0, "%" PRIu64 " pages still allocated (%" PRIu64 " reserve)",
+	      s1.allocated, s1.reserve_held);
+	CHECK(s_end.cached == 0 && s1.free + s1.pool == s0.free + s0.pool && s1.available == s0.available,
+	      "after draining every CPU: cached %" PRIu64 ", free+pool %" PRIu64 ", was %" PRIu64, s_end.cached,
+	      s1.free + s1.pool, s0.free + s0.pool);
 	CHECK(s1.pool == s0.pool, "pool %" PRIu64 " after refill, was %" PRIu64, s1.pool, s0.pool);
 	CHECK(s1.poison_errors == 0, "poison errors");
 	for (int s = 1; s < LMM_STATUS_COUNT; s++)
@@ -1607,7 +2365,7 @@ int main(void)
 	RUN_CASE(pool_all_empty_atomic_fails_at_once);
 	RUN_CASE(pool_empty_failures_count_only_an_empty_pool);
 	RUN_CASE(stats_count_every_call);
-	RUN_CASE(pool_refill_refused_outside_normal_context);
+	RUN_CASE(pool_refill_refused_only_in_handler);
 	RUN_CASE(pool_marks_configurable);
 	RUN_CASE(exclusive_page_owned_by_caller);
 	RUN_CASE(exclusive_second_reference_refused);
@@ -1622,6 +2380,11 @@ int main(void)
 #if !SAN_TSAN && defined(__x86_64__)
 	RUN_CASE(port_interrupt_during_deferred_delivery); /* TSan delays signals: x86 ASan build only */
 #endif
+	RUN_CASE(atomic_pair_takes_no_lock);
+	RUN_CASE(cpu_drain_returns_cache_and_slice);
+	RUN_CASE(two_cpus_order0_pairs);
+	RUN_CASE(reserve_stays_compact);
+	RUN_CASE(reserve_kept_under_exhaustion_with_irqs_off_frees);
 	RUN_CASE(stress_threads_and_timer_interrupts);
 
 	host_irq_uninstall(IRQ_SIGNO);

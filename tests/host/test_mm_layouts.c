@@ -18,7 +18,7 @@ static struct lmm mm;
 static void alloc_every_page(bool write)
 {
 	struct lmm_stats before = mm_stats(&mm);
-	uint64_t cap = before.free + before.pool;
+	uint64_t cap = before.available;
 	void **pages = calloc(cap + 1, sizeof(*pages));
 	uint64_t n = 0;
 	void *p;
@@ -32,7 +32,7 @@ static void alloc_every_page(bool write)
 	}
 	CHECK(n == cap, "allocated %llu pages, expected %llu", (unsigned long long)n, (unsigned long long)cap);
 	struct lmm_stats full = mm_stats(&mm);
-	CHECK(full.free == 0 && full.pool == 0, "memory left after exhaustion");
+	CHECK(full.available == 0, "memory left after exhaustion");
 	CHECK(lmm_check(&mm) == 0, "check at exhaustion");
 	if (write)
 		for (uint64_t k = 0; k < n; k++) {
@@ -49,9 +49,15 @@ static void alloc_every_page(bool write)
 		lmm_free_pages(&mm, pages[k], 0);
 	lmm_pool_refill(&mm);
 	struct lmm_stats after = mm_stats(&mm);
-	CHECK(after.free == before.free && after.pool == before.pool && after.allocated == 0,
-	       "counters did not return: free %llu->%llu pool %llu->%llu", (unsigned long long)before.free,
-	       (unsigned long long)after.free, (unsigned long long)before.pool, (unsigned long long)after.pool);
+	CHECK(after.available == before.available && after.pool == before.pool && after.allocated == 0,
+	       "counters did not return: available %llu->%llu pool %llu->%llu",
+	       (unsigned long long)before.available, (unsigned long long)after.available,
+	       (unsigned long long)before.pool, (unsigned long long)after.pool);
+	/* Drained, the buddy lists are exactly as they were: every page merged back. */
+	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	after = mm_stats(&mm);
+	CHECK(after.free == before.free + before.cached, "free %llu after draining, %llu before",
+	      (unsigned long long)after.free, (unsigned long long)before.free);
 	CHECK(lmm_check(&mm) == 0, "check after freeing everything");
 	free(pages);
 }
@@ -84,7 +90,7 @@ static void few_mib_with_holes(void)
 	struct range use[] = { { 0, 640 * 1024 }, { 1 * MiB, 2 * MiB }, { 3 * MiB + 4096, 123 * 4096 },
 			       { 5 * MiB + 100, 1 * MiB }, { 7 * MiB, 1 * MiB - 4096 } };
 	struct range res[] = { { 0, 1 * MiB }, { 1 * MiB, 300 * 1024 }, { 5 * MiB + 8 * 4096, 10 } };
-	struct lmm_config cfg = { 16, 4, LMM_CFG_QUIET };
+	struct lmm_config cfg = { .pool_target = 16, .pool_low = 4, .flags = LMM_CFG_QUIET };
 	ASSERT(mm_setup(&mm, 8 * MiB, use, 5, res, 3, &cfg) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
 	CHECK(s.regions == 5, "regions %u", s.regions);
@@ -110,7 +116,7 @@ static void four_gib_in_many_regions(void)
 		printf("note: four_gib_in_many_regions: %zu-bit host, 62 regions of %llu MiB over %llu MiB of physical space\n",
 		       sizeof(void *) * 8, (unsigned long long)(region / MiB), (unsigned long long)(base / MiB));
 	struct range res[] = { { 0, 1 * MiB } };
-	struct lmm_config cfg = { LMM_POOL_AUTO, LMM_POOL_AUTO, LMM_CFG_QUIET };
+	struct lmm_config cfg = { .pool_target = LMM_POOL_AUTO, .pool_low = LMM_POOL_AUTO, .flags = LMM_CFG_QUIET };
 	ASSERT(mm_setup(&mm, base + 64 * MiB, use, 62, res, 1, &cfg) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
 	CHECK(s.regions == 62, "regions %u", s.regions);

@@ -4,8 +4,14 @@
  * invariant checker itself.
  */
 #include "mm_harness.h"
+#include "../../mm/internal.h" /* lmm_buddy_alloc_locked: the lock assertion */
+
+#include <signal.h>
 
 static struct lmm mm;
+
+/* The buddy lists alone: no per-CPU cache in front, so every call reaches them. */
+static const struct lmm_config no_cache = { .cache_high = LMM_CPU_OFF, .flags = LMM_CFG_QUIET };
 
 /* A plain 16 MiB machine with the first MiB reserved, no pool. */
 static enum lmm_status setup16(void)
@@ -44,7 +50,7 @@ static void absurd_ranges_refused_or_trimmed(void)
 	CHECK(lmm_add_range(&mm, UINT64_MAX - 4095, 8192) == LMM_ERR_ABSURD_RANGE, "wrapping range accepted");
 	CHECK(host_log_contains("physical address limit"), "not logged: %s", host_log_last());
 	CHECK(lmm_add_range(&mm, LMM_PHYS_LIMIT - 8192, 1ull << 40) == LMM_OK, "straddling range refused");
-	CHECK(host_log_contains("52-bit"), "trim not logged: %s", host_log_last());
+	CHECK(host_log_contains("52-bit"), "trim not logged: %s", host_log_last()); /* LMM_PORT_PHYS_BITS */
 	CHECK(mm.ranges[0].end == LMM_PHYS_LIMIT, "straddling range not trimmed at the limit");
 	host_arena_unmap();
 }
@@ -169,6 +175,7 @@ static void every_order_naturally_aligned(void)
 	CHECK(lmm_check(&mm) == 0, "check failed");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		CHECK(lmm_free_pages(&mm, blocks[o], o) == LMM_OK, "free order %u", o);
+	lmm_cpu_drain(&mm, lmm_port_cpu_id()); /* the order-0 page waits in this CPU's cache */
 	struct lmm_stats after = mm_stats(&mm);
 	CHECK(after.free == before.free && after.allocated == 0, "pages lost");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
@@ -180,7 +187,7 @@ static void split_all_the_way_and_merge_back(void)
 {
 	/* [0, 4M) is one free 4 MiB block; the metadata goes at the top of [4M, 8M). */
 	struct range use[] = { { 0, 8 * MiB } }, res[] = { { 4 * MiB, 4 * MiB - 32 * 1024 } };
-	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, res, 1, NULL) == LMM_OK, "init failed");
+	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, res, 1, &no_cache) == LMM_OK, "init failed");
 	struct lmm_stats s = mm_stats(&mm);
 	ASSERT(s.free_blocks[LMM_MAX_ORDER] == 1 && s.free == 1024, "fixture: free %" PRIu64, s.free);
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
@@ -197,7 +204,8 @@ static void split_all_the_way_and_merge_back(void)
 
 static void exact_order_taken_before_splitting(void)
 {
-	ASSERT(setup16() == LMM_OK, "init failed");
+	struct range use[] = { { 0, 16 * MiB } }, res[] = { { 0, 1 * MiB } };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, res, 1, &no_cache) == LMM_OK, "init failed");
 	void *a = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	void *b = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* a's buddy */
 	ASSERT(a && b, "alloc failed");
@@ -282,19 +290,21 @@ static void every_bad_free_refused(void)
 		}
 	CHECK(lmm_free_pages(&mm, blk, 2) == LMM_OK, "good free refused");
 	expect_refused_free(blk, 2, LMM_ERR_ALREADY_FREE, "double free");
-	expect_refused_free(blk + 4096, 0, LMM_ERR_NOT_HEAD, "free of a page merged away");
+	/* Its block merged into a larger free one: still a double free, not "not a head". */
+	expect_refused_free(blk + 4096, 0, LMM_ERR_ALREADY_FREE, "free of a page merged away");
 }
 
 static void pool_page_free_refused(void)
 {
 	struct range use[] = { { 0, 16 * MiB } };
-	struct lmm_config cfg = { 32, 8, LMM_CFG_QUIET };
+	struct lmm_config cfg = { .pool_target = 32, .pool_low = 8, .flags = LMM_CFG_QUIET };
 	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
 	ASSERT(p, "atomic alloc failed");
-	ASSERT(lmm_free_pages(&mm, p, 0) == LMM_OK, "free failed"); /* normal ctx: back to the pool */
-	CHECK(mm_stats(&mm).pool == 32, "free did not top the pool up");
-	expect_refused_free(p, 0, LMM_ERR_IN_POOL, "pool page");
+	ASSERT(lmm_free_pages(&mm, p, 0) == LMM_OK, "free failed"); /* a reserve frame: back to the pool */
+	CHECK(mm_stats(&mm).pool == 32, "free did not return the page to the pool");
+	/* Freed again while it waits in the pool: a double free, not "never handed out". */
+	expect_refused_free(p, 0, LMM_ERR_ALREADY_FREE, "pool page");
 }
 
 static void reference_counts(void)
@@ -331,7 +341,7 @@ static void zero_flag_zeroes(void)
 static void poison_catches_use_after_free(void)
 {
 	struct range use[] = { { 0, 16 * MiB } };
-	struct lmm_config cfg = { 0, 0, LMM_CFG_QUIET | LMM_CFG_POISON };
+	struct lmm_config cfg = { .flags = LMM_CFG_QUIET | LMM_CFG_POISON };
 	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
 	uint64_t *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	ASSERT(p, "alloc failed");
@@ -341,9 +351,13 @@ static void poison_catches_use_after_free(void)
 	CHECK(q == p && mm_stats(&mm).poison_errors == 0, "clean page reported");
 	lmm_free_pages(&mm, q, 0);
 	p[100] = 1; /* use after free */
+	host_reports_clear();
 	q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	CHECK(mm_stats(&mm).poison_errors == 1, "use after free not caught");
-	CHECK(host_log_contains("written after it was freed"), "not logged");
+	const struct lmm_report *r = host_report_last();
+	CHECK(r && r->reason == LMM_ERR_POISONED && r->phys == phys(p) + 800,
+	      "report: reason %d phys 0x%" PRIx64 ", want the overwritten word 0x%" PRIx64, r ? (int)r->reason : -1,
+	      r ? r->phys : 0, phys(p) + 800);
 	lmm_free_pages(&mm, q, 0);
 }
 
@@ -377,18 +391,211 @@ static void check_detects_corruption(void)
 	CHECK(lmm_check(&mm) == 0, "healthy state reported broken");
 }
 
-static void kernel_alloc_with_irqs_off_refused(void)
+static void *handler_kernel, *handler_nowait;
+
+static void handler_allocates(void)
+{
+	handler_kernel = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	handler_nowait = lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT);
+}
+
+/* KERNEL backs a general kalloc(): fine with interrupts off, refused from a handler. */
+static void kernel_alloc_context_rules(void)
 {
 	ASSERT(setup16() == LMM_OK, "init failed");
 	lmm_irqflags_t fl = host_irq_save();
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	void *q = lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT);
 	host_irq_restore(fl);
-	CHECK(!p, "KERNEL allocation with interrupts off succeeded");
-	CHECK(q, "NOWAIT allocation with interrupts off failed");
+	CHECK(p, "KERNEL allocation with interrupts off refused");
+	CHECK(mm_stats(&mm).refused_total == 0, "a refusal was counted");
+
+	host_reports_clear();
+	host_irq_install(SIGUSR1, handler_allocates);
+	raise(SIGUSR1);
+	host_irq_uninstall(SIGUSR1);
+	CHECK(!handler_kernel, "KERNEL allocation from a handler succeeded");
+	CHECK(handler_nowait, "NOWAIT allocation from a handler failed");
 	CHECK(mm_stats(&mm).refused[LMM_ERR_BAD_CONTEXT] == 1, "not counted");
-	CHECK(host_log_contains("caller 0x"), "caller address not logged: %s", host_log_last());
-	lmm_free_pages(&mm, q, 0);
+	const struct lmm_report *r = host_report_last();
+	CHECK(r && r->reason == LMM_ERR_BAD_CONTEXT && r->context == LMM_CTX_INTERRUPT && r->caller != NULL &&
+		      r->gfp == LMM_GFP_KERNEL,
+	      "report: reason %d context %d caller %p", r ? (int)r->reason : -1, r ? (int)r->context : -1,
+	      r ? r->caller : NULL);
+	lmm_free_pages(&mm, p, 0);
+	lmm_free_pages(&mm, handler_nowait, 0);
+}
+
+/* ---- The per-CPU layer -------------------------------------------------------------- */
+
+/* A warm order-0 pair is served by this CPU's cache: no lock at all. */
+static void cache_pair_takes_no_lock(void)
+{
+	ASSERT(setup16() == LMM_OK, "init failed");
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* refills the cache once */
+	ASSERT(p, "alloc failed");
+	lmm_free_pages(&mm, p, 0);
+	uint64_t locks = host_lock_acquisitions();
+	for (int i = 0; i < 1000; i++) {
+		void *q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+		ASSERT(q == p, "LIFO cache: the page just freed comes back first");
+		CHECK(lmm_free_pages(&mm, q, 0) == LMM_OK, "free refused");
+	}
+	CHECK(host_lock_acquisitions() == locks, "%" PRIu64 " lock acquisitions in 1000 warm pairs",
+	      host_lock_acquisitions() - locks);
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.cached == s.cache_batch && s.cache_refills == 1, "cached %" PRIu64 ", refills %" PRIu64, s.cached,
+	      s.cache_refills);
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
+}
+
+/* The cache is bounded: frees past its high mark drain one batch under one lock hold. */
+static void cache_bounded_by_high_mark(void)
+{
+	ASSERT(setup16() == LMM_OK, "init failed");
+	struct lmm_stats start = mm_stats(&mm);
+	enum { N = 300 };
+	void *pages[N];
+	for (int i = 0; i < N; i++)
+		ASSERT((pages[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)), "alloc %d failed", i);
+	struct lmm_stats s = mm_stats(&mm);
+	for (int i = 0; i < N; i++) {
+		lmm_free_pages(&mm, pages[i], 0);
+		struct lmm_cpu_stats c;
+		lmm_get_cpu_stats(&mm, lmm_port_cpu_id(), &c);
+		CHECK(c.cache_pages <= s.cache_high, "cache holds %u pages, high mark %u", c.cache_pages, s.cache_high);
+	}
+	s = mm_stats(&mm);
+	CHECK(s.cache_drains > 0 && s.cached <= s.cache_high, "drains %" PRIu64 ", cached %" PRIu64, s.cache_drains,
+	      s.cached);
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
+	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	s = mm_stats(&mm);
+	CHECK(s.cached == 0 && s.free == s.available, "drain left %" PRIu64 " cached", s.cached);
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		CHECK(s.free_blocks[o] == start.free_blocks[o], "order %u not merged back after drain", o);
+	CHECK(lmm_check(&mm) == 0, "check failed");
+}
+
+/* A page waiting in a cache or in the pool is free: freeing it again is a double free. */
+static void double_free_of_cached_page(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	struct lmm_config cfg = { .pool_target = 64, .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	void *k = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	void *a = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
+	ASSERT(k && a, "alloc failed");
+	lmm_free_pages(&mm, k, 0);
+	lmm_free_pages(&mm, a, 0);
+	struct lmm_stats before = mm_stats(&mm);
+	host_reports_clear();
+	CHECK(lmm_free_pages(&mm, k, 0) == LMM_ERR_ALREADY_FREE, "cached page: not a double free");
+	const struct lmm_report *r = host_report_last();
+	CHECK(r && r->found_state == LMM_FRAME_CACHED && r->phys == phys(k), "report: state %d",
+	      r ? r->found_state : -1);
+	CHECK(lmm_free_pages(&mm, a, 0) == LMM_ERR_ALREADY_FREE, "pooled page: not a double free");
+	r = host_report_last();
+	CHECK(r && r->found_state == LMM_FRAME_POOL && r->phys == phys(a), "report: state %d",
+	      r ? r->found_state : -1);
+	struct lmm_stats after = mm_stats(&mm);
+	CHECK(after.available == before.available && after.cached == before.cached && after.pool == before.pool,
+	      "double frees moved pages");
+	CHECK(after.refused[LMM_ERR_ALREADY_FREE] == 2, "refusals not counted");
+	CHECK(lmm_check(&mm) == 0, "check failed");
+}
+
+/* A page freed on another CPU goes to that CPU's cache; each CPU's figures say so. */
+static void free_on_another_cpu(void)
+{
+	ASSERT(setup16() == LMM_OK, "init failed");
+	unsigned me = lmm_port_cpu_id();
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	ASSERT(p, "alloc failed");
+	struct lmm_cpu_stats c0, c1;
+	lmm_get_cpu_stats(&mm, me + 1, &c1);
+	host_set_cpu(me + 1);
+	CHECK(lmm_free_pages(&mm, p, 0) == LMM_OK, "free on the other CPU refused");
+	host_set_cpu(me);
+	lmm_get_cpu_stats(&mm, me, &c0);
+	struct lmm_cpu_stats c1b;
+	lmm_get_cpu_stats(&mm, me + 1, &c1b);
+	CHECK(c1b.cache_pages == c1.cache_pages + 1 && c1b.frees == c1.frees + 1, "cpu %u cache %u frees %" PRIu64,
+	      me + 1, c1b.cache_pages, c1b.frees);
+	CHECK(mm_stats(&mm).allocated == 0, "allocated count wrong across CPUs");
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
+	lmm_cpu_drain(&mm, me + 1); /* a CPU that is not running: allowed */
+	lmm_get_cpu_stats(&mm, me + 1, &c1b);
+	CHECK(c1b.cache_pages == 0, "drain of cpu %u left %u pages", me + 1, c1b.cache_pages);
+	CHECK(lmm_check(&mm) == 0, "check failed");
+}
+
+/* No per-CPU cache and no reserve at all: a port that wants neither gets neither. */
+static void cache_and_pool_off(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	struct lmm_config cfg = { .pool_target = 0, .cache_high = LMM_CPU_OFF, .pool_slice = LMM_CPU_OFF,
+				  .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.pool == 0 && s.cache_high == 0 && s.pool_slice == 0, "pool %" PRIu64 " cache %u", s.pool,
+	      s.cache_high);
+	void *a = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE);
+	void *k = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	CHECK(a && k, "allocations failed without a pool or cache");
+	lmm_free_pages(&mm, a, 0);
+	lmm_free_pages(&mm, k, 0);
+	s = mm_stats(&mm);
+	CHECK(s.cached == 0 && s.pool == 0 && s.free == s.available && s.free_blocks[0] == 0,
+	      "pages kept aside: cached %" PRIu64 " pool %" PRIu64, s.cached, s.pool);
+	CHECK(lmm_check(&mm) == 0, "check failed");
+}
+
+/* Every *_locked function asserts the lock: called without it, a fatal report. */
+static void locked_function_asserts_lock(void)
+{
+	ASSERT(setup16() == LMM_OK, "init failed");
+	sigjmp_buf jb;
+	if (sigsetjmp(jb, 1) == 0) {
+		host_fatal_jmp = &jb;
+		lmm_buddy_alloc_locked(&mm, &mm.cpu[lmm_port_cpu_id()], 0);
+		host_fatal_jmp = NULL;
+		CHECK(0, "unlocked call not reported");
+	} else {
+		CHECK(strstr(host_fatal_reason(), "without the lock"), "fatal reason '%s'", host_fatal_reason());
+	}
+}
+
+/* The fragmentation figure: share of free memory unusable for each order. */
+static void unusable_index_reported(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &no_cache) == LMM_OK, "init failed");
+	struct lmm_stats s = mm_stats(&mm);
+	/* By the definition: pages in blocks smaller than 2^k, over all free pages. */
+	for (unsigned k = 0; k <= LMM_MAX_ORDER; k++) {
+		uint64_t small = 0;
+		for (unsigned o = 0; o < k; o++)
+			small += s.free_blocks[o] << o;
+		CHECK(s.unusable_permille[k] == small * 1000 / s.free, "order %u: %u, want %" PRIu64, k,
+		      s.unusable_permille[k], small * 1000 / s.free);
+	}
+	CHECK(s.unusable_permille[0] == 0, "order 0 can always be served");
+	/* Pin every other page of the first 4 MiB block: 512 free single pages there. */
+	void *pages[1024];
+	for (int i = 0; i < 1024; i++)
+		pages[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	for (int i = 0; i < 1024; i += 2)
+		lmm_free_pages(&mm, pages[i], 0);
+	s = mm_stats(&mm);
+	/* 512 order-0 pages (plus the few single pages init left) are useless for order >= 1. */
+	uint64_t want = (512 + s.free_blocks[0] - 512) * 1000 / s.free;
+	CHECK(s.free_blocks[0] >= 512, "fixture: %" PRIu64 " single pages", s.free_blocks[0]);
+	CHECK(s.unusable_permille[0] == 0, "order 0: %u", s.unusable_permille[0]);
+	CHECK(s.unusable_permille[1] == want && want >= 512 * 1000 / s.free, "order 1: %u, want %" PRIu64,
+	      s.unusable_permille[1], want);
+	for (int i = 1; i < 1024; i += 2)
+		lmm_free_pages(&mm, pages[i], 0);
+	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
 static void address_translation(void)
@@ -435,7 +642,14 @@ int main(void)
 	TEST(poison_catches_use_after_free);
 	TEST(canary_catches_stray_write);
 	TEST(check_detects_corruption);
-	TEST(kernel_alloc_with_irqs_off_refused);
+	TEST(kernel_alloc_context_rules);
+	TEST(cache_pair_takes_no_lock);
+	TEST(cache_bounded_by_high_mark);
+	TEST(double_free_of_cached_page);
+	TEST(free_on_another_cpu);
+	TEST(cache_and_pool_off);
+	TEST(locked_function_asserts_lock);
+	TEST(unusable_index_reported);
 	TEST(address_translation);
 	TEST(status_strings);
 	host_arena_unmap();

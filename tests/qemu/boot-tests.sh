@@ -56,7 +56,7 @@ MODSIZE=12345
 
 # The default mode (demo) runs the in-kernel KTAP tests and the stress test: the RAM
 # configurations require both, so a kernel that quietly skips them does not pass.
-DEMO="check=require_ktap check=require_stress"
+DEMO="check=require_ktap check=require_stress check=large_blocks_kept"
 
 configs() {
 	# shellcheck disable=SC2086 # $DEMO is two words
@@ -112,6 +112,10 @@ configs() {
 	config stress-pool4 mem=32M  cmdline='mode=stress pool_pages=4 pool_low=2 stress_seconds=2 atomic_per_tick=8' \
 		check="check_stress_summary exhausted"
 
+	# The memory map at boot and after the stress test, in letters (mm_map=0); 4 GiB for
+	# the PCI hole, which the map must show as a hole.
+	config memmap-4G mem=4G cmdline='mode=stress stress_seconds=1 mm_map=0' check=check_memmap
+
 	config module    mem=128M module="$FILES/$MODNAME" check="check_module $MODNAME $MODSIZE"
 
 	config bad-cmdline mem=128M cmdline='bogus_key=1 pit_hz=abc' check=check_ram \
@@ -144,6 +148,26 @@ no_log() {
 	line=$(grep -E -m1 -- "$1" "$LOG") || return 0
 	why="log has a line matching /$1/: $line"
 	return 1
+}
+
+# check_memmap: both lmm-map blocks are complete, and each map has 1..32 rows of an
+# address and 64 cells, no longer than 80 columns, with a hole somewhere when RAM has one.
+check_memmap() {
+	for label in boot after-stress; do
+		grep_log "^--- lmm-map v1 begin $label ---\$" || return 1
+		rows=$(sed -n "/^memory map ($label): /,/^legend:/p" "$LOG" | grep -cE '^0x[0-9a-f]{8,16} [.FfAXPCR%]{1,64}$')
+		long=$(sed -n "/^memory map ($label): /,/^legend:/p" "$LOG" | awk 'length > 80' | head -n 1)
+		if [ "$rows" -lt 1 ] || [ "$rows" -gt 32 ] || [ -n "$long" ]; then
+			why="map '$label': $rows rows${long:+, a line over 80 columns: $long}"
+			return 1
+		fi
+	done
+	[ "$(grep -c '^--- lmm-map v1 end ---$' "$LOG")" = 2 ] || { why="lmm-map end markers missing"; return 1; }
+	if [ "$MEM_BYTES" -gt $((3 << 30)) ]; then
+		sed -n '/^memory map (boot): /,/^legend:/p' "$LOG" | grep -q '^0x[0-9a-f]* [^.]*\.\.' ||
+			{ why="no hole in the boot map of a machine with a PCI hole"; return 1; }
+	fi
+	return 0
 }
 
 # check_ram: "usable RAM: <bytes> bytes" is within the firmware's reserved areas of what
@@ -200,6 +224,20 @@ require_ktap() {
 	[ $# -ge 1 ] || return 0
 	grep -q "^1\.\.$1\$" "$LOG" && return 0
 	why="no KTAP plan '1..$1' (found: $(grep -E -m1 '^1\.\.[0-9]+$' "$LOG" || echo none))"
+	return 1
+}
+
+# large_blocks_kept: after the tests, free memory in blocks of order >= 9 is within 5%
+# of its value at boot (the reserve and the per-CPU caches must not break large blocks).
+large_blocks_kept() {
+	line=$(grep -E -m1 '^mm: free memory in blocks of order >= 9: ' "$LOG") || {
+		why="no 'mm: free memory in blocks of order >= 9' line"
+		return 1
+	}
+	boot=$(echo "$line" | sed -E 's/.*: ([0-9]+) pages at boot, ([0-9]+) now.*/\1/')
+	now=$(echo "$line" | sed -E 's/.*: ([0-9]+) pages at boot, ([0-9]+) now.*/\2/')
+	[ $((now * 100)) -ge $((boot * 95)) ] && return 0
+	why="large free blocks not kept: $line"
 	return 1
 }
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # ensure-tools.sh GROUP... - make sure the tools a build step needs are installed.
 #
-# Groups: kernel (build and boot the ISO), host (host tests), cross (32-bit and
-# AArch64 builds under qemu-user), bench (valgrind).  Silent when everything is there:
+# Groups: kernel (build and boot the ISO), host (host tests), cross (32-bit,
+# AArch64 and riscv64 builds under qemu-user), bench (valgrind), picture (zlib for mmpicture).  Silent when everything is there:
 # make runs this on every invocation.  When something is missing it installs the
 # Debian packages with apt-get (as root, or through passwordless sudo); otherwise it
 # prints the command to run and exits 1.
@@ -62,19 +62,28 @@ check_group() {
 		need dir /usr/aarch64-linux-gnu/include libc6-dev-arm64-cross
 		need cmd qemu-aarch64 qemu-user
 		need cmd qemu-i386 qemu-user
+		need cmd riscv64-linux-gnu-gcc gcc-riscv64-linux-gnu
+		need dir /usr/riscv64-linux-gnu/include libc6-dev-riscv64-cross
+		need cmd qemu-riscv64 qemu-user
 		;;
 	bench)
 		need cmd valgrind valgrind
 		;;
+	picture)
+		# mmpicture writes PNG with zlib (deflate and the chunk CRCs): header and library.
+		need cmd gcc gcc
+		need glob /usr/include/zlib.h zlib1g-dev
+		need glob '/usr/lib/*/libz.so' zlib1g-dev
+		;;
 	*)
-		echo "ensure-tools.sh: unknown group '$1' (kernel, host, cross, bench)" >&2
+		echo "ensure-tools.sh: unknown group '$1' (kernel, host, cross, bench, picture)" >&2
 		exit 2
 		;;
 	esac
 }
 
 if [ $# -eq 0 ]; then
-	echo "usage: sh tests/scripts/ensure-tools.sh GROUP... (kernel, host, cross, bench)" >&2
+	echo "usage: sh tests/scripts/ensure-tools.sh GROUP... (kernel, host, cross, bench, picture)" >&2
 	exit 2
 fi
 

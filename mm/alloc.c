@@ -1,0 +1,505 @@
+/*
+ * alloc.c - allocation and freeing: the per-CPU layer in front, the locked core behind,
+ * and the one place a block is handed out and the one place it is taken back.
+ *
+ * Every public call has the same shape:
+ *
+ *     validate -> interrupts off -> this CPU's cache or slice (no lock)  -> interrupts on
+ *                                   `- or: lock once, one core call, unlock -'  -> report
+ *
+ * The per-CPU layer.  Each CPU keeps a LIFO cache of order-0 frames (CACHED) and a
+ * slice of the reserve (POOL frames), both touched only by that CPU with interrupts
+ * disabled, so the common order-0 allocation and free take no lock and do no atomic
+ * read-modify-write.  A cache that runs dry is refilled, and one that overflows is
+ * drained, by cache_batch frames under one hold of the core lock (Linux's pcp lists,
+ * Bonwick's magazines).  A slice refills from the shared pool the same way.
+ *
+ * Ownership.  hand_out() completes the transfer of a block to its caller: after it,
+ * only the holder may change the frame (free it, transfer it).  take_back() is where a
+ * block whose last reference is gone starts to belong to mm/ again.  They are the only
+ * writers of a block's allocation state and of the allocated-page counters; list
+ * counters belong to the list helpers (buddy.c, internal.h).
+ *
+ * Context rules.  Nothing here waits; the interrupts-off work of an order-0 call is a
+ * few stores, or one batch (cache_batch frames, each O(LMM_MAX_ORDER)) when a cache or
+ * slice must be refilled or drained.  ATOMIC callers never refill the reserve.
+ */
+#include "internal.h"
+
+static inline enum lmm_gfp_class gfp_class(lmm_gfp_t gfp)
+{
+	return (gfp & LMM_GFPB_RESERVE) ? LMM_CLASS_ATOMIC
+	       : (gfp & LMM_GFPB_NOWAIT) ? LMM_CLASS_NOWAIT
+					 : LMM_CLASS_KERNEL;
+}
+
+/* ---- Hand-out and take-back ------------------------------------------------------- */
+
+/*
+ * FREE/CACHED/POOL -> ALLOCATED/EXCLUSIVE: the block at @idx becomes the caller's.
+ * Interrupts off on CPU @c; the block was just unlinked by this CPU.  A FREE block
+ * (from the buddy lists) must be handed out with the lock still held: until its state
+ * changes, a merge on another CPU would take it for a free buddy.
+ */
+static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
+			    lmm_gfp_t gfp, uint16_t owner)
+{
+	struct lmm_frame *f = &mm->frames[idx];
+	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
+
+	f->order = (uint8_t)order;
+	LMM_WRITE_ONCE(f->owner, owner); /* 0 unless exclusive */
+	LMM_WRITE_ONCE(f->refcount, (uint16_t)!excl);
+	LMM_WRITE_ONCE(f->state, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED);
+	LMM_WRITE_ONCE(c->allocated, c->allocated + (1ul << order));
+	if (f->flags & LMM_FRAME_F_RESERVE) {
+		LMM_INC(c->pool_hits);
+		LMM_INC(c->reserve_to[gfp_class(gfp)]);
+	}
+}
+
+/* Bookkeeping of a block whose last reference is gone; the caller places it. */
+static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned order)
+{
+	LMM_WRITE_ONCE(f->owner, 0);
+	LMM_WRITE_ONCE(f->refcount, 0);
+	LMM_WRITE_ONCE(c->allocated, c->allocated - (1ul << order));
+}
+
+static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order);
+
+/*
+ * ALLOCATED/EXCLUSIVE -> mm/: the last reference to the block at @idx is gone.  An
+ * order-0 page goes on this CPU's slice (a reserve frame) or cache (any other) when
+ * that has room, without the lock.  Anything else needs the core: with @locked false
+ * this returns false having changed nothing, and the caller takes the lock and calls
+ * again.  Interrupts off on CPU @c.
+ */
+static inline bool take_back(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
+			     bool locked)
+{
+	struct lmm_frame *f = &mm->frames[idx];
+
+	if (likely(order == 0)) {
+		bool reserve = f->flags & LMM_FRAME_F_RESERVE;
+		if (reserve ? c->slice_count < mm->pool_slice : c->cache_count < mm->cache_high) {
+			release(c, f, 0);
+			if (reserve)
+				lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
+			else
+				lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
+			return true;
+		}
+	}
+	if (!locked)
+		return false;
+	release(c, f, order);
+	core_place_locked(mm, c, idx, order);
+	return true;
+}
+
+/* ---- The per-CPU layer's batches (lock held) ------------------------------------------- */
+
+/* Move up to @n frames from this CPU's cache to the buddy lists, merging each. */
+static void cache_drain_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t n)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	while (n-- && c->cache_count)
+		lmm_buddy_free_locked(mm, c, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), 0);
+	LMM_INC(c->cache_drains);
+}
+
+/* Fill this CPU's cache with up to cache_batch order-0 frames; false if none came. */
+static bool cache_refill_locked(struct lmm *mm, struct lmm_cpu *c)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	uint32_t n = 0;
+	while (n < mm->cache_batch) {
+		uint32_t idx = lmm_buddy_alloc_locked(mm, c, 0);
+		if (idx == LMM_NIL)
+			break;
+		lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
+		n++;
+	}
+	if (n)
+		LMM_INC(c->cache_refills);
+	return n != 0;
+}
+
+/*
+ * Refill this CPU's pool slice from the shared pool.  Its slice is empty, so the
+ * reserve's level right now is the shared pool plus the other slices: the moment to
+ * record a low-water mark.  Pops served by a slice between refills are not seen, so
+ * the mark is exact to within one slice per CPU, and exact when the reserve runs dry.
+ */
+static bool slice_refill_locked(struct lmm *mm, struct lmm_cpu *c)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	uint32_t level = lmm_reserve_level(mm);
+	uint32_t n = mm->pool_slice ? (mm->pool_slice + 1) / 2 : 1;
+	uint32_t moved = 0;
+	while (moved < n && mm->npool) {
+		uint32_t idx = lmm_stack_pop(mm, &mm->pool_head, &mm->npool);
+		lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
+		moved++;
+	}
+	/* The caller takes one page now: the level it leaves is the one to remember. */
+	if (moved)
+		level--;
+	if (level < mm->pool_low_water)
+		mm->pool_low_water = level;
+	return moved != 0;
+}
+
+/* ---- The locked core -------------------------------------------------------------------- */
+
+/*
+ * A block for a request the per-CPU layer could not serve: any order above 0, or an
+ * order-0 request whose cache (or, for ATOMIC, slice) is empty.  Returns the index of
+ * a block still in the state of the list it came from, or LMM_NIL.  A larger block that
+ * is not there makes this CPU's cache drain first (at most cache_high frees): other
+ * CPUs' caches cannot be reached, and may keep up to cache_high pages each.
+ *
+ * ATOMIC order 0 looks, in this order, at: the shared pool (via this CPU's slice),
+ * this CPU's cache, one page from the buddy lists.  It refills nothing else.
+ * KERNEL/NOWAIT order 0 refills this CPU's cache in one batch, and tops the reserve up
+ * by one batch while it is short of its low mark (after the target was raised).
+ */
+static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned order, lmm_gfp_t gfp)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	if (order != 0) {
+		uint32_t idx = lmm_buddy_alloc_locked(mm, c, order);
+		/* Pages waiting in this CPU's cache may be what keeps a block from merging. */
+		if (idx == LMM_NIL && c->cache_count) {
+			cache_drain_locked(mm, c, c->cache_count);
+			idx = lmm_buddy_alloc_locked(mm, c, order);
+		}
+		return idx;
+	}
+
+	if (gfp & LMM_GFPB_RESERVE) {
+		if (slice_refill_locked(mm, c))
+			return lmm_stack_pop(mm, &c->slice_head, &c->slice_count);
+		if (c->cache_count)
+			return lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
+		uint32_t idx = lmm_buddy_alloc_locked(mm, c, 0);
+		if (idx == LMM_NIL)
+			mm->pool_empty_failures++;
+		return idx;
+	}
+
+	if (mm->reserve_frames < mm->pool_low)
+		lmm_pool_topup_locked(mm, c, mm->cache_batch);
+	if (mm->cache_high == 0)
+		return lmm_buddy_alloc_locked(mm, c, 0);
+	if (!cache_refill_locked(mm, c))
+		return LMM_NIL;
+	return lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
+}
+
+/*
+ * The core side of take_back(): a block the per-CPU layer had no room for.  A reserve
+ * frame goes back to the shared pool, unless the target was lowered meanwhile: then
+ * it leaves the reserve; an ordinary order-0 page makes room in a full cache by draining
+ * one batch to the buddy lists; everything else is merged into the lists.
+ */
+static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	struct lmm_frame *f = &mm->frames[idx];
+
+	if (order == 0 && (f->flags & LMM_FRAME_F_RESERVE)) {
+		if (mm->reserve_frames <= mm->pool_target) {
+			lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
+			return;
+		}
+		lmm_reserve_leave_locked(mm, c, idx);
+	}
+	if (order == 0 && mm->cache_high) {
+		if (c->cache_count >= mm->cache_high)
+			cache_drain_locked(mm, c, mm->cache_batch);
+		lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
+		return;
+	}
+	lmm_buddy_free_locked(mm, c, idx, order);
+}
+
+/* ---- Allocation ----------------------------------------------------------------------------- */
+
+static lmm_cold void *refuse_alloc(struct lmm *mm, enum lmm_status st, unsigned order, lmm_gfp_t gfp,
+				   uint16_t owner, const void *caller)
+{
+	struct lmm_report r = { .reason = st, .op = "alloc", .phys = LMM_PHYS_INVALID, .order = order,
+				.caller_owner = owner, .gfp = gfp, .caller = caller };
+	lmm_refuse(mm, &r);
+	return NULL;
+}
+
+static lmm_cold enum lmm_status alloc_refusal(unsigned order, lmm_gfp_t gfp, uint16_t owner)
+{
+	if (order > LMM_MAX_ORDER)
+		return LMM_ERR_BAD_ORDER;
+	if ((gfp & ~LMM_GFPB_ALL) || ((gfp & LMM_GFPB_EXCLUSIVE) && order != 0))
+		return LMM_ERR_BAD_FLAGS;
+	if ((gfp & LMM_GFPB_EXCLUSIVE) && owner == 0)
+		return LMM_ERR_BAD_OWNER;
+	return LMM_ERR_BAD_CONTEXT;
+}
+
+static void zero_block(void *p, unsigned order)
+{
+	volatile uint64_t *w = p; /* volatile: no call to memset in a freestanding build */
+	size_t n = (LMM_PAGE_SIZE << order) / sizeof(*w);
+	for (size_t i = 0; i < n; i++)
+		w[i] = 0;
+}
+
+/* After interrupts are back on: what the common allocation does not need. */
+static lmm_cold void *alloc_finish_slow(struct lmm *mm, void *p, uint32_t idx, unsigned order,
+					lmm_gfp_t gfp)
+{
+	if (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))
+		lmm_poison_verify(mm, idx, order);
+	if (gfp & LMM_GFPB_ZERO)
+		zero_block(p, order);
+	return p;
+}
+
+static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, unsigned order,
+								 lmm_gfp_t gfp, uint16_t owner,
+								 const void *caller)
+{
+	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
+	if (unlikely(order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner))))
+		return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, caller);
+	/* KERNEL may one day mean "may wait": keep it out of handlers from the start. */
+	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
+		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller);
+
+	lmm_irqflags_t fl = lmm_port_irq_save();
+	struct lmm_cpu *c = lmm_this_cpu(mm);
+	LMM_INC(c->alloc_calls);
+	uint32_t idx = LMM_NIL;
+	if (likely(order == 0)) {
+		if (gfp & LMM_GFPB_RESERVE) {
+			if (c->slice_count)
+				idx = lmm_stack_pop(mm, &c->slice_head, &c->slice_count);
+		} else if (c->cache_count) {
+			idx = lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
+		}
+	}
+	/*
+	 * A block from the core is still FREE until hand_out() marks it: it must do so
+	 * before the lock goes, or another CPU's merge would find a FREE buddy that is on
+	 * no list and take it back.  Cache and slice frames are CACHED/POOL: no lock.
+	 */
+	bool locked = false;
+	lmm_irqflags_t held = 0;
+	if (unlikely(idx == LMM_NIL)) {
+		held = lmm_lock(mm, c);
+		locked = true;
+		idx = core_alloc_locked(mm, c, order, gfp);
+	}
+	if (likely(idx != LMM_NIL))
+		hand_out(mm, c, idx, order, gfp, excl ? owner : 0);
+	else
+		LMM_INC(c->alloc_failures);
+	if (unlikely(locked))
+		lmm_unlock(mm, held);
+	lmm_port_irq_restore(fl);
+
+	if (unlikely(idx == LMM_NIL))
+		return NULL;
+	/* The block is the caller's: its holder record needs interrupts no more. */
+	if (unlikely(mm->holders != NULL))
+		lmm_holder_record(mm, (unsigned)(c - mm->cpu), idx, order, caller);
+	void *p = lmm_frame_virt(mm, idx);
+	if (unlikely((gfp & LMM_GFPB_ZERO) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
+		return alloc_finish_slow(mm, p, idx, order, gfp);
+	return p;
+}
+
+void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
+{
+	return alloc_common(mm, order, gfp, owner, __builtin_return_address(0));
+}
+
+void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
+{
+	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
+	return alloc_common(mm, order, gfp, owner, __builtin_return_address(0));
+}
+
+/* ---- Freeing --------------------------------------------------------------------------------- */
+
+/*
+ * What a free of the block at @f with @order by @owner may do: LMM_OK when it drops the
+ * last reference, otherwise the refusal, or LMM_ERR_REFCOUNT for "a shared block: only
+ * a reference goes" (never returned to callers).  Reads the frame with relaxed loads:
+ * the fast path runs it without the lock, on a block that only the caller may change.
+ */
+#define FREE_DROP_REF LMM_ERR_REFCOUNT
+
+/*
+ * A free aimed inside a block: if that block is free (merged away since, or waiting in
+ * a cache or the pool), it is a double free; inside an allocated block, not a head.
+ * The head is the first non-tail frame at a coarser alignment: O(LMM_MAX_ORDER).
+ */
+static lmm_cold enum lmm_status tail_refusal(const struct lmm *mm, uint32_t idx, struct lmm_report *r)
+{
+	const struct lmm_region *reg = lmm_region_of(mm, idx);
+	uint64_t off = idx - reg->first_index, pfn = reg->base_pfn + off;
+	for (unsigned k = 1; k <= LMM_MAX_ORDER; k++) {
+		uint64_t head = pfn & ~((1ull << k) - 1);
+		if (head < reg->base_pfn)
+			break;
+		const struct lmm_frame *h = &mm->frames[reg->first_index + (head - reg->base_pfn)];
+		uint8_t state = LMM_READ_ONCE(h->state);
+		if (state == LMM_FRAME_TAIL)
+			continue;
+		r->found_state = state;
+		r->found_order = h->order;
+		bool is_free = state == LMM_FRAME_FREE || state == LMM_FRAME_CACHED || state == LMM_FRAME_POOL;
+		if (h->order >= k && is_free)
+			return LMM_ERR_ALREADY_FREE;
+		break;
+	}
+	return LMM_ERR_NOT_HEAD;
+}
+
+static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order, uint16_t *owner,
+					   bool ask_owner, struct lmm_report *r)
+{
+	const struct lmm_frame *f = &mm->frames[idx];
+	uint8_t state = LMM_READ_ONCE(f->state);
+	if (likely(state == LMM_FRAME_ALLOCATED)) {
+		if (unlikely(f->order != order))
+			goto wrong_order;
+		return LMM_READ_ONCE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK;
+	}
+	if (state == LMM_FRAME_EXCLUSIVE) {
+		if (unlikely(f->order != order))
+			goto wrong_order;
+		if (ask_owner)
+			*owner = lmm_port_owner();
+		uint16_t found = LMM_READ_ONCE(f->owner);
+		if (likely(found == *owner))
+			return LMM_OK;
+		r->owner = found;
+		r->caller_owner = *owner;
+		return LMM_ERR_WRONG_OWNER;
+	}
+	r->found_state = state;
+	r->found_order = f->order;
+	if (state == LMM_FRAME_TAIL)
+		return tail_refusal(mm, idx, r);
+	return lmm_state_refusal(state);
+
+wrong_order:
+	r->found_state = state;
+	r->found_order = f->order;
+	return LMM_ERR_WRONG_ORDER;
+}
+
+/* The whole free, lock held: the verdict again (it is final now), then the core. */
+static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
+					uint16_t owner, bool ask_owner, struct lmm_report *r)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	struct lmm_frame *f = &mm->frames[idx];
+	enum lmm_status st = free_verdict(mm, idx, order, &owner, ask_owner, r);
+	if (st == FREE_DROP_REF) {
+		LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount - 1));
+		return LMM_OK;
+	}
+	if (st == LMM_OK)
+		take_back(mm, c, idx, order, true);
+	return st;
+}
+
+static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
+{
+	for (uint32_t k = 0; k < (1u << order); k++)
+		lmm_poison_page(mm, idx + k);
+}
+
+static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, const void *ptr,
+					    unsigned order, uint32_t idx, struct lmm_report *r)
+{
+	r->reason = st;
+	r->op = "free";
+	r->ptr = ptr;
+	r->order = order;
+	r->phys = idx == LMM_NIL ? LMM_PHYS_INVALID : lmm_frame_phys(mm, idx);
+	lmm_refuse(mm, r);
+	return st;
+}
+
+/* @ask_owner: the caller named no owner; ask the port if the page is exclusive. */
+static inline __attribute__((always_inline)) enum lmm_status
+free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_owner, const void *caller)
+{
+	struct lmm_report r = { .caller = caller };
+	uint32_t idx = LMM_NIL;
+	if (unlikely(!ptr))
+		return LMM_OK;
+	enum lmm_status st = lmm_locate(mm, ptr, &idx);
+	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
+		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
+				   st != LMM_OK ? LMM_NIL : idx, &r);
+
+	/* The caller still holds the block: poison it before interrupts go off. */
+	st = free_verdict(mm, idx, order, &owner, ask_owner, &r);
+	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) && st == LMM_OK)
+		poison_block(mm, idx, order);
+
+	lmm_irqflags_t fl = lmm_port_irq_save();
+	struct lmm_cpu *c = lmm_this_cpu(mm);
+	LMM_INC(c->free_calls);
+	if (likely(st == LMM_OK) && take_back(mm, c, idx, order, false)) {
+		lmm_port_irq_restore(fl);
+		return LMM_OK;
+	}
+	lmm_irqflags_t held = lmm_lock(mm, c);
+	/* Ask the owner again if needed: the frame may have changed hands since. */
+	st = core_free_locked(mm, c, idx, order, owner, ask_owner, &r);
+	lmm_unlock(mm, held);
+	lmm_port_irq_restore(fl);
+
+	if (unlikely(st != LMM_OK))
+		return refuse_free(mm, st, ptr, order, idx, &r);
+	return LMM_OK;
+}
+
+enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
+{
+	return free_common(mm, ptr, order, owner, false, __builtin_return_address(0));
+}
+
+enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
+{
+	return free_common(mm, ptr, order, 0, true, __builtin_return_address(0));
+}
+
+enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)
+{
+	return free_common(mm, ptr, order, 0, true, __builtin_return_address(0));
+}
+
+/* ---- Draining a CPU ---------------------------------------------------------------------------- */
+
+void lmm_cpu_drain(struct lmm *mm, unsigned cpu)
+{
+	if (cpu >= LMM_PORT_MAX_CPUS)
+		return;
+	/* The lock is recorded as held by the calling CPU; the slot drained may be another. */
+	struct lmm_held h;
+	struct lmm_cpu *self = lmm_lock_here(mm, &h), *c = &mm->cpu[cpu];
+	while (c->cache_count)
+		lmm_buddy_free_locked(mm, self, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), 0);
+	while (c->slice_count)
+		lmm_stack_push(mm, &mm->pool_head, &mm->npool,
+			       lmm_stack_pop(mm, &c->slice_head, &c->slice_count), LMM_FRAME_POOL);
+	lmm_unlock_here(mm, &h);
+}

@@ -1,0 +1,104 @@
+/*
+ * holders.c - who holds memory: an optional record per allocated block (the caller's
+ * return address, its context and CPU, a sequence number) and a page_owner-style report
+ * of the call sites holding the most pages.
+ *
+ * The records live in a side table carved with the frame metadata when LMM_CFG_HOLDERS
+ * is set (sizeof(struct lmm_holder) bytes per frame: 16 on 64-bit hosts), so the 16-byte
+ * frame record does not grow and a build without it pays one predictable branch.  Only
+ * a block's head record means anything, and only while the block is allocated: nothing
+ * clears a record on free, the frame state says whether it is live.
+ */
+#include "internal.h"
+
+/*
+ * Called by the allocation once the block is the caller's, back in the caller's own
+ * context (interrupts as the caller had them), so the context recorded is the caller's.
+ */
+void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller)
+{
+	struct lmm_holder *h = &mm->holders[idx];
+	h->caller = caller;
+	h->seq = __atomic_fetch_add(&mm->holder_seq, 1, __ATOMIC_RELAXED);
+	h->cpu = (uint8_t)cpu;
+	h->context = (uint8_t)lmm_port_context();
+	h->order = (uint8_t)order;
+}
+
+#define HOLDER_SITES 64 /* distinct call sites tallied; the rest are counted as "other" */
+
+struct site {
+	const void *caller;
+	uint64_t pages, blocks;
+	uint32_t last_seq;
+	uint8_t last_cpu, contexts; /* bit per enum lmm_context seen */
+};
+
+/* Add one live block to the tally: an open-addressed table keyed by call site. */
+static bool tally(struct site *sites, const struct lmm_holder *h, const struct lmm_frame *f)
+{
+	unsigned slot = (unsigned)(((uintptr_t)h->caller >> 2) * 2654435761u) % HOLDER_SITES;
+	for (unsigned probe = 0; probe < HOLDER_SITES; probe++, slot = (slot + 1) % HOLDER_SITES) {
+		struct site *s = &sites[slot];
+		if (s->blocks && s->caller != h->caller)
+			continue;
+		s->caller = h->caller;
+		s->pages += 1ull << f->order;
+		s->blocks++;
+		s->contexts |= (uint8_t)(1u << (h->context & 3));
+		if (s->blocks == 1 || h->seq > s->last_seq) { /* the newest block of this site */
+			s->last_seq = h->seq;
+			s->last_cpu = h->cpu;
+		}
+		return true;
+	}
+	return false;
+}
+
+unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
+{
+	struct site sites[HOLDER_SITES] = { { 0 } };
+	uint64_t other_pages = 0;
+
+	if (!mm->holders) {
+		lmm_logf("lmm: holders: off (configure LMM_CFG_HOLDERS to record who holds memory)");
+		return 0;
+	}
+	/* Read-only and unlocked: a block changing hands meanwhile is counted either way. */
+	for (uint64_t i = 0; i < mm->nframes; i++) {
+		const struct lmm_frame *f = &mm->frames[i];
+		uint8_t state = LMM_READ_ONCE(f->state);
+		if (state != LMM_FRAME_ALLOCATED && state != LMM_FRAME_EXCLUSIVE)
+			continue;
+		if (!tally(sites, &mm->holders[i], f))
+			other_pages += 1ull << f->order;
+	}
+
+	/* Largest holders first: a selection sort over 64 entries, in place. */
+	unsigned found = 0;
+	for (unsigned i = 0; i < HOLDER_SITES; i++)
+		if (sites[i].blocks)
+			sites[found++] = sites[i];
+	for (unsigned i = 0; i < found; i++) {
+		unsigned best = i;
+		for (unsigned j = i + 1; j < found; j++)
+			if (sites[j].pages > sites[best].pages)
+				best = j;
+		struct site t = sites[i];
+		sites[i] = sites[best];
+		sites[best] = t;
+	}
+
+	lmm_logf("lmm: holders: %u call sites hold allocated memory (top %u):", found, max < found ? max : found);
+	for (unsigned i = 0; i < found && i < max; i++) {
+		const struct site *s = &sites[i];
+		lmm_logf("lmm:   %8llu pages in %7llu blocks  caller %p  contexts%s%s%s  newest: cpu %u seq %u",
+			 (unsigned long long)s->pages, (unsigned long long)s->blocks, s->caller,
+			 (s->contexts & 1) ? " normal" : "", (s->contexts & 2) ? " irqs-off" : "",
+			 (s->contexts & 4) ? " interrupt" : "", s->last_cpu, s->last_seq);
+	}
+	if (other_pages)
+		lmm_logf("lmm:   %8llu pages from more than %u other call sites", (unsigned long long)other_pages,
+			 HOLDER_SITES);
+	return found;
+}

@@ -19,13 +19,13 @@
  * KERNEL allocations from a handler (NULL, and refused[BAD_CONTEXT] grows by exactly the
  * number attempted).  An atomic failure is justified only when the pool and the buddy
  * lists were really empty: checked from the handler with lmm_get_stats, and only judged
- * when no free was in flight anywhere in the window (else it is "unverifiable").  At the
+ * when no other mm/ call was in flight anywhere in the window (else "unverifiable").  At the
  * end everything is returned and the allocator must be exactly where it started.
  *
  * Sharing rules: a CPU's struct cpu_stress is written by its handler and, with interrupts
  * off or after its timer stopped, its main loop; a mailbox is single-producer (A's
  * handler) single-consumer (B's main loop) with release/acquire indices; the violation
- * tallies and the free-in-flight counters are atomics.  Teardown runs on CPU 0 after
+ * tallies and the calls-in-flight counters are atomics.  Teardown runs on CPU 0 after
  * every timer is stopped and every AP has returned.  Durations come from the ACPI PM
  * timer (the PIT's tick count without one; it undercounts when ticks are lost); TSC
  * figures are labelled emulated under a hypervisor and never turned into time then.
@@ -99,8 +99,12 @@ static volatile uint64_t idle_ticks;     /* PIT ticks outside the run: for timeo
 static bool exhausted_once;              /* some main loop got KERNEL refused at order 0 */
 static uint64_t target_ticks, hz;
 
-/* Frees started / finished anywhere: an atomic failure is judged only in a quiet window. */
-static uint64_t frees_started, frees_finished;
+/*
+ * mm/ calls the test started / finished on any CPU (counted at the gate, below): an atomic
+ * failure is judged only in a quiet window.  Not frees alone: another CPU's allocation can
+ * drain its per-CPU cache into the lists and so make pages reachable too.
+ */
+static uint64_t calls_started, calls_finished;
 
 /* Deliberate violations, each with the one reason it must be refused with. */
 enum violation {
@@ -189,14 +193,17 @@ static void gate_in(void)
 		while (__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST))
 			arch_cpu_relax();
 		__atomic_fetch_add(&gate_inflight, 1, __ATOMIC_SEQ_CST);
-		if (!__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST))
+		if (!__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST)) {
+			__atomic_fetch_add(&calls_started, 1, __ATOMIC_SEQ_CST);
 			return;
+		}
 		__atomic_fetch_sub(&gate_inflight, 1, __ATOMIC_SEQ_CST);
 	}
 }
 
 static void gate_out(void)
 {
+	__atomic_fetch_add(&calls_finished, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_sub(&gate_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -225,14 +232,10 @@ static bool gate_close(void)
 
 static enum lmm_status raw_free(void *p, unsigned order, uint16_t owner)
 {
-	__atomic_fetch_add(&frees_started, 1, __ATOMIC_SEQ_CST);
-	enum lmm_status st = owner ? lmm_free_pages_owned(&kernel_mm, p, order, owner)
-				   : lmm_free_pages(&kernel_mm, p, order);
-	__atomic_fetch_add(&frees_finished, 1, __ATOMIC_SEQ_CST);
-	return st;
+	return owner ? lmm_free_pages_owned(&kernel_mm, p, order, owner)
+		     : lmm_free_pages(&kernel_mm, p, order);
 }
 
-/* Every free the test makes goes through here, so handlers can tell a quiet window. */
 static enum lmm_status counted_free(void *p, unsigned order, uint16_t owner)
 {
 	gate_in();
@@ -251,11 +254,14 @@ static enum lmm_status free_twice_alone(void *p, enum violation v)
 {
 	arch_irqflags_t f = arch_irq_save();
 	bool alone = gate_close();
+	/* Counted as calls even with the gate closed: a handler may be judging a failure. */
+	__atomic_fetch_add(&calls_started, 1, __ATOMIC_SEQ_CST);
 	enum lmm_status st = raw_free(p, 0, 0);
-	if (alone) {
+	if (alone)
 		note_violation(v, lmm_free_pages(&kernel_mm, p, 0));
+	__atomic_fetch_add(&calls_finished, 1, __ATOMIC_SEQ_CST);
+	if (alone)
 		gate_open();
-	}
 	arch_irq_restore(f);
 	return st;
 }
@@ -276,11 +282,9 @@ static void irq_free_oldest(struct cpu_stress *c)
 	if (!stamp_ok(p))
 		c->mismatches++;
 	gate_in();
-	__atomic_fetch_add(&frees_started, 1, __ATOMIC_SEQ_CST);
 	uint64_t t0 = arch_read_tsc();
 	enum lmm_status st = labyrinth_free_page_atomic_exclusive(p);
 	uint64_t dt = arch_read_tsc() - t0;
-	__atomic_fetch_add(&frees_finished, 1, __ATOMIC_SEQ_CST);
 	gate_out();
 	if (dt > c->max_free_cycles)
 		c->max_free_cycles = dt;
@@ -310,18 +314,20 @@ static uint64_t atomic_reachable(unsigned cpu)
 
 /*
  * An atomic allocation failed.  Justified when nothing was reachable; unjustified when
- * something was and no free started or was in flight since just before the call (so
- * the pages were there when it failed); otherwise a free raced it: unverifiable.
+ * something was and no other mm/ call was in flight or started since just before ours
+ * (@started0/@finished0 were read before its gate_in; it is the one call started
+ * since), so the pages were there when it failed; otherwise a call raced it:
+ * unverifiable.
  */
 static void judge_failure(struct cpu_stress *c, unsigned cpu, uint64_t started0, uint64_t finished0)
 {
 	uint64_t avail = atomic_reachable(cpu);
-	uint64_t started1 = __atomic_load_n(&frees_started, __ATOMIC_SEQ_CST);
+	uint64_t started1 = __atomic_load_n(&calls_started, __ATOMIC_SEQ_CST);
 
 	c->fails++;
 	if (avail == 0) {
 		c->fails_justified++;
-	} else if (started1 == started0 && finished0 == started0) {
+	} else if (started1 == started0 + 1 && finished0 == started0) {
 		if (!c->fails_unjustified)
 			c->unjustified_avail = avail;
 		c->fails_unjustified++;
@@ -361,8 +367,10 @@ static void irq_violations(struct cpu_stress *c, unsigned cpu)
 	if (theirs)
 		note_violation(V_CROSS_CPU_FREE, lmm_free_pages(&kernel_mm, theirs, 0));
 	void *k = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL);
-	uint64_t finished0 = __atomic_load_n(&frees_finished, __ATOMIC_SEQ_CST);
-	uint64_t started0 = __atomic_load_n(&frees_started, __ATOMIC_SEQ_CST);
+	gate_out();
+	uint64_t finished0 = __atomic_load_n(&calls_finished, __ATOMIC_SEQ_CST);
+	uint64_t started0 = __atomic_load_n(&calls_started, __ATOMIC_SEQ_CST);
+	gate_in();
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
 	gate_out();
 	note_violation(V_KERNEL_IN_IRQ, k ? LMM_OK : LMM_ERR_BAD_CONTEXT);
@@ -407,8 +415,8 @@ static void stress_tick(unsigned irq, struct arch_regs *regs)
 	for (uint64_t i = 0; i < kopts.atomic_per_tick; i++) {
 		if (c->ring_len == RING_SLOTS)
 			irq_free_oldest(c);
-		uint64_t finished0 = __atomic_load_n(&frees_finished, __ATOMIC_SEQ_CST);
-		uint64_t started0 = __atomic_load_n(&frees_started, __ATOMIC_SEQ_CST);
+		uint64_t finished0 = __atomic_load_n(&calls_finished, __ATOMIC_SEQ_CST);
+		uint64_t started0 = __atomic_load_n(&calls_started, __ATOMIC_SEQ_CST);
 		gate_in();
 		uint64_t t0 = arch_read_tsc();
 		void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
@@ -730,7 +738,7 @@ static void reset_state(void)
 	}
 	for (unsigned v = 0; v < V_COUNT; v++)
 		viol[v] = (__typeof__(viol[v])){ 0, 0, -1 };
-	frees_started = frees_finished = 0;
+	calls_started = calls_finished = 0;
 	exhausted_once = false;
 	turn = 0;
 	running = go = false;
@@ -947,7 +955,7 @@ bool kernel_run_stress(void)
 	if (bad_frees)
 		kprintf("stress: %lu legitimate frees or handovers were refused\n", bad_frees);
 	if (unjustified)
-		kprintf("stress: an atomic allocation failed with %lu pages reachable and no free in flight\n",
+		kprintf("stress: an atomic allocation failed with %lu pages reachable and no other mm/ call in flight\n",
 			SUM(unjustified_avail));
 	if (cpus_without_allocs)
 		kprintf("stress: %lu cpu(s) made no atomic allocation from their handler\n",

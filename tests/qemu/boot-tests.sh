@@ -81,6 +81,10 @@ configs() {
 		check="check_stress_summary exhausted" check="check_cpus 2"
 	config q35-smp-4   mem=1G   smp=4 qemu='-machine q35' cmdline='mode=stress stress_seconds=2 seed=13' \
 		check="check_stress_summary exhausted" check="check_cpus 4"
+	# Four CPUs on an 8-page reserve: atomic failures on every CPU, each judged.
+	config smp-4-pool8 mem=32M smp=4 cmdline='mode=stress pool_pages=8 pool_low=4 stress_seconds=2 atomic_per_tick=8' \
+		check="check_stress_summary exhausted" check="check_cpus 4" \
+		check="grep_log '^  atomic failures +[1-9][0-9]*: justified [1-9]'"
 	# A CPU that never answers the SIPIs (an APIC id with no CPU): reported, left out.
 	config smp-absent-cpu mem=128M smp=2 cmdline='mode=stress stress_seconds=1 smp_absent_apic=9' \
 		check="check_stress_summary exhausted" check="check_cpus 2" \

@@ -56,6 +56,11 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 		LMM_INC(c->pool_hits);
 		LMM_INC(c->reserve_to[gfp_class(gfp)]);
 	}
+	/* Sequence and CPU while this CPU is ours; the caller's part comes after. */
+	if (unlikely(mm->holders != NULL)) {
+		mm->holders[idx].seq = c->holder_seq++;
+		mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
+	}
 }
 
 /* Bookkeeping of a block whose last reference is gone; the caller places it. */
@@ -73,10 +78,11 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
  * order-0 page goes on this CPU's slice (a reserve frame) or cache (any other) when
  * that has room, without the lock.  Anything else needs the core: with @locked false
  * this returns false having changed nothing, and the caller takes the lock and calls
- * again.  Interrupts off on CPU @c.
+ * again.  Interrupts off on CPU @c.  Always inlined: each of its two callers passes a
+ * constant @locked, so each keeps only its own half (gcc left it out of line).
  */
-static inline bool take_back(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-			     bool locked)
+static inline __attribute__((always_inline)) bool take_back(struct lmm *mm, struct lmm_cpu *c,
+								 uint32_t idx, unsigned order, bool locked)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 
@@ -313,7 +319,7 @@ static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, 
 		return NULL;
 	/* The block is the caller's: its holder record needs interrupts no more. */
 	if (unlikely(mm->holders != NULL))
-		lmm_holder_record(mm, (unsigned)(c - mm->cpu), idx, order, caller);
+		lmm_holder_record(mm, idx, order, caller);
 	void *p = lmm_frame_virt(mm, idx);
 	if (unlikely((gfp & LMM_GFPB_ZERO) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
 		return alloc_finish_slow(mm, p, idx, order, gfp);
@@ -342,73 +348,73 @@ void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
 
 /*
- * A free aimed inside a block: if that block is free (merged away since, or waiting in
- * a cache or the pool), it is a double free; inside an allocated block, not a head.
- * The head is the first non-tail frame at a coarser alignment: O(LMM_MAX_ORDER).
+ * The head of the block that holds frame @idx: @idx itself unless it is a tail, else
+ * the first non-tail frame at a coarser alignment that covers it (O(LMM_MAX_ORDER));
+ * LMM_NIL if none does (corrupt metadata).  Refusal paths only.
  */
-static lmm_cold enum lmm_status tail_refusal(const struct lmm *mm, uint32_t idx, struct lmm_report *r)
+static lmm_cold uint32_t block_head(const struct lmm *mm, uint32_t idx)
 {
 	const struct lmm_region *reg = lmm_region_of(mm, idx);
-	uint64_t off = idx - reg->first_index, pfn = reg->base_pfn + off;
-	for (unsigned k = 1; k <= LMM_MAX_ORDER; k++) {
+	uint64_t pfn = reg->base_pfn + (idx - reg->first_index);
+	for (unsigned k = 0; k <= LMM_MAX_ORDER; k++) {
 		uint64_t head = pfn & ~((1ull << k) - 1);
 		if (head < reg->base_pfn)
 			break;
-		const struct lmm_frame *h = &mm->frames[reg->first_index + (head - reg->base_pfn)];
-		uint8_t state = LMM_READ_ONCE(h->state);
-		if (state == LMM_FRAME_TAIL)
+		uint32_t h = reg->first_index + (uint32_t)(head - reg->base_pfn);
+		if (LMM_READ_ONCE(mm->frames[h].state) == LMM_FRAME_TAIL)
 			continue;
-		r->found_state = state;
-		r->found_order = h->order;
-		bool is_free = state == LMM_FRAME_FREE || state == LMM_FRAME_CACHED || state == LMM_FRAME_POOL;
-		if (h->order >= k && is_free)
-			return LMM_ERR_ALREADY_FREE;
-		break;
+		return mm->frames[h].order >= k ? h : LMM_NIL;
 	}
-	return LMM_ERR_NOT_HEAD;
+	return LMM_NIL;
 }
 
-static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order, uint16_t *owner,
-					   bool ask_owner, struct lmm_report *r)
+static bool state_is_free(uint8_t state)
+{
+	return state == LMM_FRAME_FREE || state == LMM_FRAME_CACHED || state == LMM_FRAME_POOL;
+}
+
+/*
+ * What a free of the block at @idx with @order by *@owner may do: LMM_OK when it drops
+ * the last reference, FREE_DROP_REF for "a shared block: only a reference goes" (never
+ * returned to callers), otherwise the refusal.  Relaxed loads: the fast path runs it
+ * without the lock, on a block that only the caller may change.  A free aimed inside a
+ * free block (merged away since, or in a cache or the pool) is a double free; inside
+ * an allocated block, not a head.
+ */
+#define FREE_DROP_REF LMM_ERR_REFCOUNT
+
+static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order,
+					   uint16_t *owner, bool ask_owner)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
 	uint8_t state = LMM_READ_ONCE(f->state);
 	if (likely(state == LMM_FRAME_ALLOCATED)) {
 		if (unlikely(f->order != order))
-			goto wrong_order;
+			return LMM_ERR_WRONG_ORDER;
 		return LMM_READ_ONCE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK;
 	}
 	if (state == LMM_FRAME_EXCLUSIVE) {
 		if (unlikely(f->order != order))
-			goto wrong_order;
+			return LMM_ERR_WRONG_ORDER;
 		if (ask_owner)
 			*owner = lmm_port_owner();
-		uint16_t found = LMM_READ_ONCE(f->owner);
-		if (likely(found == *owner))
-			return LMM_OK;
-		r->owner = found;
-		r->caller_owner = *owner;
-		return LMM_ERR_WRONG_OWNER;
+		return likely(LMM_READ_ONCE(f->owner) == *owner) ? LMM_OK : LMM_ERR_WRONG_OWNER;
 	}
-	r->found_state = state;
-	r->found_order = f->order;
-	if (state == LMM_FRAME_TAIL)
-		return tail_refusal(mm, idx, r);
+	if (state == LMM_FRAME_TAIL) {
+		uint32_t h = block_head(mm, idx);
+		return h != LMM_NIL && state_is_free(LMM_READ_ONCE(mm->frames[h].state)) ? LMM_ERR_ALREADY_FREE
+										     : LMM_ERR_NOT_HEAD;
+	}
 	return lmm_state_refusal(state);
-
-wrong_order:
-	r->found_state = state;
-	r->found_order = f->order;
-	return LMM_ERR_WRONG_ORDER;
 }
 
 /* The whole free, lock held: the verdict again (it is final now), then the core. */
 static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-					uint16_t owner, bool ask_owner, struct lmm_report *r)
+					uint16_t *owner, bool ask_owner)
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
-	enum lmm_status st = free_verdict(mm, idx, order, &owner, ask_owner, r);
+	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner);
 	if (st == FREE_DROP_REF) {
 		LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount - 1));
 		return LMM_OK;
@@ -424,15 +430,22 @@ static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
 		lmm_poison_page(mm, idx + k);
 }
 
-static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, const void *ptr,
-					    unsigned order, uint32_t idx, struct lmm_report *r)
+/* The record of a refused free, made after the lock and interrupts are back. */
+static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, const void *ptr, unsigned order,
+					    uint32_t idx, uint16_t owner, const void *caller)
 {
-	r->reason = st;
-	r->op = "free";
-	r->ptr = ptr;
-	r->order = order;
-	r->phys = idx == LMM_NIL ? LMM_PHYS_INVALID : lmm_frame_phys(mm, idx);
-	lmm_refuse(mm, r);
+	struct lmm_report r = { .reason = st, .op = "free", .ptr = ptr, .phys = LMM_PHYS_INVALID,
+				.order = order, .caller_owner = owner, .caller = caller };
+	if (idx != LMM_NIL) {
+		r.phys = lmm_frame_phys(mm, idx);
+		uint32_t h = block_head(mm, idx);
+		const struct lmm_frame *f = &mm->frames[h == LMM_NIL ? idx : h];
+		r.found_state = LMM_READ_ONCE(f->state);
+		r.found_order = f->order;
+		if (r.found_state == LMM_FRAME_EXCLUSIVE)
+			r.owner = LMM_READ_ONCE(f->owner);
+	}
+	lmm_refuse(mm, &r);
 	return st;
 }
 
@@ -440,17 +453,16 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 static inline __attribute__((always_inline)) enum lmm_status
 free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_owner, const void *caller)
 {
-	struct lmm_report r = { .caller = caller };
 	uint32_t idx = LMM_NIL;
 	if (unlikely(!ptr))
 		return LMM_OK;
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
-				   st != LMM_OK ? LMM_NIL : idx, &r);
+				   st != LMM_OK ? LMM_NIL : idx, owner, caller);
 
 	/* The caller still holds the block: poison it before interrupts go off. */
-	st = free_verdict(mm, idx, order, &owner, ask_owner, &r);
+	st = free_verdict(mm, idx, order, &owner, ask_owner);
 	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) && st == LMM_OK)
 		poison_block(mm, idx, order);
 
@@ -463,12 +475,12 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
 	/* Ask the owner again if needed: the frame may have changed hands since. */
-	st = core_free_locked(mm, c, idx, order, owner, ask_owner, &r);
+	st = core_free_locked(mm, c, idx, order, &owner, ask_owner);
 	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 
 	if (unlikely(st != LMM_OK))
-		return refuse_free(mm, st, ptr, order, idx, &r);
+		return refuse_free(mm, st, ptr, order, idx, owner, caller);
 	return LMM_OK;
 }
 

@@ -115,21 +115,10 @@ void lmm_dump(struct lmm *mm)
 		 (unsigned long long)s.pool, (unsigned long long)s.cached,
 		 (unsigned long long)s.reserved, (unsigned long long)s.available);
 
-	char line[16 * (LMM_MAX_ORDER + 1) + 16];
+	char line[24 * (LMM_MAX_ORDER + 1) + 1];
 	size_t n = 0;
-	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++) {
-		unsigned long long v = s.free_blocks[o];
-		char tmp[24];
-		int k = 0;
-		do {
-			tmp[k++] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v);
-		line[n++] = ' ';
-		while (k)
-			line[n++] = tmp[--k];
-	}
-	line[n] = '\0';
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		n += lmm_format(line + n, sizeof(line) - n, " %llu", (unsigned long long)s.free_blocks[o]);
 	lmm_logf("lmm: free blocks by order 0..%u:%s", (unsigned)LMM_MAX_ORDER, line);
 	lmm_logf("lmm: pool %llu/%u (low mark %u, low-water %u, slice %u), hits %llu, empty failures %llu, refills %llu (%llu pages)",
 		 (unsigned long long)s.pool, s.pool_target, s.pool_low, s.pool_low_water, s.pool_slice,

@@ -14,13 +14,12 @@
 /*
  * Called by the allocation once the block is the caller's, back in the caller's own
  * context (interrupts as the caller had them), so the context recorded is the caller's.
+ * hand_out() wrote the sequence number and CPU already, with interrupts off.
  */
-void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller)
+void lmm_holder_record(struct lmm *mm, uint32_t idx, unsigned order, const void *caller)
 {
 	struct lmm_holder *h = &mm->holders[idx];
 	h->caller = caller;
-	h->seq = __atomic_fetch_add(&mm->holder_seq, 1, __ATOMIC_RELAXED);
-	h->cpu = (uint8_t)cpu;
 	h->context = (uint8_t)lmm_port_context();
 	h->order = (uint8_t)order;
 }
@@ -92,7 +91,7 @@ unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
 	lmm_logf("lmm: holders: %u call sites hold allocated memory (top %u):", found, max < found ? max : found);
 	for (unsigned i = 0; i < found && i < max; i++) {
 		const struct site *s = &sites[i];
-		lmm_logf("lmm:   %8llu pages in %7llu blocks  caller %p  contexts%s%s%s  newest: cpu %u seq %u",
+		lmm_logf("lmm:   %8llu pages in %7llu blocks  caller %p  contexts%s%s%s  newest: cpu %u seq %u of that cpu",
 			 (unsigned long long)s->pages, (unsigned long long)s->blocks, s->caller,
 			 (s->contexts & 1) ? " normal" : "", (s->contexts & 2) ? " irqs-off" : "",
 			 (s->contexts & 4) ? " interrupt" : "", s->last_cpu, s->last_seq);

@@ -19,6 +19,7 @@ _Static_assert(LMM_MAX_ORDER >= 1 && LMM_MAX_ORDER <= 31, "free_mask is 32 bits:
 _Static_assert(LMM_MAX_REGIONS >= 1 && LMM_MAX_REGIONS <= 256, "lmm_frame.region is a byte");
 _Static_assert(LMM_PORT_MAX_CPUS >= 1 && LMM_PORT_MAX_CPUS <= 256, "holder records keep the CPU in a byte");
 _Static_assert(LMM_FRAME_STATE_COUNT <= 256, "lmm_frame.state is a byte");
+_Static_assert(sizeof(struct lmm_cpu) == LMM_CPU_SLOT_BYTES, "a per-CPU slot is LMM_CPU_SLOT_BYTES");
 _Static_assert(LMM_PORT_PHYS_BITS >= 32 && LMM_PORT_PHYS_BITS <= 63, "physical address width");
 
 #define LMM_CANARY 0x4c6162797269746eull /* "Labyrint" */
@@ -174,7 +175,7 @@ static inline void lmm_unlock_here(struct lmm *mm, struct lmm_held *h)
 static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm)
 {
 	unsigned cpu = LMM_PORT_MAX_CPUS == 1 ? 0 : lmm_port_cpu_id();
-	if (unlikely(cpu >= LMM_PORT_MAX_CPUS))
+	if (LMM_DEBUG && unlikely(cpu >= LMM_PORT_MAX_CPUS))
 		lmm_port_fatal("lmm: lmm_port_cpu_id() is not below LMM_PORT_MAX_CPUS");
 	return &mm->cpu[cpu];
 }
@@ -229,11 +230,12 @@ void lmm_poison_page(struct lmm *mm, uint32_t idx);
 void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order);
 
 /* holders.c */
-void lmm_holder_record(struct lmm *mm, unsigned cpu, uint32_t idx, unsigned order, const void *caller);
+void lmm_holder_record(struct lmm *mm, uint32_t idx, unsigned order, const void *caller);
 
 /* log.c */
 void lmm_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+size_t lmm_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void lmm_check_canary(const struct lmm *mm);
 /* Map a free-ish head state to the reason a free or ownership call on it is refused. */
 enum lmm_status lmm_state_refusal(uint8_t state);

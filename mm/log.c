@@ -33,7 +33,7 @@ static void buf_puts(struct lmm_buf *b, const char *s)
 		buf_putc(b, *s++);
 }
 
-static const unsigned long long pow10[20] = {
+static const unsigned long long powers_of_ten[20] = {
 	1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
 	1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
 	100000000000000ull, 1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
@@ -48,7 +48,7 @@ static void buf_putu(struct lmm_buf *b, unsigned long long v, unsigned base, int
 		while (digits < 16 && (v >> (4 * digits)))
 			digits++;
 	} else {
-		while (digits < 20 && v >= pow10[digits])
+		while (digits < 20 && v >= powers_of_ten[digits])
 			digits++;
 	}
 	while (width-- > digits)
@@ -59,8 +59,8 @@ static void buf_putu(struct lmm_buf *b, unsigned long long v, unsigned base, int
 			continue;
 		}
 		char d = '0';
-		while (v >= pow10[digits]) {
-			v -= pow10[digits];
+		while (v >= powers_of_ten[digits]) {
+			v -= powers_of_ten[digits];
 			d++;
 		}
 		buf_putc(b, d);
@@ -131,9 +131,7 @@ size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 	return (size_t)(b.p - buf);
 }
 
-static size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
+size_t lmm_format(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

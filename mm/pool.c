@@ -35,7 +35,7 @@
 
 uint32_t lmm_pool_auto_target(uint64_t free_pages)
 {
-	uint64_t t = free_pages >> 7; /* managed/128 */
+	uint64_t t = free_pages >> 7; /* free pages at init / 128 */
 	if (t < 16)
 		t = 16;
 	if (t > 4096)

@@ -197,11 +197,13 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len);
 /* ---- Configuration -------------------------------------------------------------------- */
 
 struct lmm_config {
-	/* Pages in the emergency pool.  LMM_POOL_AUTO: managed/128 within [16, 4096],
-	 * never more than 1/8 of free memory.  0: no reserve at all. */
+	/* Frames in the emergency pool's budget.  LMM_POOL_AUTO: the free pages at
+	 * lmm_init (managed less reserved and metadata) / 128, within [16, 4096], never
+	 * more than 1/8 of them.  0: no reserve at all. */
 	uint32_t pool_target;
-	/* lmm_pool_needs_refill() once the pool drops below this; LMM_POOL_AUTO: target/2.
-	 * Below it, normal (non-ATOMIC) slow paths also top the pool up, a batch at a time. */
+	/* lmm_pool_needs_refill() once the reserve's budget (frames waiting plus frames
+	 * handed out) is below this, i.e. after the target was raised; LMM_POOL_AUTO:
+	 * target/2.  Non-ATOMIC slow paths then top it up, a batch at a time. */
 	uint32_t pool_low;
 	/* Per-CPU order-0 cache: pages moved per refill/drain (0: the default, 16) and the
 	 * most a CPU keeps (0: the default, 64).  cache_high = LMM_CPU_OFF: no cache. */
@@ -234,6 +236,8 @@ struct lmm_range {
 };
 
 /* Word-sized counters: a CPU updates its own without an atomic read-modify-write. */
+/* A slot is a power of two (a shift finds it) and at least a cache line (no sharing). */
+#define LMM_CPU_SLOT_BYTES (sizeof(void *) * 16)
 typedef unsigned long lmm_count_t;
 
 /*
@@ -243,12 +247,13 @@ typedef unsigned long lmm_count_t;
  * its own keeps CPUs from sharing one.
  */
 struct lmm_cpu {
-	_Alignas(64) uint32_t cache_head, cache_count;
-	uint32_t slice_head, slice_count;
+	_Alignas(LMM_CPU_SLOT_BYTES) uint32_t cache_head;
+	uint32_t cache_count, slice_head, slice_count;
 	lmm_count_t allocated; /* pages handed out here minus taken back here (wraps) */
 	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
 	lmm_count_t cache_refills, cache_drains;
 	lmm_count_t reserve_to[LMM_CLASS_COUNT];
+	uint32_t holder_seq; /* LMM_CFG_HOLDERS: this CPU's allocation sequence numbers */
 };
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */
@@ -292,7 +297,7 @@ struct lmm_cpu_stats {
 /* The optional holder record of an allocated block (LMM_CFG_HOLDERS). */
 struct lmm_holder {
 	const void *caller; /* return address of the allocating call */
-	uint32_t seq;       /* allocation sequence number            */
+	uint32_t seq;       /* allocation sequence number on its CPU */
 	uint8_t cpu, context, order, pad;
 };
 
@@ -313,7 +318,6 @@ struct lmm {
 	struct lmm_region regions[LMM_MAX_REGIONS];
 	struct lmm_frame *frames;
 	struct lmm_holder *holders; /* NULL unless LMM_CFG_HOLDERS */
-	uint32_t holder_seq;
 	uint64_t nframes;
 	uint64_t metadata_phys, metadata_bytes;
 

@@ -85,8 +85,8 @@ tools-host:
 # ---- Running it -----------------------------------------------------------------
 
 QEMU_MEM     ?= 256M
-QEMU_SMP     ?= 1
-QEMU_TIMEOUT ?= 120
+QEMU_SMP     ?= 2
+QEMU_TIMEOUT ?= 300
 CMDLINE      ?=
 QEMU_EXTRA   ?=
 

@@ -23,6 +23,7 @@ PTE_W           equ 1 << 1
 PTE_PS          equ 1 << 7
 
 extern kmain
+extern percpu
 extern __bss_start
 extern __bss_end
 global _start
@@ -265,6 +266,14 @@ long_mode_entry:
 	xor ax, ax
 	mov fs, ax
 	mov gs, ax
+
+	; GS -> CPU 0's per-CPU block, before any C runs: arch_cpu_id() reads through it.
+	; (After the selector load above: loading GS resets its base.)
+	mov rax, percpu
+	mov rdx, rax
+	shr rdx, 32
+	mov ecx, 0xC0000101             ; IA32_GS_BASE
+	wrmsr
 
 	mov rsp, boot_stack_top         ; higher-half address of the same stack
 	xor ebp, ebp                    ; terminates frame-pointer backtraces

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <labyrinth/acpi.h>
 #include <labyrinth/arch.h>
 #include <labyrinth/cmdline.h>
 #include <labyrinth/kernel_mm.h>
@@ -26,6 +27,10 @@ void kmain(uint32_t magic, uint64_t mbi_phys);
 
 /* The parsed boot information: the only copy the kernel keeps after paging init. */
 static struct boot_info boot_info;
+
+/* The ACPI tables, read through boot.asm's identity map before paging replaces it. */
+static struct acpi_info acpi;
+static enum acpi_status acpi_status;
 
 /* Inputs to arch_paging_init(): available RAM, and what page tables must not overwrite. */
 static struct arch_phys_range ram_ranges[MB2_MAX_MMAP];
@@ -59,6 +64,75 @@ static void parse_boot_info(uint64_t mbi_phys)
 	kprintf("multiboot2: cannot use the boot information at 0x%lx: %s (at offset %u)\n",
 		mbi_phys, mb2_status_str(st), err_offset);
 	boot_fail();
+}
+
+/*
+ * The ACPI tables live in reserved or ACPI-reclaimable memory, which the kernel's direct
+ * map leaves out, so they are read now, through boot.asm's identity map of the low
+ * 4 GiB: a table (or part of one) above that is "not mapped" to the parser.
+ */
+static const void *identity_map(void *ctx, uint64_t phys, uint64_t len)
+{
+	(void)ctx;
+	if (phys == 0 || len > BOOT_IDENTITY_LIMIT || phys > BOOT_IDENTITY_LIMIT - len)
+		return NULL;
+	return (const void *)(uintptr_t)phys;
+}
+
+static void parse_acpi(void)
+{
+	acpi_status = acpi_parse(boot_info.acpi_rsdp, boot_info.acpi_rsdp_len, identity_map, NULL,
+				 &acpi);
+	if (acpi_status != ACPI_OK) {
+		kprintf("acpi: cannot use the ACPI tables: %s (table at 0x%lx, offset %u): the "
+			"kernel runs on the boot CPU alone\n", acpi_status_str(acpi_status),
+			acpi.err_phys, acpi.err_offset);
+		return;
+	}
+	uint16_t fl;
+	uint32_t gsi0 = acpi_isa_irq_gsi(&acpi, 0, &fl);
+	arch_pm_timer_init(acpi.pm_timer_port, acpi.pm_timer_32bit);
+	kprintf("acpi: RSDP revision %u (multiboot2 tag %u), %s at 0x%lx, MADT at 0x%lx, PM timer "
+		"%s0x%x (%s)\n", acpi.rsdp_revision, boot_info.acpi_rsdp_tag,
+		acpi.xsdt ? "XSDT" : "RSDT", acpi.sdt_phys, acpi.madt_phys,
+		acpi.pm_timer_port ? "at port " : "none ", acpi.pm_timer_port,
+		acpi.pm_timer_32bit ? "32-bit" : "24-bit");
+	kprintf("acpi: %u CPU(s) listed (%u disabled, %u beyond the table), local APIC at 0x%lx, "
+		"%u I/O APIC(s), %u override(s), IRQ 0 -> GSI %u, %s\n", acpi.ncpus,
+		acpi.cpus_disabled, acpi.cpus_dropped, acpi.lapic_phys, acpi.nioapics,
+		acpi.noverrides, gsi0, acpi.pcat_compat ? "8259s present" : "no 8259s");
+	for (uint32_t i = 0; i < acpi.ncpus; i++)
+		kprintf("acpi:   cpu uid %u: %s id %u%s%s\n", acpi.cpus[i].uid,
+			acpi.cpus[i].x2apic ? "x2APIC" : "APIC", acpi.cpus[i].apic_id,
+			acpi.cpus[i].flags & ACPI_MADT_ENABLED ? ", enabled" : "",
+			acpi.cpus[i].flags & ACPI_MADT_ONLINE_CAPABLE ? ", online-capable" : "");
+}
+
+/* Every enabled CPU the MADT lists; online-capable but disabled ones are not present yet. */
+static void start_cpus(void)
+{
+	uint32_t ids[ACPI_MAX_CPUS];
+	unsigned n = 0;
+
+	if (acpi_status == ACPI_OK) {
+		for (uint32_t i = 0; i < acpi.ncpus; i++)
+			if (acpi.cpus[i].flags & ACPI_MADT_ENABLED)
+				ids[n++] = acpi.cpus[i].apic_id;
+	}
+	/* A CPU that is not there: it must time out, be reported and left out. */
+	if (n && kopts.smp_absent_apic && n < ACPI_MAX_CPUS)
+		ids[n++] = (uint32_t)kopts.smp_absent_apic;
+	for (uint32_t i = 0; i < boot_info.nmodules; i++) {
+		const struct mb2_module *m = &boot_info.modules[i];
+		if (m->start < ARCH_TRAMPOLINE_PHYS + ARCH_TRAMPOLINE_LEN && ARCH_TRAMPOLINE_PHYS < m->end) {
+			kprintf("smp: module %u lies on the AP trampoline's low pages: the kernel runs "
+				"on the boot CPU alone\n", i);
+			n = 0;
+		}
+	}
+	unsigned online = arch_smp_start(ids, n);
+	kprintf("smp: %u of %u CPU(s) online%s\n", online, n ? n : 1,
+		online == 1 ? ": the kernel runs on the boot CPU alone" : "");
 }
 
 static size_t collect_ram(void)
@@ -173,8 +247,19 @@ static bool streq(const char *a, const char *b)
 	return *a == *b;
 }
 
-/* fault=<name> on the command line: raise that exception (the handler exits QEMU with 35). */
-static void maybe_trigger_fault(void)
+static void fault_job(void *arg)
+{
+	const enum arch_fault *f = arg;
+	if (arch_cpu_id() == kopts.fault_cpu)
+		arch_trigger_fault(*f);
+}
+
+/*
+ * fault=<name> on the command line: raise that exception (the handler exits QEMU with 35).
+ * With fault_cpu=N (N > 0) the AP numbered N raises it once every CPU is up (@on_ap),
+ * while the boot CPU waits: its exception report must stop the boot CPU and the others.
+ */
+static void maybe_trigger_fault(bool on_ap)
 {
 	static const struct {
 		const char *name;
@@ -185,13 +270,27 @@ static void maybe_trigger_fault(void)
 		{ "doublefault", ARCH_FAULT_DOUBLE },
 	};
 
-	if (!kopts.fault[0])
+	if (!kopts.fault[0] || on_ap != (kopts.fault_cpu != 0))
 		return;
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
-		if (streq(kopts.fault, faults[i].name)) {
+		if (!streq(kopts.fault, faults[i].name))
+			continue;
+		if (!on_ap) {
 			kprintf("labyrinth: fault=%s requested: raising it now\n", kopts.fault);
 			arch_trigger_fault(faults[i].fault);
 		}
+		if (kopts.fault_cpu >= arch_cpus_online() || faults[i].fault == ARCH_FAULT_DOUBLE) {
+			kprintf("labyrinth: fault_cpu=%lu ignored: no such AP online (or a double fault, "
+				"which needs the boot stack)\n", kopts.fault_cpu);
+			return;
+		}
+		kprintf("labyrinth: fault=%s requested on cpu %lu: raising it there now\n", kopts.fault,
+			kopts.fault_cpu);
+		static enum arch_fault which;
+		which = faults[i].fault;
+		arch_smp_run(fault_job, &which);
+		for (;;)
+			arch_wait_for_interrupt(); /* the AP's exception report ends the run */
 	}
 	kprintf("labyrinth: unknown fault '%s' ignored (pagefault, ud, divide, gpf, doublefault)\n",
 		kopts.fault);
@@ -242,15 +341,18 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 	kprintf("command line: '%s'%s\n", boot_info.cmdline,
 		boot_info.cmdline_truncated ? " (truncated)" : "");
 	kernel_options_parse(boot_info.cmdline);
+	parse_acpi();
 
 	print_memory_map();
 	print_modules();
 	setup_paging();
 	direct_map_self_check();
 
-	maybe_trigger_fault();
+	maybe_trigger_fault(false);
 
 	kernel_mm_init(&boot_info);
+	start_cpus();
+	maybe_trigger_fault(true);
 	/* From here on, normal kernel context: interrupts on, handlers registered later. */
 	arch_irq_enable();
 	kernel_memmap_print(&kernel_mm, "boot");

@@ -6,6 +6,8 @@
  */
 #include <labyrinth/multiboot2.h>
 
+#include "bytes.h"
+
 /*
  * Layout (multiboot2 spec 3.6): an 8-byte header { u32 total_size; u32 reserved; },
  * then tags, each starting on an 8-byte boundary relative to the structure, each
@@ -23,25 +25,13 @@
 #define TAG_CMDLINE 1u
 #define TAG_MODULE 3u
 #define TAG_MMAP 6u
+#define TAG_ACPI_OLD 14u
+#define TAG_ACPI_NEW 15u
 
 #define HDR_SIZE 8u        /* total_size + reserved, and also every tag header */
 #define MODULE_FIXED 16u   /* tag header + mod_start + mod_end                  */
 #define MMAP_FIXED 16u     /* tag header + entry_size + entry_version           */
 #define MMAP_ENTRY_MIN 24u /* base, length, type, reserved                      */
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	__builtin_memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	__builtin_memcpy(&v, p, sizeof(v));
-	return v;
-}
 
 /*
  * Copy the NUL-terminated string in [src, src + srclen) into dst[dstsize], stopping
@@ -77,6 +67,8 @@ static void reset(struct boot_info *out, uint64_t mbi_phys)
 	out->cmdline[0] = '\0';
 	out->nmmap = 0;
 	out->nmodules = 0;
+	out->acpi_rsdp_len = 0;
+	out->acpi_rsdp_tag = 0;
 	out->unknown_tags = 0;
 }
 
@@ -119,6 +111,21 @@ static enum mb2_status parse_module(const uint8_t *tag, uint32_t size, struct bo
 	return MB2_OK;
 }
 
+/* Keep the tag's RSDP copy; a new (XSDP) tag wins over an old one, whatever the order. */
+static void parse_acpi(const uint8_t *tag, uint32_t type, uint32_t size, struct boot_info *out)
+{
+	uint32_t len = size - HDR_SIZE;
+
+	if (out->acpi_rsdp_tag == TAG_ACPI_NEW && type == TAG_ACPI_OLD)
+		return;
+	if (len > MB2_ACPI_RSDP_MAX)
+		len = MB2_ACPI_RSDP_MAX;
+	for (uint32_t i = 0; i < len; i++)
+		out->acpi_rsdp[i] = tag[HDR_SIZE + i];
+	out->acpi_rsdp_len = len;
+	out->acpi_rsdp_tag = type;
+}
+
 static enum mb2_status parse_tag(const uint8_t *tag, uint32_t type, uint32_t size,
 				 struct boot_info *out)
 {
@@ -133,6 +140,10 @@ static enum mb2_status parse_tag(const uint8_t *tag, uint32_t type, uint32_t siz
 		return parse_module(tag, size, out);
 	case TAG_MMAP:
 		return parse_mmap(tag, size, out);
+	case TAG_ACPI_OLD:
+	case TAG_ACPI_NEW:
+		parse_acpi(tag, type, size, out);
+		return MB2_OK;
 	default:
 		out->unknown_tags++;
 		return MB2_OK;

@@ -10,6 +10,8 @@
 
 struct kernel_options kopts = {
 	.fault = "",
+	.fault_cpu = 0,
+	.smp_absent_apic = 0,
 	.mode = "demo",
 	.pit_hz = 1000,
 	.stress_seconds = 3,
@@ -34,6 +36,12 @@ static const struct kopt options[] = {
 	{ "fault", KOPT_STRING, kopts.fault, 0, sizeof(kopts.fault),
 	  "raise this exception on purpose after boot (tests the exception report)",
 	  FAULT_CHOICES },
+	{ "fault_cpu", KOPT_U64, &kopts.fault_cpu, 0, 255,
+	  "raise the fault on this CPU instead (an AP, once all are up; tests stopping the others)",
+	  NULL },
+	{ "smp_absent_apic", KOPT_U64, &kopts.smp_absent_apic, 0, 254,
+	  "also try to start this local APIC id (one with no CPU: tests the start-up timeout)",
+	  NULL },
 	{ "pit_hz", KOPT_U64, &kopts.pit_hz, 18, 20000,
 	  "timer interrupt rate in Hz (PIT channel 0)", NULL },
 	{ "stress_seconds", KOPT_U64, &kopts.stress_seconds, 1, 3600,

@@ -22,6 +22,11 @@
 #define X86_MSR_EFER 0xC0000080u
 #define X86_EFER_LME (1ull << 8)
 #define X86_EFER_NXE (1ull << 11)
+#define X86_MSR_APIC_BASE 0x1Bu
+#define X86_APIC_BASE_ENABLE (1ull << 11)
+#define X86_APIC_BASE_X2APIC (1ull << 10)
+#define X86_APIC_BASE_BSP (1ull << 8)
+#define X86_MSR_GS_BASE 0xC0000101u
 
 /* ---- Port I/O ------------------------------------------------------------------ */
 
@@ -107,6 +112,17 @@ static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, 
 			 uint32_t *d)
 {
 	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+/*
+ * A 32-bit load at @off from the GS base: per-CPU data (arch/x86_64/internal.h).  Not
+ * volatile: the GS base of a CPU never changes once set, so the compiler may reuse it.
+ */
+static inline uint32_t gs_read32(uint64_t off)
+{
+	uint32_t v;
+	__asm__("movl %%gs:(%1), %0" : "=r"(v) : "r"(off));
+	return v;
 }
 
 /* ---- Descriptor tables --------------------------------------------------------------- */

@@ -4,7 +4,8 @@
  * Segmentation is flat in 64-bit mode; the GDT exists for CS/SS privilege and to point
  * at the TSS.  IST1 gives the double-fault handler its own stack, so a kernel stack
  * overflow (a #PF that cannot push its frame) still ends in a register dump instead of
- * a triple fault; IST2 does the same for NMIs, which can arrive on any stack.
+ * a triple fault; IST2 does the same for NMIs, which can arrive on any stack (and are
+ * how one CPU stops the others on a panic).
  */
 #include "internal.h"
 
@@ -21,12 +22,16 @@ struct __attribute__((packed)) tss64 {
 };
 _Static_assert(sizeof(struct tss64) == 104, "TSS layout");
 
-static struct tss64 tss;
-static _Alignas(16) uint8_t ist_double_fault_stack[IST_STACK_SIZE];
-static _Alignas(16) uint8_t ist_nmi_stack[IST_STACK_SIZE];
+/*
+ * One GDT, TSS and pair of IST stacks per CPU: a busy TSS cannot be loaded by a second
+ * CPU, and two CPUs taking an NMI or #DF at once must not share a stack.
+ */
+static struct tss64 tss[ARCH_MAX_CPUS];
+static _Alignas(16) uint8_t ist_double_fault_stack[ARCH_MAX_CPUS][IST_STACK_SIZE];
+static _Alignas(16) uint8_t ist_nmi_stack[ARCH_MAX_CPUS][IST_STACK_SIZE];
 
 /* null, kernel code, kernel data, user data, user code, TSS (two slots). */
-static uint64_t gdt[7];
+static uint64_t gdt[ARCH_MAX_CPUS][7];
 static bool loaded;
 
 /* Access bytes and flags of the code/data descriptors; base and limit are ignored in 64-bit mode. */
@@ -43,24 +48,30 @@ static void set_tss_descriptor(uint64_t *slot, uint64_t base, uint32_t limit)
 	slot[1] = base >> 32;
 }
 
-void gdt_init(void)
+void gdt_init_cpu(unsigned cpu)
 {
-	tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)(ist_double_fault_stack + IST_STACK_SIZE);
-	tss.ist[IST_NMI - 1] = (uint64_t)(ist_nmi_stack + IST_STACK_SIZE);
-	tss.iomap_base = sizeof(tss); /* no I/O permission bitmap */
+	struct tss64 *t = &tss[cpu];
+	uint64_t *g = gdt[cpu];
 
-	gdt[0] = 0;
-	gdt[GDT_KERNEL_CODE >> 3] = SEG_KCODE;
-	gdt[GDT_KERNEL_DATA >> 3] = SEG_KDATA;
-	gdt[GDT_USER_DATA >> 3] = SEG_UDATA;
-	gdt[GDT_USER_CODE >> 3] = SEG_UCODE;
-	set_tss_descriptor(&gdt[GDT_TSS >> 3], (uint64_t)&tss, sizeof(tss) - 1);
+	t->ist[IST_DOUBLE_FAULT - 1] = (uint64_t)(ist_double_fault_stack[cpu] + IST_STACK_SIZE);
+	t->ist[IST_NMI - 1] = (uint64_t)(ist_nmi_stack[cpu] + IST_STACK_SIZE);
+	t->iomap_base = sizeof(*t); /* no I/O permission bitmap */
 
-	struct x86_desc_ptr p = { sizeof(gdt) - 1, (uint64_t)gdt };
+	g[0] = 0;
+	g[GDT_KERNEL_CODE >> 3] = SEG_KCODE;
+	g[GDT_KERNEL_DATA >> 3] = SEG_KDATA;
+	g[GDT_USER_DATA >> 3] = SEG_UDATA;
+	g[GDT_USER_CODE >> 3] = SEG_UCODE;
+	set_tss_descriptor(&g[GDT_TSS >> 3], (uint64_t)t, sizeof(*t) - 1);
+
+	struct x86_desc_ptr p = { sizeof(gdt[cpu]) - 1, (uint64_t)g };
 	lgdt(&p);
 	load_segments(GDT_KERNEL_CODE, GDT_KERNEL_DATA);
+	/* Loading the GS selector reset the GS base: point it at this CPU's block again. */
+	wrmsr(X86_MSR_GS_BASE, (uint64_t)&percpu[cpu]);
 	ltr(GDT_TSS);
-	loaded = true;
+	if (cpu == 0)
+		loaded = true;
 }
 
 bool gdt_loaded(void)

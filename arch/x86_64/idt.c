@@ -80,8 +80,15 @@ void idt_init(void)
 		set_gate(v, isr_stub_table[v], 0);
 	set_gate(8, isr_stub_table[8], IST_DOUBLE_FAULT);
 	set_gate(2, isr_stub_table[2], IST_NMI);
-	/* Vectors 48..255 stay not-present: raising one is a #GP naming the vector. */
+	for (unsigned i = 0; i < LAPIC_STUB_COUNT; i++)
+		set_gate(lapic_stub_vectors[i], lapic_stub_table[i], 0);
+	/* Other vectors stay not-present: raising one is a #GP naming the vector. */
+	idt_load();
+}
 
+/* One IDT for every CPU: it is never changed after idt_init(). */
+void idt_load(void)
+{
 	struct x86_desc_ptr p = { sizeof(idt) - 1, (uint64_t)idt };
 	lidt(&p);
 }
@@ -150,6 +157,17 @@ void arch_exception_dispatch(struct arch_regs *r)
 	struct percpu *cpu = this_cpu();
 	uint64_t v = r->vector;
 
+	/* An NMI after another CPU asked everyone to stop: that is all it means. */
+	if (v == 2 && arch_stop_requested())
+		arch_stopped_here();
+	/*
+	 * The first CPU to fault owns the end of the run; one faulting at the same time
+	 * halts quietly instead of mixing its report into the first one.
+	 */
+	if (!arch_claim_panic())
+		arch_stopped_here();
+	arch_stop_other_cpus();
+
 	/*
 	 * A fault inside this handler (a bad pointer while dumping) would recurse until
 	 * the stack is gone; after the first nesting level, say so briefly and stop.
@@ -162,6 +180,8 @@ void arch_exception_dispatch(struct arch_regs *r)
 
 	kprintf("\n*** EXCEPTION %lu: %s, error code 0x%lx, on cpu %u\n", v,
 		v < 32 ? exception_names[v] : "?", r->error, arch_cpu_id());
+	if (arch_cpus_online() > 1)
+		kprintf("  other cpus stopped: %u of %u\n", arch_cpus_stopped(), arch_cpus_online() - 1);
 	if (v == 14)
 		dump_page_fault(r->error, read_cr2());
 	else if (v == 10 || v == 11 || v == 12 || v == 13)

@@ -1,4 +1,4 @@
-; isr.asm - entry stubs for vectors 0..47: save the interrupted state, call C, return.
+; isr.asm - entry stubs for vectors 0..47 and the local APIC's: save the interrupted state, call C, return.
 ;
 ; Every stub leaves the same frame (struct arch_regs in <labyrinth/arch.h>): the CPU's
 ; SS RSP RFLAGS CS RIP, an error code (the CPU's, or 0 pushed here so all frames match),
@@ -11,7 +11,10 @@ section .text
 
 extern arch_exception_dispatch
 extern arch_irq_dispatch
+extern arch_lapic_dispatch
 global isr_stub_table
+global lapic_stub_table
+global lapic_stub_vectors
 
 %macro PUSH_REGS 0
 	push rax
@@ -79,15 +82,29 @@ exception_common:
 	add rsp, 16
 	iretq
 
-irq_common:
+%macro LAPIC 1
+isr_%1:
+	push qword 0
+	push qword %1
+	jmp lapic_common
+%endmacro
+
+; Interrupt entry: fn(vector, struct arch_regs *), then back to the interrupted context.
+%macro INTERRUPT_COMMON 2
+%1:
 	PUSH_REGS
 	cld
 	mov rdi, [rsp + 15 * 8]         ; vector
 	mov rsi, rsp                    ; struct arch_regs *
-	call arch_irq_dispatch
+	call %2
 	POP_REGS
 	add rsp, 16                     ; vector and error code
 	iretq
+%endmacro
+
+; 8259 lines, and the local APIC vectors (timer, wakeup IPI, error, spurious).
+INTERRUPT_COMMON irq_common, arch_irq_dispatch
+INTERRUPT_COMMON lapic_common, arch_lapic_dispatch
 
 EXC_NOERR 0
 EXC_NOERR 1
@@ -128,7 +145,17 @@ IRQ %[i]
 %assign i i + 1
 %endrep
 
+LAPIC 0xF0
+LAPIC 0xF1
+LAPIC 0xFE
+LAPIC 0xFF
+
 section .rodata
+align 8
+lapic_stub_table:
+	dq isr_0xF0, isr_0xF1, isr_0xFE, isr_0xFF
+lapic_stub_vectors:
+	db 0xF0, 0xF1, 0xFE, 0xFF
 align 8
 isr_stub_table:
 %assign i 0

@@ -1,9 +1,17 @@
 /*
  * kprintf.c - printf-style formatting into a sink: the serial console or a buffer.
  *
- * One formatter (fmt_core) feeds a small output sink; kprintf streams to COM1 under
- * a console lock so lines from normal code and interrupt handlers never interleave,
- * ksnprintf writes into memory and takes no lock.
+ * One formatter (fmt_core) feeds a small output sink.  kprintf collects characters in a
+ * line buffer of the calling CPU and context (normal, handler, nested exception) and
+ * writes each complete line to COM1 under the console lock, so lines from different
+ * CPUs and from handlers never interleave mid-line, even when a caller builds a line
+ * from several kprintf calls.  ksnprintf writes into memory and takes no lock;
+ * kprintf_emergency writes straight to the port and takes no lock either.
+ *
+ * Lock rule: the console lock is taken with interrupts off and held for one line's
+ * serial write only.  It is skipped when this CPU already holds it (we interrupted our
+ * own write: an exception in kprintf) and on the CPU that owns a panic (the others are
+ * stopped, maybe while holding it).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,27 +20,55 @@
 #include <labyrinth/kprintf.h>
 #include <labyrinth/spinlock.h>
 
+enum sink_kind {
+	SINK_MEMORY, /* ksnprintf: into the caller's buffer, NUL-terminated       */
+	SINK_DIRECT, /* kprintf_emergency: to the port whenever the stage is full */
+	SINK_LINE,   /* kprintf: to the port one whole line at a time, locked     */
+};
+
 /* Where formatted characters go.  Console output is staged in buf and flushed. */
 struct sink {
 	char *buf;
 	size_t size;    /* capacity of buf                              */
 	size_t used;    /* characters currently in buf                  */
 	size_t total;   /* characters produced so far (the return value) */
-	bool console;   /* flush buf to the serial port when full        */
+	enum sink_kind kind;
 };
+
+static struct spinlock console_lock = SPINLOCK_INIT("console");
+
+/* One line to the port.  Interrupts are off (kvprintf). */
+static void write_line(const char *p, size_t n)
+{
+	bool unlocked = spin_holding(&console_lock) || arch_panic_cpu() == (int)arch_cpu_id();
+
+	if (!unlocked)
+		spin_lock(&console_lock);
+	arch_serial_write(p, n);
+	if (!unlocked)
+		spin_unlock(&console_lock);
+}
 
 static void sink_flush(struct sink *s)
 {
-	if (s->console && s->used) {
+	if (s->kind == SINK_MEMORY || !s->used)
+		return;
+	if (s->kind == SINK_LINE)
+		write_line(s->buf, s->used);
+	else
 		arch_serial_write(s->buf, s->used);
-		s->used = 0;
-	}
+	s->used = 0;
 }
 
 static void sink_putc(struct sink *s, char c)
 {
 	s->total++;
-	if (s->console) {
+	if (s->kind == SINK_LINE) {
+		/* a line longer than the buffer goes out in pieces, each one still whole */
+		s->buf[s->used++] = c;
+		if (c == '\n' || s->used == s->size)
+			sink_flush(s);
+	} else if (s->kind == SINK_DIRECT) {
 		if (s->used == s->size)
 			sink_flush(s);
 		s->buf[s->used++] = c;
@@ -263,35 +299,32 @@ int ksnprintf(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
-static struct spinlock console_lock = SPINLOCK_INIT("console");
+/* Normal code, a handler, an exception inside a handler: each its own partial line. */
+#define LINE_LEVELS 3
+#define LINE_BYTES 256
 
-static int console_vprintf(const char *fmt, va_list ap)
-{
-	char stage[128];
-	struct sink s = { .buf = stage, .size = sizeof(stage), .console = true };
-
-	fmt_core(&s, fmt, ap);
-	sink_flush(&s);
-	return (int)s.total;
-}
+/* Each touched only by its own CPU at its own level, with interrupts off. */
+struct line_buf {
+	char buf[LINE_BYTES];
+	size_t used;
+};
+static struct line_buf lines[ARCH_MAX_CPUS][LINE_LEVELS];
 
 int kvprintf(const char *fmt, va_list ap)
 {
 	arch_irqflags_t flags = arch_irq_save();
-	/*
-	 * Interrupts are off, so if this CPU holds the lock we interrupted ourselves inside
-	 * kprintf (an exception or NMI): the holder cannot run until we return, so print
-	 * without the lock rather than deadlock.
-	 */
-	bool reentered = spin_holding(&console_lock);
+	unsigned depth = arch_in_interrupt();
+	unsigned level = depth < LINE_LEVELS ? depth : LINE_LEVELS - 1;
+	struct line_buf *line = &lines[arch_cpu_id()][level];
+	struct sink s = { .buf = line->buf, .size = sizeof(line->buf), .used = line->used,
+			  .kind = SINK_LINE };
 
-	if (!reentered)
-		spin_lock(&console_lock);
-	int n = console_vprintf(fmt, ap);
-	if (!reentered)
-		spin_unlock(&console_lock);
+	if (s.used >= s.size)
+		s.used = 0;
+	fmt_core(&s, fmt, ap);
+	line->used = s.used; /* a partial line waits for its end */
 	arch_irq_restore(flags);
-	return n;
+	return (int)s.total;
 }
 
 int kprintf(const char *fmt, ...)
@@ -305,10 +338,15 @@ int kprintf(const char *fmt, ...)
 
 int kprintf_emergency(const char *fmt, ...)
 {
+	char stage[128];
+	struct sink s = { .buf = stage, .size = sizeof(stage), .kind = SINK_DIRECT };
 	va_list ap;
+
 	va_start(ap, fmt);
 	arch_irqflags_t flags = arch_irq_save();
-	int n = console_vprintf(fmt, ap);
+	fmt_core(&s, fmt, ap);
+	sink_flush(&s);
+	int n = (int)s.total;
 	arch_irq_restore(flags);
 	va_end(ap);
 	return n;

@@ -20,6 +20,8 @@
 
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
+#define PTE_PWT (1ull << 3)
+#define PTE_PCD (1ull << 4)
 #define PTE_PS (1ull << 7)
 #define PTE_NX (1ull << 63)
 #define PTE_ADDR 0x000FFFFFFFFFF000ull
@@ -277,6 +279,13 @@ void arch_paging_init(const struct arch_phys_range *ram, size_t nram,
 	uint64_t *pml4 = table_at(pml4_phys);
 	uint64_t mapped = map_direct(pml4, ram, nram);
 	map_kernel(pml4);
+	/*
+	 * The local APIC's registers (MMIO, never RAM) join the direct map, uncached: smp.c
+	 * and lapic.c reach them at ARCH_HHDM_BASE + base on every CPU.
+	 */
+	if (lapic_present())
+		map_range(pml4, ARCH_HHDM_BASE + lapic_phys(), lapic_phys(), SZ_4K,
+			  PTE_P | PTE_W | PTE_PCD | PTE_PWT | nx_bit);
 
 	write_cr3(pml4_phys);
 	switched = true;

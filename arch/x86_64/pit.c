@@ -47,10 +47,13 @@ uint64_t arch_pit_init(uint32_t hz)
 	return actual_mhz;
 }
 
-/* Count TSC cycles across one CALIBRATE_MS one-shot of channel 2; 0 if it never ends. */
-static uint64_t calibrate_tsc(void)
+/*
+ * Run one one-shot of channel 2 of @latch input ticks (< 65536) and return when OUT2 rises;
+ * false if it never does (no PIT).  @t0 / @t1 (may be NULL) receive the TSC at the start
+ * and at the end, so a caller can time the same interval.
+ */
+static bool ch2_oneshot(uint32_t latch, uint64_t *t0, uint64_t *t1)
 {
-	uint32_t latch = PIT_INPUT_HZ / (1000 / CALIBRATE_MS);
 	uint8_t saved = inb(PORT_61);
 
 	outb(PORT_61, (saved & ~PORT_61_SPEAKER) | PORT_61_GATE2);
@@ -58,17 +61,63 @@ static uint64_t calibrate_tsc(void)
 	outb(PIT_CH2, latch & 0xFF);
 	outb(PIT_CH2, latch >> 8);
 
-	uint64_t t0 = rdtsc();
+	uint64_t start = rdtsc();
 	uint32_t polls = 0;
 	while (!(inb(PORT_61) & PORT_61_OUT2))
 		if (++polls == CALIBRATE_POLL_LIMIT)
 			break;
-	uint64_t t1 = rdtsc();
+	uint64_t end = rdtsc();
 
 	outb(PORT_61, saved);
-	if (polls == CALIBRATE_POLL_LIMIT)
+	if (t0)
+		*t0 = start;
+	if (t1)
+		*t1 = end;
+	return polls != CALIBRATE_POLL_LIMIT;
+}
+
+/* Count TSC cycles across one CALIBRATE_MS one-shot of channel 2; 0 if it never ends. */
+static uint64_t calibrate_tsc(void)
+{
+	uint64_t t0, t1;
+
+	if (!ch2_oneshot(PIT_INPUT_HZ / (1000 / CALIBRATE_MS), &t0, &t1))
 		return 0;
 	return (t1 - t0) * (1000 / CALIBRATE_MS);
+}
+
+void pit_wait_us(uint32_t us)
+{
+	/* 50 ms slices: 59659 input ticks, inside the 16-bit counter. */
+	while (us) {
+		uint32_t slice = us > 50000 ? 50000 : us;
+		uint32_t latch = (uint32_t)(((uint64_t)slice * PIT_INPUT_HZ + 999999) / 1000000);
+		if (!ch2_oneshot(latch ? latch : 1, NULL, NULL))
+			return;
+		us -= slice;
+	}
+}
+
+/* The ACPI PM timer: port and width from the FADT, set once at boot; read-only after. */
+static uint16_t pm_port;
+static uint32_t pm_mask;
+
+void arch_pm_timer_init(uint32_t port, bool bits32)
+{
+	if (port == 0 || port > 0xFFFC)
+		return;
+	pm_port = (uint16_t)port;
+	pm_mask = bits32 ? 0xFFFFFFFFu : 0x00FFFFFFu;
+}
+
+uint32_t arch_pm_timer_mask(void)
+{
+	return pm_mask;
+}
+
+uint32_t arch_pm_timer_read(void)
+{
+	return pm_port ? inl(pm_port) & pm_mask : 0;
 }
 
 uint64_t arch_tsc_hz(void)

@@ -6,6 +6,8 @@
  * (it would wait for itself forever), releasing a lock it does not hold, and a
  * lock spun on for more than ~2^32 TSC cycles (a holder that never releases).
  * Reports use kprintf_emergency: the console lock may be the lock in trouble.
+ * Contention is measured per lock (acquisitions that waited, pauses, TSC cycles) by the
+ * CPU that finally gets the lock, so the counters need no atomics of their own.
  */
 #include <stddef.h>
 
@@ -72,6 +74,58 @@ static void note_holder(struct spinlock *l, uintptr_t pc)
 	l->since_tsc = rdtsc();
 }
 
+/* Locks that had to wait at least once; a slot is claimed with a CAS, never freed. */
+static struct spinlock *table[SPIN_TABLE_MAX];
+
+/* Under @l, just acquired after @spins pauses and @cycles cycles of waiting. */
+static void note_contention(struct spinlock *l, uint64_t spins, uint64_t cycles)
+{
+	l->contended++;
+	l->spins += spins;
+	l->wait_cycles += cycles;
+	if (l->listed)
+		return;
+	l->listed = 1;
+	for (unsigned i = 0; i < SPIN_TABLE_MAX; i++) {
+		struct spinlock *expected = NULL;
+		if (__atomic_compare_exchange_n(&table[i], &expected, l, false, __ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+			return;
+	}
+}
+
+size_t spin_contention_get(struct spin_contention *out, size_t max)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < SPIN_TABLE_MAX; i++) {
+		struct spinlock *l = __atomic_load_n(&table[i], __ATOMIC_ACQUIRE);
+		if (!l)
+			break;
+		if (n < max)
+			out[n] = (struct spin_contention){
+				lock_name(l), l,
+				__atomic_load_n(&l->contended, __ATOMIC_RELAXED),
+				__atomic_load_n(&l->spins, __ATOMIC_RELAXED),
+				__atomic_load_n(&l->wait_cycles, __ATOMIC_RELAXED),
+			};
+		n++;
+	}
+	return n;
+}
+
+void spin_contention_reset(void)
+{
+	for (unsigned i = 0; i < SPIN_TABLE_MAX; i++) {
+		struct spinlock *l = __atomic_load_n(&table[i], __ATOMIC_ACQUIRE);
+		if (!l)
+			break;
+		__atomic_store_n(&l->contended, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&l->spins, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&l->wait_cycles, 0, __ATOMIC_RELAXED);
+	}
+}
+
 static void check_magic(const struct spinlock *l, uintptr_t pc)
 {
 	if (l->magic != SPINLOCK_MAGIC)
@@ -96,6 +150,8 @@ static void spin_lock_at(struct spinlock *l, uintptr_t pc)
 			spin_fatal(l, "spun too long (deadlock or lost release) on", pc);
 	}
 	note_holder(l, pc);
+	if (iters)
+		note_contention(l, iters, l->since_tsc - start);
 }
 
 void spin_lock(struct spinlock *l)

@@ -29,7 +29,9 @@
 #define ARCH_HHDM_LIMIT (1ul << 46) /* physical addresses the direct map can hold */
 #define ARCH_UNMAPPED_PROBE 0xFFFFE00000001000ul
 #define ARCH_PHYS_INVALID UINT64_MAX
-#define ARCH_MAX_CPUS 1
+#define ARCH_MAX_CPUS 16
+/* arch_cpu_id() reads this offset of the per-CPU block GS points at (asserted in cpu.c). */
+#define ARCH_PERCPU_ID_OFFSET 0
 
 /* QEMU isa-debug-exit (iobase 0xf4): QEMU's exit status is (code << 1) | 1. */
 #define ARCH_QEMU_EXIT_SUCCESS 0x10 /* status 33 */
@@ -65,11 +67,19 @@ static inline bool arch_irqs_enabled(void) { return (read_rflags() & X86_RFLAGS_
  */
 static inline void arch_irq_enable(void) { sti(); }
 
-/* Single CPU for now; per-CPU state is indexed by this. */
-static inline unsigned arch_cpu_id(void) { return 0; }
+/*
+ * Index of the calling CPU, 0 .. ARCH_MAX_CPUS - 1: 0 on the boot CPU, APs numbered in
+ * the order they came up.  One GS-relative load; valid in any context from the first
+ * instruction of kmain (boot.asm points GS at CPU 0's block) and on an AP from its
+ * first C call on.  The calling code must not migrate, which this kernel never does.
+ */
+static inline unsigned arch_cpu_id(void) { return gs_read32(ARCH_PERCPU_ID_OFFSET); }
 
 /* Nesting depth of interrupt/exception handlers running on this CPU (0 = normal code). */
 unsigned arch_in_interrupt(void);
+
+/* A spin-wait hint (pause): in every busy-wait loop.  Any context. */
+static inline void arch_cpu_relax(void) { cpu_pause(); }
 
 /* Leave QEMU with @code (see ARCH_QEMU_EXIT_*); on real hardware, halt instead. */
 _Noreturn void arch_exit_qemu(uint8_t code);
@@ -79,6 +89,69 @@ _Noreturn void arch_halt_forever(void);
 void arch_wait_for_interrupt(void);
 uint64_t arch_read_tsc(void);
 
+/* CPUID leaf 1 ECX bit 31: running under a hypervisor (or an emulator that says so). */
+bool arch_hypervisor_present(void);
+
+/* An interrupt handler (8259 line or local timer; struct arch_regs below).  Runs with
+ * interrupts disabled; never re-entered; must not enable interrupts. */
+struct arch_regs;
+typedef void (*arch_irq_handler_t)(unsigned irq, struct arch_regs *regs);
+
+/* ---- Several CPUs: start-up, work, stopping (smp.c, lapic.c) ------------------------ */
+
+/* Low memory the AP trampoline uses (code, parameters, a temporary PML4/PDPT/PD). */
+#define ARCH_TRAMPOLINE_PHYS 0x8000ul
+#define ARCH_TRAMPOLINE_LEN 0x4000ul
+
+/*
+ * Enable the boot CPU's local APIC, calibrate the LAPIC timer against the PIT once, and
+ * start every CPU in @apic_ids (the boot CPU's own id is skipped) one after another with
+ * INIT-SIPI-SIPI.  A CPU that is not online within a PIT-timed second is reported and
+ * left out.  Returns the CPUs online, the boot CPU included (1 when there is no usable
+ * local APIC or no low page for the trampoline, said on the console).  Normal context,
+ * boot CPU, once, after arch_paging_init() and with [ARCH_TRAMPOLINE_PHYS, +LEN)
+ * owned by nobody (the first MiB is reserved from mm/).
+ */
+unsigned arch_smp_start(const uint32_t *apic_ids, unsigned n);
+/* CPUs online (boot CPU included); their ids are 0 .. n - 1.  Any context. */
+unsigned arch_cpus_online(void);
+uint32_t arch_cpu_apic_id(unsigned cpu);
+
+/*
+ * Have every online AP call @fn(@arg) once, in normal context with interrupts on, and
+ * return at once; arch_smp_busy() counts the APs still inside it.  An AP runs one job at
+ * a time: call again only when arch_smp_busy() is 0.  Boot CPU, normal context.
+ */
+void arch_smp_run(void (*fn)(void *arg), void *arg);
+unsigned arch_smp_busy(void);
+
+/*
+ * This CPU's local APIC timer, periodic at @hz (from the one calibration), calling
+ * @handler like an IRQ handler (interrupts off, never re-entered; irq argument 0).  For
+ * APs: the boot CPU's tick is the PIT.  False without a calibrated LAPIC.  Normal context.
+ */
+bool arch_local_timer_start(uint32_t hz, arch_irq_handler_t handler);
+void arch_local_timer_stop(void);
+
+struct arch_lapic_stats {
+	uint64_t timer_ticks, errors, spurious, last_esr;
+};
+void arch_lapic_get_stats(unsigned cpu, struct arch_lapic_stats *out);
+
+/*
+ * The end of a run.  arch_claim_panic(): true for the first CPU that calls it (and again
+ * for that CPU), false for every other, which should then arch_stopped_here().  Then
+ * arch_stop_other_cpus() NMIs the rest, whose NMI handler halts them, and waits (bounded)
+ * until they have.  arch_panic_cpu() is the claimant or -1.  Any context.
+ */
+bool arch_claim_panic(void);
+/* CPUs halted by a stop request so far. */
+unsigned arch_cpus_stopped(void);
+int arch_panic_cpu(void);
+bool arch_stop_requested(void);
+_Noreturn void arch_stopped_here(void);
+void arch_stop_other_cpus(void);
+
 /* ---- Serial console (COM1, 16550, 115200 8N1, polled) -------------------------------- */
 
 /* Program COM1.  Call once, first thing in kmain; nothing is printed before it. */
@@ -87,6 +160,7 @@ void arch_serial_init(void);
 void arch_serial_write(const char *s, size_t n);
 
 /* ---- CPU tables: GDT + TSS (IST1 = double fault, IST2 = NMI), IDT, PIC --------------- */
+
 
 /*
  * Load the GDT, TSS and IDT (all 32 exception vectors print a register dump and exit
@@ -108,9 +182,6 @@ struct arch_regs {
 
 #define ARCH_IRQ_BASE 32
 #define ARCH_NR_IRQS 16
-
-/* Runs with interrupts disabled; never re-entered; must not enable interrupts. */
-typedef void (*arch_irq_handler_t)(unsigned irq, struct arch_regs *regs);
 
 /*
  * Install @handler for 8259 line @irq (0..15) and unmask the line (and the cascade for
@@ -147,6 +218,17 @@ uint64_t arch_pit_init(uint32_t hz);
  * does it); later calls return the cached value in any context.
  */
 uint64_t arch_tsc_hz(void);
+
+/*
+ * The ACPI PM timer, a free-running ARCH_PM_TIMER_HZ counter that keeps counting when
+ * interrupts are lost (the PIT's ticks do not): port and width from the FADT, given
+ * once at boot by kmain.  arch_pm_timer_mask() is 0 when there is none; reads wrap at
+ * the mask (every 4.7 s when 24-bit).  Any context.
+ */
+#define ARCH_PM_TIMER_HZ 3579545u
+void arch_pm_timer_init(uint32_t port, bool bits32);
+uint32_t arch_pm_timer_mask(void);
+uint32_t arch_pm_timer_read(void);
 
 /* ---- Physical memory: the direct map ---------------------------------------------- */
 

@@ -40,6 +40,8 @@ unsigned cmdline_parse(const char *cmdline, const struct kopt *table, size_t n,
 /* The kernel's options, with their defaults before parsing. */
 struct kernel_options {
 	char fault[16];          /* deliberate fault: "" | pagefault | ud | divide | gpf | doublefault */
+	uint64_t fault_cpu;      /* the CPU that raises it (0 = the boot CPU, before mm/ init) */
+	uint64_t smp_absent_apic;/* an APIC id to try to start after the MADT's (tests the timeout) */
 	char mode[16];           /* what to run after boot: demo (default) | test | stress | bench | idle */
 	uint64_t pit_hz;         /* PIT channel 0 rate, default 1000, 18..20000             */
 	uint64_t stress_seconds; /* stress test duration, default 3                          */

@@ -12,10 +12,12 @@
 #include <stddef.h>
 
 /*
- * Print to the console; returns the number of characters written.  Any context,
- * interrupt handlers included: a lock with interrupts saved keeps lines whole, and a
- * CPU that re-enters kprintf while holding that lock (an exception inside kprintf)
- * prints anyway rather than deadlock.
+ * Print to the console; returns the number of characters written.  Any context, any
+ * CPU, interrupt handlers included.  Output is collected per CPU and context and
+ * written a whole line at a time under a lock with interrupts saved, so lines never
+ * interleave mid-line (a line without its '\n' yet waits for the rest).  A CPU that
+ * re-enters kprintf while holding that lock (an exception inside kprintf), or that
+ * owns a panic, prints without it rather than deadlock.
  */
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));

@@ -25,6 +25,9 @@
 #define MB2_MAX_MMAP 128
 #define MB2_MAX_MODULES 16
 #define MB2_CMDLINE_MAX 512
+/* The ACPI tags (14: RSDP revision 0, 20 bytes; 15: XSDP, 36 bytes) carry a copy of the
+ * firmware's RSDP; any bytes past this are ignored (no RSDP revision defines them). */
+#define MB2_ACPI_RSDP_MAX 36
 /* Sanity cap on total_size: GRUB's structure is a few KiB; more means corruption. */
 #define MB2_MAX_TOTAL_SIZE (1u << 20)
 
@@ -49,6 +52,12 @@ struct boot_info {
 	struct mb2_mmap_entry mmap[MB2_MAX_MMAP];
 	uint32_t nmodules;
 	struct mb2_module modules[MB2_MAX_MODULES];
+	/* A copy of the RSDP from the ACPI tags, the new (XSDP) one if both are present:
+	 * acpi_rsdp_tag is 14 or 15 (0 = no tag), acpi_rsdp_len the bytes copied.  The
+	 * ACPI parser (kernel/acpi.c) validates it; nothing here trusts its contents. */
+	uint8_t acpi_rsdp[MB2_ACPI_RSDP_MAX];
+	uint32_t acpi_rsdp_len;
+	uint32_t acpi_rsdp_tag;
 	uint32_t unknown_tags; /* skipped, counted */
 };
 

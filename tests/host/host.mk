@@ -13,7 +13,7 @@ HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -MMD -MP -pthread $(HOST_WARN) 
 
 MM_SRCS      := $(sort $(wildcard mm/*.c))
 HOST_PORT    := tests/host/port_host.c
-KPARSE_SRCS  := kernel/multiboot2.c kernel/cmdline.c
+KPARSE_SRCS  := kernel/multiboot2.c kernel/cmdline.c kernel/acpi.c
 
 MM_TESTS     := $(sort $(wildcard tests/host/test_mm_*.c))
 KERNEL_TESTS := $(sort $(wildcard tests/host/test_kernel_*.c))
@@ -29,7 +29,7 @@ $(HOST_BUILD)/test_mm_%: tests/host/test_mm_%.c $(MM_SRCS) $(HOST_PORT) tests/ho
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) -lrt
 
-$(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) tests/host/*.h include/labyrinth/*.h | tools-host
+$(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) kernel/bytes.h tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(KPARSE_SRCS)
 

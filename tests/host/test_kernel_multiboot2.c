@@ -183,7 +183,9 @@ static void good_structure_parses(void)
 	      strcmp(bi.modules[0].name, "initrd.img arg") == 0, "module 0: %s", bi.modules[0].name);
 	CHECK(bi.modules[1].start == 0x300000 && bi.modules[1].end == 0x300000 &&
 	      strcmp(bi.modules[1].name, "empty") == 0, "module 1: %s", bi.modules[1].name);
-	CHECK(bi.unknown_tags == 4, "unknown_tags %u", bi.unknown_tags);
+	CHECK(bi.unknown_tags == 3, "unknown_tags %u", bi.unknown_tags);
+	CHECK(bi.acpi_rsdp_tag == 14 && bi.acpi_rsdp_len == 20, "ACPI tag %u, %u bytes",
+	      bi.acpi_rsdp_tag, bi.acpi_rsdp_len);
 	CHECK(mb2_usable_bytes(&bi) == QEMU128_USABLE, "usable %llu",
 	      (unsigned long long)mb2_usable_bytes(&bi));
 }
@@ -675,6 +677,23 @@ static void module_ending_before_start_refused(void)
 
 /* ---- Strings ------------------------------------------------------------------------- */
 
+/* Both ACPI tags: the XSDP (15) is kept whichever comes first; bytes past 36 are dropped. */
+static void acpi_new_tag_wins_over_old(void)
+{
+	static struct mb m;
+	uint8_t v1[20], v2[40];
+	memset(v1, 0x11, sizeof(v1));
+	memset(v2, 0x22, sizeof(v2));
+	mb_begin(&m);
+	mb_tag(&m, 15, 8 + sizeof(v2), v2, sizeof(v2));
+	mb_tag(&m, 14, 8 + sizeof(v1), v1, sizeof(v1));
+	mb_end(&m);
+	EXPECT_STATUS(parse(&m), MB2_OK, 0);
+	CHECK(bi.acpi_rsdp_tag == 15 && bi.acpi_rsdp_len == MB2_ACPI_RSDP_MAX &&
+	      bi.acpi_rsdp[0] == 0x22 && bi.acpi_rsdp[35] == 0x22,
+	      "tag %u len %u first %#x", bi.acpi_rsdp_tag, bi.acpi_rsdp_len, bi.acpi_rsdp[0]);
+}
+
 static void status_strings_distinct(void)
 {
 	for (int a = MB2_OK; a <= MB2_ERR_BAD_MODULE; a++) {
@@ -770,6 +789,7 @@ static void fuzz_mutations_stay_in_bounds(void)
 int main(void)
 {
 	TEST(good_structure_parses);
+	TEST(acpi_new_tag_wins_over_old);
 	TEST(minimal_structure_is_empty_but_valid);
 	TEST(tags_are_8_byte_aligned);
 	TEST(mmap_entry_size_32);

@@ -66,11 +66,34 @@ configs() {
 	config mem-1G    mem=1G   check=check_ram $DEMO
 	config mem-4G    mem=4G   check=check_ram $DEMO # PCI hole: 1 GiB above 4 GiB
 	config q35-6G    mem=6G   qemu='-machine q35' check=check_ram $DEMO # 4 GiB above 4 GiB
-	config smp-2     mem=256M smp=2 check=check_ram $DEMO
+	config smp-2     mem=256M smp=2 check=check_ram $DEMO check="check_cpus 2"
 	# The same ISO through UEFI GRUB (OVMF firmware) instead of BIOS GRUB.
 	config uefi-q35  mem=512M qemu='-machine q35 -bios /usr/share/ovmf/OVMF.fd -net none' \
 		check=check_ram $DEMO
 	}
+
+	# Several CPUs (one host thread each, -accel tcg,thread=multi): every CPU's handler
+	# allocates, pages cross CPUs, memory is exhausted in turns; pc and q35.  Without
+	# ACPI there is no MADT: one CPU, and the log must say so.
+	config smp-4       mem=256M smp=4 cmdline='mode=stress stress_seconds=2 seed=5' \
+		check="check_stress_summary exhausted" check="check_cpus 4"
+	config q35-smp-2   mem=512M smp=2 qemu='-machine q35' cmdline='mode=stress stress_seconds=2 seed=9' \
+		check="check_stress_summary exhausted" check="check_cpus 2"
+	config q35-smp-4   mem=1G   smp=4 qemu='-machine q35' cmdline='mode=stress stress_seconds=2 seed=13' \
+		check="check_stress_summary exhausted" check="check_cpus 4"
+	# Four CPUs on an 8-page reserve: atomic failures on every CPU, each judged.
+	config smp-4-pool8 mem=32M smp=4 cmdline='mode=stress pool_pages=8 pool_low=4 stress_seconds=2 atomic_per_tick=8' \
+		check="check_stress_summary exhausted" check="check_cpus 4" \
+		check="grep_log '^  atomic failures +[1-9][0-9]*: justified [1-9]'"
+	# A CPU that never answers the SIPIs (an APIC id with no CPU): reported, left out.
+	config smp-absent-cpu mem=128M smp=2 cmdline='mode=stress stress_seconds=1 smp_absent_apic=9' \
+		check="check_stress_summary exhausted" check="check_cpus 2" \
+		check="grep_log '^smp: cpu 2 \\(APIC id 9\\) did not come up within 1000 ms: left out$'" \
+		check="grep_log '^smp: 2 of 3 CPU\\(s\\) online$'"
+	config no-acpi     mem=128M smp=2 qemu='-no-acpi' cmdline='mode=stress stress_seconds=2' \
+		check="check_stress_summary exhausted" check="check_cpus 1" \
+		check="grep_log '^acpi: cannot use the ACPI tables: no RSDP'" \
+		check="grep_log 'runs on the boot CPU alone'"
 
 	config mode-test   mem=128M cmdline='mode=test mm_poison=1' check=require_ktap \
 		check="no_log '^stress:'"
@@ -80,13 +103,14 @@ configs() {
 	# The timer stress test of the atomic path under pressure: a small machine where
 	# exhaustion comes fast and the pool must carry the handler, a normal one, 4 GiB,
 	# a high timer rate, and a pool of four pages.  "exhausted" additionally requires
-	# that normal memory was driven to exhaustion and the pool served the handler.
+	# that normal memory was driven to exhaustion and the pool served the handlers: every
+	# stress configuration, 4 GiB included, must get there.
 	config stress-24M   mem=24M  cmdline='mode=stress stress_seconds=3' \
 		check="check_stress_summary exhausted"
 	config stress-256M  mem=256M cmdline='mode=stress stress_seconds=3 seed=3' \
 		check="check_stress_summary exhausted"
 	config stress-4G    mem=4G   cmdline='mode=stress stress_seconds=3 seed=11' \
-		check="check_stress_summary"
+		check="check_stress_summary exhausted"
 	config stress-10kHz mem=64M  cmdline='mode=stress pit_hz=10000 stress_ticks=20000 atomic_per_tick=2' \
 		check="check_stress_summary exhausted"
 	config stress-pool4 mem=32M  cmdline='mode=stress pool_pages=4 pool_low=2 stress_seconds=2 atomic_per_tick=8' \
@@ -108,6 +132,9 @@ configs() {
 	config fault-divide      cmdline=fault=divide      status=35 check="check_fault '#DE'"
 	config fault-gpf         cmdline=fault=gpf         status=35 check="check_fault '#GP'"
 	config fault-doublefault cmdline=fault=doublefault status=35 check="check_fault '#DF'"
+	# A fault on an AP: its report names it, and the boot CPU was stopped (NMI) first.
+	config fault-ap-gpf smp=2 cmdline='fault=gpf fault_cpu=1' status=35 check="check_fault '#GP'" \
+		check="grep_log 'EXCEPTION 13: .* on cpu 1$'" check="grep_log '^  other cpus stopped: 1 of 1$'"
 }
 
 # ==== Checks ===========================================================================
@@ -243,15 +270,17 @@ check_stress_summary() {
 		got=$(stress_value "$label")
 		[ "$got" = "${pair##*=}" ] || { why="stress summary: $label is '${got:-missing}', expected ${pair##*=}"; return 1; }
 	done
-	caught=$(grep -E -m1 '^  violations caught ' "$LOG" | sed -E 's/.* ([0-9]+) of ([0-9]+)$/\1 \2/')
+	caught=$(grep -E -m1 '^  violations caught ' "$LOG" |
+		sed -E 's/.* ([0-9]+) of ([0-9]+)( \[required [^]]*\])?$/\1 \2/')
 	# shellcheck disable=SC2086 # two words
 	set -- "${1:-}" $caught
 	if [ $# -ne 3 ] || [ "$2" != "$3" ] || [ "$3" = 0 ]; then
 		why="stress summary: violations caught '${caught:-missing}' (need all, and at least one)"
 		return 1
 	fi
-	grep -Eq '^  atomic failures .*\(unjustified: 0\)' "$LOG" || {
-		why="stress summary: atomic allocations failed while the pool or buddy had pages"
+	unjust=$(stress_value "unjustified atomic failures")
+	[ "$unjust" = 0 ] || {
+		why="stress summary: unjustified atomic failures '${unjust:-missing}': they failed while the pool or buddy had pages"
 		return 1
 	}
 	[ "$1" = exhausted ] || return 0
@@ -262,6 +291,23 @@ check_stress_summary() {
 	fi
 	why="stress summary: exhaustion ${ex:-missing} times, pool hits ${hits:-missing}: the pool was not exercised"
 	return 1
+}
+
+# check_cpus N: "cpus online: N" in the stress summary, and N rows in its per-cpu table,
+# each with atomic allocations made by that CPU's timer handler.
+check_cpus() {
+	line=$(grep -E -m1 '^cpus online: [0-9]+$' "$LOG") || { why="no 'cpus online: N' line"; return 1; }
+	got=${line#cpus online: }
+	[ "$got" = "$1" ] || { why="cpus online: $got, expected $1 (-smp)"; return 1; }
+	rows=$(awk '
+		/^stress: per cpu/ { t = 1; next }
+		t && /^  cpu / { next }
+		t && /^ +[0-9]+ +[0-9]+ / { n++; if ($4 + 0 == 0) bad = bad " " $1; next }
+		t { t = 0 }
+		END { print n + 0 "|" bad }' "$LOG")
+	[ "${rows%%|*}" = "$1" ] || { why="per-cpu table has ${rows%%|*} rows, expected $1"; return 1; }
+	[ -z "${rows#*|}" ] || { why="cpu(s)${rows#*|} made no atomic allocation from their handler"; return 1; }
+	return 0
 }
 
 # -- Always applied ---------------------------------------------------------------

@@ -147,8 +147,10 @@ fi
 # ---- Run QEMU --------------------------------------------------------------------------
 
 qemu=${QEMU:-qemu-system-x86_64}
-# TCG always: the nested /dev/kvm on the CI machines is far slower than TCG.
-set -- "$qemu" -accel tcg -cdrom "$boot_iso" -m "$mem" -smp "$smp" -serial stdio \
+# TCG always: the nested /dev/kvm on the CI machines is far slower than TCG.  One host
+# thread per vCPU (thread=multi), so -smp N really runs N CPUs at once; it must be in
+# the same -accel option, or QEMU ignores it.
+set -- "$qemu" -accel tcg,thread=multi -cdrom "$boot_iso" -m "$mem" -smp "$smp" -serial stdio \
 	-display none -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 "$@"
 
 if [ -n "$gdb_elf" ]; then

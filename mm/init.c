@@ -359,6 +359,7 @@ enum lmm_status lmm_init(struct lmm *mm)
 	mm->phase = LMM_PHASE_READY;
 	uint32_t got = lmm_pool_fill(mm);
 	mm->pool_low_water = got;
+	mm->pool_refills = mm->pool_refill_pages = 0; /* the first fill is not a refill */
 
 	if (!(mm->cfg.flags & LMM_CFG_QUIET))
 		lmm_logf("lmm: %llu frames in %u regions, %llu free, %llu reserved, metadata %llu KiB at 0x%llx (%u B/frame%s), pool %u/%u",

@@ -21,9 +21,9 @@ extern "C" {
 
 /*
  * Most CPUs that will ever call mm/ at once.  Each one gets a per-CPU cache and pool
- * slice inside struct lmm (192 bytes each on 64-bit hosts, 128 on 32-bit: three or two
- * cache lines).  1 (the default) is a uniprocessor
- * port: lmm_port_cpu_id() then simply returns 0.
+ * slice inside struct lmm (128 bytes each on 64-bit hosts, 64 on 32-bit: a power of two,
+ * so a shift finds a CPU's slot).  1 (the default) is a uniprocessor port:
+ * lmm_port_cpu_id() is then never called.
  */
 #ifndef LMM_PORT_MAX_CPUS
 #define LMM_PORT_MAX_CPUS 1

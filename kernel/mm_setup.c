@@ -61,7 +61,9 @@ static void reserve_boot_memory(const struct boot_info *bi)
 	struct arch_phys_range tables[16];
 	size_t ntables = arch_early_frames_used(tables, 16);
 
-	reserve("first MiB (firmware, legacy DMA)", 0, LOW_MEMORY_END);
+	/* Also keeps the AP start-up trampoline (ARCH_TRAMPOLINE_PHYS, below 1 MiB) out of mm/. */
+	_Static_assert(ARCH_TRAMPOLINE_PHYS + ARCH_PAGE_SIZE <= LOW_MEMORY_END, "trampoline outside the first MiB");
+	reserve("first MiB (firmware, legacy DMA, AP trampoline)", 0, LOW_MEMORY_END);
 	reserve("kernel image", img.base, img.len);
 	reserve("multiboot2 information", bi->mbi_phys, bi->mbi_size);
 	for (uint32_t i = 0; i < bi->nmodules; i++)

@@ -10,6 +10,7 @@
 #   make coverage   line and branch coverage of mm/ by the host tests, against the gates
 #   make mutants    the mutation gate: each mutant of mm/ in tests/mutants/mutants.txt must fail
 #                   the host tests (MUTANTS=a,b for a subset)
+#   make model-long the model test for 10M operations on three seeds (minutes; not in make test)
 #   make clean      remove build/
 #
 # User-overridable: CC, HOSTCC, CFLAGS, HOSTCFLAGS, QEMU_MEM, QEMU_SMP, CMDLINE, QEMU_TIMEOUT.

@@ -20,7 +20,7 @@ tools-coverage:
 
 coverage-build: $(COV_BINS)
 # Pattern-built objects would otherwise be deleted as intermediates (and rebuilt each run).
-.SECONDARY: $(COV_MM_OBJ) $(COV_BUILD)/port_host.o
+.SECONDARY: $(COV_MM_OBJ) $(COV_BUILD)/port_host.o $(COV_BUILD)/model.o
 
 $(COV_BUILD)/mm/%.o: mm/%.c mm/internal.h include/labyrinth/*.h | tools-coverage
 	@mkdir -p $(dir $@)
@@ -30,9 +30,13 @@ $(COV_BUILD)/port_host.o: $(HOST_PORT) tests/host/port_host.h include/labyrinth/
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(COV_FLAGS) -c -o $@ $<
 
-$(COV_BUILD)/test_mm_%: tests/host/test_mm_%.c $(COV_MM_OBJ) $(COV_BUILD)/port_host.o tests/host/*.h | tools-coverage
+$(COV_BUILD)/model.o: $(HOST_MODEL) tests/host/*.h include/labyrinth/*.h | tools-coverage
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(COV_FLAGS) --coverage -o $@ $< $(COV_MM_OBJ) $(COV_BUILD)/port_host.o -lrt
+	$(HOSTCC) $(COV_FLAGS) -c -o $@ $<
+
+$(COV_BUILD)/test_mm_%: tests/host/test_mm_%.c $(COV_MM_OBJ) $(COV_BUILD)/port_host.o $(COV_BUILD)/model.o tests/host/*.h | tools-coverage
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(COV_FLAGS) --coverage -o $@ $< $(COV_MM_OBJ) $(COV_BUILD)/port_host.o $(COV_BUILD)/model.o -lrt
 
 coverage: coverage-build
 	@BUILD=$(BUILD) sh tests/coverage/gate.sh

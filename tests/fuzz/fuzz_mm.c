@@ -326,7 +326,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	model_check(&model);
 	model_release_all(&model);
-	model_pool_set_marks(&model, 0, 0); /* every pool page back to the buddy lists */
+	model_drain(&model);                /* the slice back to the shared pool ... */
+	model_pool_set_marks(&model, 0, 0); /* ... and every pool page to the buddy lists */
 	model_compare(&model);
 	if (lmm_check(&mm) != 0) {
 		fprintf(stderr, "fuzz_mm: lmm_check after releasing everything: %s\n", host_log_last());

@@ -13,6 +13,8 @@ HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -MMD -MP -pthread $(HOST_WARN) 
 
 MM_SRCS      := $(sort $(wildcard mm/*.c))
 HOST_PORT    := tests/host/port_host.c
+# The reference model (tests/host/model.h), linked into every mm test; test_mm_model drives it.
+HOST_MODEL   := tests/host/model.c
 KPARSE_SRCS  := kernel/multiboot2.c kernel/cmdline.c kernel/acpi.c
 
 MM_TESTS     := $(sort $(wildcard tests/host/test_mm_*.c))
@@ -25,9 +27,9 @@ HOST_TEST_BINS += $(HOST_BUILD)/test_mm_atomic_tsan
 .PHONY: host-tests-build host-tests
 host-tests-build: $(HOST_TEST_BINS)
 
-$(HOST_BUILD)/test_mm_%: tests/host/test_mm_%.c $(MM_SRCS) $(HOST_PORT) tests/host/*.h include/labyrinth/*.h | tools-host
+$(HOST_BUILD)/test_mm_%: tests/host/test_mm_%.c $(MM_SRCS) $(HOST_PORT) $(HOST_MODEL) tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) -lrt
+	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) $(HOST_MODEL) -lrt
 
 $(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) kernel/bytes.h tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)
@@ -51,3 +53,12 @@ $(HOST_BUILD)/test_mm_atomic_tsan: tests/host/test_mm_atomic.c $(HOST_BUILD)/tsa
 
 host-tests: host-tests-build
 	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
+
+# The model test at length: OPS=10000000 on each of MODEL_LONG_SEEDS, timed (not in make test).
+MODEL_LONG_SEEDS ?= 1 2 3
+MODEL_LONG_OPS ?= 10000000
+.PHONY: model-long
+model-long: $(HOST_BUILD)/test_mm_model
+	@set -e; for s in $(MODEL_LONG_SEEDS); do \
+		t0=$$(date +%s); SEED=$$s OPS=$(MODEL_LONG_OPS) $(HOST_BUILD)/test_mm_model; \
+		echo "model-long: SEED=$$s OPS=$(MODEL_LONG_OPS): $$(($$(date +%s) - t0)) s"; done

@@ -75,15 +75,16 @@ void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes)
 	}
 	m->managed = m->avail + m->reserved;
 
-	/* Which pages init put in the pool is mm/'s choice; how many is checked below. */
+	/* Which pages init put in the pool is mm/'s choice; how many is checked here. */
 	struct lmm_stats s;
 	lmm_get_stats(mm, &s);
-	m->pool = m->pool_unknown = s.pool;
 	m->pool_target = s.pool_target;
 	m->pool_low = s.pool_low;
+	m->pool_slice = s.pool_slice;
+	m->cache_batch = s.cache_batch;
+	m->cache_high = s.cache_high;
+	m->shared = m->pool = m->pool_unknown = m->reserve_frames = s.pool;
 	m->pool_low_water = (uint32_t)s.pool;
-	m->pool_refills = s.pool_refills;
-	m->pool_refill_pages = s.pool_refill_pages;
 	m->alloc_calls = s.alloc_calls;
 	m->free_calls = s.free_calls;
 	if (s.pool != (m->pool_target < m->avail ? m->pool_target : m->avail))
@@ -100,34 +101,151 @@ void model_destroy(struct model *m)
 	m->live = NULL;
 }
 
-/* ---- Policy: the current core (replace for the per-CPU redesign) -------------------- */
+/* ---- Policy: the per-CPU core ----------------------------------------------------- */
 
-/* KERNEL (no NOWAIT) is refused in these contexts (debug builds). Redesign: INTERRUPT only. */
+/* KERNEL (no NOWAIT) is refused in a handler only (debug builds); interrupts off is fine. */
 static bool kernel_refused_in(enum lmm_context ctx)
 {
-	return LMM_DEBUG && ctx != LMM_CTX_NORMAL;
+	return LMM_DEBUG && ctx == LMM_CTX_INTERRUPT;
 }
 
-/* Whether an allocation that passed validation is served from the pool. */
-static bool served_by_pool(const struct model *m, unsigned order, lmm_gfp_t gfp)
+/* Pages in the buddy lists: what is available and neither cached nor in the reserve. */
+static uint64_t buddy_pages(const struct model *m)
 {
-	return order == 0 && (gfp & LMM_GFPB_RESERVE) && m->pool > 0;
+	return m->avail - m->cached - m->pool;
 }
 
-/* Whether a block whose last reference is dropped goes to the pool (a top-up). */
-static bool freed_to_pool(const struct model *m, unsigned order, enum lmm_context ctx)
+static uint64_t min64(uint64_t a, uint64_t b)
 {
-	return order == 0 && ctx == LMM_CTX_NORMAL && m->pool < m->pool_target;
+	return a < b ? a : b;
 }
 
-/* What a call on an available page (free or in the pool) is refused with.  The model does
- * not know block boundaries of free memory, nor (unless known_pool) pool membership.
- * Redesign: a pool or cached page is ALREADY_FREE and IN_POOL is gone. */
-static uint32_t refusals_of_available(const struct model_page *p)
+/* Frames from the buddy lists join the reserve (shared pool), at most @max. */
+static uint64_t topup(struct model *m, uint64_t max)
 {
-	if (p->known_pool)
-		return BIT(LMM_ERR_IN_POOL);
-	return BIT(LMM_ERR_ALREADY_FREE) | BIT(LMM_ERR_NOT_HEAD) | BIT(LMM_ERR_IN_POOL);
+	uint64_t room = m->reserve_frames < m->pool_target ? m->pool_target - m->reserve_frames : 0;
+	uint64_t n = min64(min64(max, room), buddy_pages(m));
+	m->shared += n;
+	m->pool += n;
+	m->pool_unknown += n;
+	m->reserve_frames += n;
+	if (n) {
+		m->pool_refills++;
+		m->pool_refill_pages += n;
+	}
+	return n;
+}
+
+static void drain_cache(struct model *m, uint64_t n)
+{
+	m->cached -= min64(n, m->cached);
+	m->cache_drains++;
+}
+
+/*
+ * Where an allocation that passed validation is served from, as the core decides it:
+ * the reserve (true), or normal memory (false); *@fails when it must return NULL
+ * (order 0: exact), *@maybe when only mm/ knows (a larger block).  Updates the
+ * per-CPU and reserve counts for every step the core takes before it looks for pages.
+ */
+enum source { SRC_RESERVE, SRC_NORMAL, SRC_FAIL, SRC_LARGE };
+
+static enum source alloc_policy(struct model *m, unsigned order, lmm_gfp_t gfp)
+{
+	if (order != 0)
+		return SRC_LARGE;
+	if (gfp & LMM_GFPB_RESERVE) {
+		if (m->slice) {
+			m->slice--;
+			m->pool--;
+			return SRC_RESERVE;
+		}
+		/* Slice empty: half a slice from the shared pool; the level left is recorded. */
+		uint64_t level = m->shared;
+		uint64_t moved = min64(m->pool_slice ? (m->pool_slice + 1) / 2 : 1, m->shared);
+		if (moved)
+			level--;
+		if (level < m->pool_low_water)
+			m->pool_low_water = (uint32_t)level;
+		if (moved) {
+			m->shared -= moved;
+			m->slice += moved - 1;
+			m->pool--;
+			return SRC_RESERVE;
+		}
+		if (m->cached) {
+			m->cached--;
+			return SRC_NORMAL;
+		}
+		if (buddy_pages(m))
+			return SRC_NORMAL;
+		m->pool_empty_failures++;
+		return SRC_FAIL;
+	}
+	if (m->cached) {
+		m->cached--;
+		return SRC_NORMAL;
+	}
+	if (m->reserve_frames < m->pool_low)
+		topup(m, m->cache_batch);
+	if (m->cache_high == 0)
+		return buddy_pages(m) ? SRC_NORMAL : SRC_FAIL;
+	uint64_t n = min64(m->cache_batch, buddy_pages(m));
+	if (!n)
+		return SRC_FAIL;
+	m->cache_refills++;
+	m->cached += n - 1;
+	return SRC_NORMAL;
+}
+
+/* An ordinary order-0 page placed by the core: this CPU's cache, draining it when full. */
+static void place_normal_page(struct model *m)
+{
+	if (!m->cache_high)
+		return; /* the buddy lists */
+	if (m->cached >= m->cache_high)
+		drain_cache(m, m->cache_batch);
+	m->cached++;
+}
+
+/* A block whose last reference is gone: where it goes.  Returns true if it stays in the
+ * reserve (a reserve frame: this CPU's slice, else the shared pool while the budget is
+ * within the target, else it leaves the reserve). */
+static bool free_policy(struct model *m, unsigned order, bool reserve)
+{
+	if (order != 0)
+		return false;
+	if (reserve) {
+		if (m->slice < m->pool_slice) {
+			m->slice++;
+			m->pool++;
+			return true;
+		}
+		if (m->reserve_frames <= m->pool_target) {
+			m->shared++;
+			m->pool++;
+			return true;
+		}
+		m->reserve_frames--;
+	}
+	if (m->cached < m->cache_high)
+		m->cached++;
+	else
+		place_normal_page(m);
+	return false;
+}
+
+/* What a free of an available page is refused with: free, cached or in the pool, head or
+ * inside a free block, it is a double free. */
+static uint32_t free_refusal_of_available(void)
+{
+	return BIT(LMM_ERR_ALREADY_FREE);
+}
+
+/* The ownership calls read the frame alone: a free head, or a tail of a free block. */
+static uint32_t own_refusal_of_available(void)
+{
+	return BIT(LMM_ERR_ALREADY_FREE) | BIT(LMM_ERR_NOT_HEAD);
 }
 
 /* ---- Shared steps ------------------------------------------------------------------- */
@@ -206,16 +324,16 @@ static uint32_t locate_refusal(struct model *m, const void *ptr, uint64_t *pfn)
 }
 
 /* The refusal a frame-state check gives for a page that is not a held block head. */
-static uint32_t state_refusal(const struct model_page *p)
+static uint32_t state_refusal(const struct model_page *p, bool is_free)
 {
 	switch (p->kind) {
 	case MP_RESERVED: return BIT(LMM_ERR_RESERVED);
-	case MP_AVAIL: return refusals_of_available(p);
+	case MP_AVAIL: return is_free ? free_refusal_of_available() : own_refusal_of_available();
 	default: return BIT(LMM_ERR_NOT_HEAD); /* held, not its head */
 	}
 }
 
-static void hold(struct model *m, uint64_t pfn, unsigned order, bool excl, uint16_t owner)
+static void hold(struct model *m, uint64_t pfn, unsigned order, bool excl, uint16_t owner, bool reserve)
 {
 	for (uint64_t k = 0; k < (1ull << order); k++) {
 		struct model_page *p = &m->page[pfn + k];
@@ -223,33 +341,31 @@ static void hold(struct model *m, uint64_t pfn, unsigned order, bool excl, uint1
 		p->head = k == 0;
 		p->known_pool = 0;
 		m->poison_errors += p->scribbled; /* one per page, found as mm/ verifies it */
+		m->refused[LMM_ERR_POISONED] += p->scribbled;
 		p->poisoned = p->scribbled = 0;
 	}
 	struct model_page *h = &m->page[pfn];
 	h->order = (uint8_t)order;
 	h->refs = excl ? 0 : 1;
 	h->owner = excl ? owner : 0;
+	h->reserve = reserve;
 	h->live = (uint32_t)m->nlive;
 	m->live[m->nlive++] = pfn;
 	m->avail -= 1ull << order;
 	m->held += 1ull << order;
 }
 
-static void release(struct model *m, uint64_t pfn, enum lmm_context ctx)
+static void release(struct model *m, uint64_t pfn)
 {
 	struct model_page *h = &m->page[pfn];
 	unsigned order = h->order;
 	uint64_t last = m->live[--m->nlive];
 	m->live[h->live] = last;
 	m->page[last].live = h->live;
-	bool to_pool = freed_to_pool(m, order, ctx);
+	bool to_pool = free_policy(m, order, h->reserve);
 	for (uint64_t k = 0; k < (1ull << order); k++)
 		m->page[pfn + k] = (struct model_page){ .kind = MP_AVAIL, .poisoned = m->poison };
-	if (to_pool) {
-		h->known_pool = 1;
-		m->pool++;
-		m->pool_topups++;
-	}
+	h->known_pool = to_pool;
 	m->avail += 1ull << order;
 	m->held -= 1ull << order;
 }
@@ -271,7 +387,11 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 		want = LMM_ERR_BAD_OWNER;
 	else if (!(gfp & LMM_GFPB_NOWAIT) && kernel_refused_in(ctx))
 		want = LMM_ERR_BAD_CONTEXT;
-	bool from_pool = want == LMM_OK && served_by_pool(m, order, gfp);
+	enum source src = want == LMM_OK ? alloc_policy(m, order, gfp) : SRC_FAIL;
+	uint64_t drains_before = m->cache_drains;
+	struct lmm_stats before;
+	if (src == SRC_LARGE)
+		lmm_get_stats(m->mm, &before);
 
 	void *p = named ? lmm_alloc_pages_owned(m->mm, order, gfp, owner) : lmm_alloc_pages(m->mm, order, gfp);
 	m->op_no++;
@@ -284,16 +404,37 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 		return NULL; /* a wrongly granted block is leaked: the divergence is recorded */
 	}
 	m->alloc_calls++;
+	if (src == SRC_LARGE) {
+		/* Whether the lists had the block before this CPU's cache was drained is mm/'s
+		 * to know: a drain is allowed only with pages cached, and required on failure. */
+		struct lmm_stats after;
+		lmm_get_stats(m->mm, &after);
+		bool drained = after.cache_drains != before.cache_drains;
+		if (drained && !m->cached)
+			diverge(m, "order %u alloc drained an empty cache", order);
+		if (!p && m->cached && !drained)
+			diverge(m, "order %u alloc failed with %llu pages cached and did not drain them", order,
+				(unsigned long long)m->cached);
+		if (drained && m->cached) {
+			m->cached = 0;
+			m->cache_drains++;
+		}
+	}
+	(void)drains_before;
 	if (!p) {
 		m->alloc_failures++;
-		if (order == 0 && (gfp & LMM_GFPB_RESERVE))
-			m->pool_empty_failures++;
-		if (from_pool)
-			diverge(m, "atomic order-0 alloc failed with %llu pages in the pool", (unsigned long long)m->pool);
+		if (src == SRC_RESERVE || src == SRC_NORMAL)
+			diverge(m, "order %u alloc gfp 0x%x failed: the model has %llu pool, %llu cached, %llu buddy pages",
+				order, gfp, (unsigned long long)m->pool, (unsigned long long)m->cached,
+				(unsigned long long)buddy_pages(m));
 		uint64_t runs = clean_runs(m, order);
-		if (runs > m->pool_unknown)
+		if (src == SRC_LARGE && runs > m->pool_unknown)
 			diverge(m, "order %u alloc (gfp 0x%x) failed with %llu free aligned runs and %llu pool pages",
 				order, gfp, (unsigned long long)runs, (unsigned long long)m->pool_unknown);
+		return NULL;
+	}
+	if (src == SRC_FAIL) {
+		diverge(m, "order %u alloc gfp 0x%x succeeded with nothing the model could serve it from", order, gfp);
 		return NULL;
 	}
 
@@ -310,13 +451,11 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 			return NULL;
 		}
 	bool was_known_pool = m->page[pfn].known_pool;
-	if (from_pool) {
-		m->pool--;
+	if (src == SRC_RESERVE) {
 		m->pool_hits++;
+		m->reserve_to[gfp & LMM_GFPB_RESERVE ? LMM_CLASS_ATOMIC : LMM_CLASS_KERNEL]++;
 		if (!was_known_pool)
 			m->pool_unknown--;
-		if (m->pool < m->pool_low_water)
-			m->pool_low_water = (uint32_t)m->pool;
 	} else if (was_known_pool) {
 		diverge(m, "order %u alloc gfp 0x%x was given pool page 0x%llx", order, gfp,
 			(unsigned long long)(pfn * PAGE));
@@ -330,8 +469,9 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 				break;
 			}
 	}
-	hold(m, pfn, order, excl, owner);
+	hold(m, pfn, order, excl, owner, src == SRC_RESERVE);
 	fill_block(m, pfn, order);
+	model_check_page(m, pfn);
 	return p;
 }
 
@@ -351,7 +491,6 @@ enum free_api { FREE_PAGES, FREE_OWNED, PAGE_PUT };
 static enum lmm_status free_common(struct model *m, void *ptr, unsigned order, uint16_t owner, enum free_api api)
 {
 	static const char *const names[] = { "free", "free_owned", "put" };
-	enum lmm_context ctx = lmm_port_context();
 	if (api != FREE_OWNED)
 		owner = lmm_port_owner();
 	uint64_t pfn = 0;
@@ -361,7 +500,7 @@ static enum lmm_status free_common(struct model *m, void *ptr, unsigned order, u
 	bool counted = ptr && !refusal; /* free_calls counts what reaches the frame check */
 	struct model_page *h = counted ? &m->page[pfn] : NULL;
 	if (h && !(h->kind == MP_HELD && h->head))
-		refusal = state_refusal(h);
+		refusal = state_refusal(h, true);
 	else if (h && h->order != order)
 		refusal = BIT(LMM_ERR_WRONG_ORDER);
 	else if (h && !h->refs && h->owner != owner)
@@ -377,6 +516,8 @@ static enum lmm_status free_common(struct model *m, void *ptr, unsigned order, u
 
 	if (refusal) {
 		expect_refusal(m, names[api], pfn, got, refusal);
+		if (h)
+			model_check_page(m, pfn);
 		return got;
 	}
 	if (got != LMM_OK) {
@@ -389,7 +530,8 @@ static enum lmm_status free_common(struct model *m, void *ptr, unsigned order, u
 	if (h->refs > 1)
 		h->refs--;
 	else
-		release(m, pfn, ctx);
+		release(m, pfn);
+	model_check_page(m, pfn);
 	return got;
 }
 
@@ -420,7 +562,7 @@ static enum lmm_status ownership(struct model *m, void *ptr, enum own_op op, uin
 	if (!refusal && op == OWN_TRANSFER && to == 0)
 		refusal = BIT(LMM_ERR_BAD_OWNER);
 	else if (h && !(h->kind == MP_HELD && h->head))
-		refusal = state_refusal(h);
+		refusal = state_refusal(h, false);
 	else if (h && h->refs) /* ordinary block */
 		refusal = op != OWN_GET ? BIT(LMM_ERR_NOT_EXCLUSIVE) : h->refs == UINT16_MAX ? BIT(LMM_ERR_REFCOUNT) : 0;
 	else if (h) /* exclusive */
@@ -432,6 +574,8 @@ static enum lmm_status ownership(struct model *m, void *ptr, enum own_op op, uin
 	m->op_no++;
 	if (refusal) {
 		expect_refusal(m, names[op], pfn, got, refusal);
+		if (h)
+			model_check_page(m, pfn);
 		return got;
 	}
 	if (got != LMM_OK) {
@@ -446,6 +590,7 @@ static enum lmm_status ownership(struct model *m, void *ptr, enum own_op op, uin
 		h->owner = 0;
 		h->refs = 1;
 	}
+	model_check_page(m, pfn);
 	return got;
 }
 
@@ -468,21 +613,20 @@ uint32_t model_pool_refill(struct model *m)
 {
 	enum lmm_context ctx = lmm_port_context();
 	uint64_t want = 0;
-	uint64_t buddy_free = m->avail - m->pool;
-	if (ctx == LMM_CTX_NORMAL && m->pool < m->pool_target)
-		want = m->pool_target - m->pool < buddy_free ? m->pool_target - m->pool : buddy_free;
+	if (ctx != LMM_CTX_INTERRUPT) {
+		/* Batches of 32 per lock hold, until one comes back short. */
+		uint64_t n;
+		do {
+			n = topup(m, 32);
+			want += n;
+		} while (n == 32);
+	}
 	uint32_t got = lmm_pool_refill(m->mm);
 	m->op_no++;
-	if (ctx != LMM_CTX_NORMAL)
+	if (ctx == LMM_CTX_INTERRUPT)
 		refuse(m, LMM_ERR_BAD_CONTEXT);
 	if (got != want)
 		diverge(m, "pool refill in context %d added %u pages, want %llu", ctx, got, (unsigned long long)want);
-	m->pool += got;
-	m->pool_unknown += got;
-	if (got) {
-		m->pool_refills++;
-		m->pool_refill_pages += got;
-	}
 	return got;
 }
 
@@ -501,16 +645,17 @@ enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t tar
 	}
 	m->pool_low = low;
 	m->pool_target = target;
-	if (m->pool > target) {
-		/* Which pages leave is mm/'s choice: forget which pool pages were known. */
-		m->pool = target;
+	/* Lowered: frames waiting in the shared pool leave the budget for the buddy lists.
+	 * Which ones is mm/'s choice: forget which pool pages were known. */
+	uint64_t leave = m->reserve_frames > target ? min64(m->reserve_frames - target, m->shared) : 0;
+	if (leave) {
+		m->shared -= leave;
+		m->pool -= leave;
+		m->reserve_frames -= leave;
 		for (uint64_t p = 0; p < m->npages; p++)
 			m->page[p].known_pool = 0;
+		m->pool_unknown = m->pool;
 	}
-	m->pool_unknown = m->pool;
-	for (uint64_t p = 0; p < m->npages; p++)
-		if (m->page[p].known_pool)
-			m->pool_unknown--;
 	m->pool_low_water = (uint32_t)m->pool;
 	return got;
 }
@@ -520,6 +665,15 @@ void model_pool_reset_low_water(struct model *m)
 	lmm_pool_reset_low_water(m->mm);
 	m->op_no++;
 	m->pool_low_water = (uint32_t)m->pool;
+}
+
+void model_drain(struct model *m)
+{
+	lmm_cpu_drain(m->mm, lmm_port_cpu_id());
+	m->op_no++;
+	m->cached = 0;
+	m->shared += m->slice;
+	m->slice = 0;
 }
 
 bool model_scribble(struct model *m, uint64_t pfn, unsigned offset)
@@ -548,18 +702,27 @@ void model_compare(struct model *m)
 	struct lmm_stats s;
 	lmm_get_stats(m->mm, &s);
 	EXPECT_EQ(s.managed, m->managed);
-	EXPECT_EQ(s.free + s.pool, m->avail);
+	EXPECT_EQ(s.available, m->avail);
+	EXPECT_EQ(s.free, buddy_pages(m));
+	EXPECT_EQ(s.cached, m->cached);
 	EXPECT_EQ(s.allocated, m->held);
 	EXPECT_EQ(s.reserved, m->reserved);
 	EXPECT_EQ(s.pool, m->pool);
+	EXPECT_EQ(s.reserve_held, m->reserve_frames - m->pool);
 	EXPECT_EQ(s.pool_target, m->pool_target);
 	EXPECT_EQ(s.pool_low, m->pool_low);
 	EXPECT_EQ(s.pool_low_water, m->pool_low_water);
+	EXPECT_EQ(s.pool_slice, m->pool_slice);
+	EXPECT_EQ(s.cache_batch, m->cache_batch);
+	EXPECT_EQ(s.cache_high, m->cache_high);
 	EXPECT_EQ(s.pool_hits, m->pool_hits);
 	EXPECT_EQ(s.pool_empty_failures, m->pool_empty_failures);
 	EXPECT_EQ(s.pool_refills, m->pool_refills);
 	EXPECT_EQ(s.pool_refill_pages, m->pool_refill_pages);
-	EXPECT_EQ(s.pool_topups, m->pool_topups);
+	for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
+		EXPECT_EQ(s.reserve_to[k], m->reserve_to[k]);
+	EXPECT_EQ(s.cache_refills, m->cache_refills);
+	EXPECT_EQ(s.cache_drains, m->cache_drains);
 	EXPECT_EQ(s.alloc_calls, m->alloc_calls);
 	EXPECT_EQ(s.alloc_failures, m->alloc_failures);
 	EXPECT_EQ(s.free_calls, m->free_calls);
@@ -575,6 +738,126 @@ void model_compare(struct model *m)
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		blocks += s.free_blocks[o] << o;
 	EXPECT_EQ(blocks, s.free);
+	struct lmm_cpu_stats cs;
+	lmm_get_cpu_stats(m->mm, lmm_port_cpu_id(), &cs);
+	EXPECT_EQ(cs.cache_pages, m->cached);
+	EXPECT_EQ(cs.pool_pages, m->slice);
+}
+
+/* The frame record of @pfn (the struct is public; its fields are read, never written). */
+static const struct lmm_frame *frame_of(const struct model *m, uint64_t pfn)
+{
+	const struct lmm *mm = m->mm;
+	for (uint32_t r = 0; r < mm->nregions; r++)
+		if (pfn >= mm->regions[r].base_pfn && pfn - mm->regions[r].base_pfn < mm->regions[r].npages)
+			return &mm->frames[mm->regions[r].first_index + (pfn - mm->regions[r].base_pfn)];
+	return NULL;
+}
+
+void model_check_page(struct model *m, uint64_t pfn)
+{
+	const struct model_page *p = pg(m, pfn);
+	const struct lmm_frame *f = frame_of(m, pfn);
+	if (!p || p->kind == MP_HOLE) {
+		if (f)
+			diverge(m, "page 0x%llx: a hole in the model has a frame", (unsigned long long)(pfn * PAGE));
+		return;
+	}
+	if (!f) {
+		diverge(m, "page 0x%llx has no frame", (unsigned long long)(pfn * PAGE));
+		return;
+	}
+	uint8_t st = f->state;
+	bool ok;
+	switch (p->kind) {
+	case MP_RESERVED: ok = st == LMM_FRAME_RESERVED; break;
+	case MP_AVAIL:
+		ok = p->known_pool ? st == LMM_FRAME_POOL
+				   : st == LMM_FRAME_FREE || st == LMM_FRAME_CACHED || st == LMM_FRAME_POOL ||
+					     st == LMM_FRAME_TAIL;
+		break;
+	default:
+		if (!p->head)
+			ok = st == LMM_FRAME_TAIL;
+		else if (p->refs)
+			ok = st == LMM_FRAME_ALLOCATED && f->order == p->order && f->refcount == p->refs && !f->owner;
+		else
+			ok = st == LMM_FRAME_EXCLUSIVE && f->order == p->order && f->owner == p->owner;
+		break;
+	}
+	if (!ok)
+		diverge(m, "page 0x%llx: frame state %u order %u owner 0x%x refs %u; model kind %u head %u order %u "
+			   "owner 0x%x refs %u pool %u", (unsigned long long)(pfn * PAGE), st, f->order, f->owner,
+			f->refcount, p->kind, p->head, p->order, p->owner, p->refs, p->known_pool);
+}
+
+/* The walk against the model, page by page; learns which available pages are POOL. */
+struct walk_ctx {
+	struct model *m;
+	uint64_t next_pfn, pool_pages, cached_pages;
+};
+
+static void walk_cb(const struct lmm_run *run, void *vctx)
+{
+	struct walk_ctx *w = vctx;
+	struct model *m = w->m;
+	if (run->base_pfn != w->next_pfn)
+		diverge(m, "walk: run at pfn 0x%llx, expected 0x%llx", (unsigned long long)run->base_pfn,
+			(unsigned long long)w->next_pfn);
+	w->next_pfn = run->base_pfn + run->npages;
+	for (uint64_t q = run->base_pfn; q < run->base_pfn + run->npages; q++) {
+		struct model_page *p = pg(m, q);
+		uint8_t kind = p ? p->kind : MP_HOLE;
+		bool ok;
+		switch (run->kind) {
+		case LMM_RUN_HOLE: ok = kind == MP_HOLE; break;
+		case LMM_RUN_RESERVED: ok = kind == MP_RESERVED; break;
+		case LMM_RUN_FREE: ok = kind == MP_AVAIL && !p->known_pool; break;
+		case LMM_RUN_CACHED: ok = kind == MP_AVAIL && !p->known_pool; w->cached_pages++; break;
+		case LMM_RUN_POOL:
+			ok = kind == MP_AVAIL;
+			if (ok)
+				p->known_pool = 1;
+			w->pool_pages++;
+			break;
+		default: ok = kind == MP_HELD; break;
+		}
+		if (!ok) {
+			diverge(m, "walk: page 0x%llx is run kind %d, model kind %u", (unsigned long long)(q * PAGE),
+				run->kind, kind);
+			return;
+		}
+	}
+}
+
+/* Free blocks per order of fully coalesced memory: the maximal aligned runs of buddy
+ * pages within each region (blocks never span regions). */
+static void expected_free_blocks(const struct model *m, uint64_t *blocks)
+{
+	const struct lmm *mm = m->mm;
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		blocks[o] = 0;
+	for (uint32_t r = 0; r < mm->nregions; r++) {
+		uint64_t p = mm->regions[r].base_pfn, end = p + mm->regions[r].npages;
+		while (p < end) {
+			const struct model_page *q = &m->page[p];
+			if (q->kind != MP_AVAIL || q->known_pool) {
+				p++;
+				continue;
+			}
+			unsigned k = 0;
+			while (k < LMM_MAX_ORDER && !(p & ((2ull << k) - 1)) && p + (2ull << k) <= end) {
+				uint64_t i = 1ull << k;
+				while (i < (2ull << k) && m->page[p + i].kind == MP_AVAIL && !m->page[p + i].known_pool)
+					i++;
+				if (i < (2ull << k))
+					break;
+				k++;
+			}
+			blocks[k]++;
+			p += 1ull << k;
+		}
+	}
 }
 
 void model_check(struct model *m)
@@ -595,6 +878,24 @@ void model_check(struct model *m)
 		if (got != want)
 			diverge(m, "owner of 0x%llx is 0x%x, model 0x%x", (unsigned long long)(p * PAGE), got, want);
 	}
+
+	/* Exact: the cache drained, the walk names every pool page, and then the buddy
+	 * lists must hold exactly the fully coalesced rest. */
+	model_drain(m);
+	struct walk_ctx w = { .m = m };
+	lmm_walk(m->mm, walk_cb, &w);
+	EXPECT_EQ(w.pool_pages, m->pool);
+	EXPECT_EQ(w.cached_pages, 0);
+	m->pool_unknown = 0;
+	struct lmm_stats s;
+	lmm_get_stats(m->mm, &s);
+	uint64_t want[LMM_MAX_ORDER + 1];
+	expected_free_blocks(m, want);
+	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
+		if (s.free_blocks[o] != want[o])
+			diverge(m, "free_blocks[%u] = %llu, fully coalesced model %llu", o,
+				(unsigned long long)s.free_blocks[o], (unsigned long long)want[o]);
+	model_compare(m);
 }
 
 void model_release_all(struct model *m)

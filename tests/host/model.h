@@ -3,19 +3,22 @@
  * and for model tests: every call goes through a checked wrapper that predicts what
  * mm/ must do, makes the real call, and compares.
  *
- * The model knows, per page of the arena: hole, reserved, available (free or in the
- * pool: mm/ does not say which) or held (in an allocated block, with the block's order,
- * references and exclusive owner).  It predicts every refusal reason, every counter of
- * struct lmm_stats it can, and the contents promises (ZERO blocks read as zero; a held
- * block keeps what its holder wrote).  A NULL allocation must be justified: it is a
- * divergence when more aligned runs of available pages exist than the pool could spoil.
+ * The model knows, per page of the arena: hole, reserved, available (in the buddy
+ * lists, this CPU's cache or the reserve: which one only when it is certain) or held
+ * (in an allocated block, with the block's order, references, exclusive owner, and
+ * whether it is a reserve frame).  It tracks this CPU's cache and pool slice, the
+ * shared pool and the reserve's budget as counts, exactly (one CPU: the simulated
+ * handler runs on the thread it interrupts), so it predicts every counter of struct
+ * lmm_stats, every refusal reason, and the contents promises (ZERO blocks read as
+ * zero; a held block keeps what its holder wrote).  A NULL order-0 allocation is
+ * predicted exactly; a NULL larger one must be justified: a divergence when more
+ * aligned runs of available pages exist than the pool could spoil.
  *
- * The rules that belong to the current core rather than to the API - which pages the
- * pool takes and gives back, which contexts refuse KERNEL - sit in model.c under
- * "Policy"; the per-CPU redesign replaces that section and leaves the rest alone.
+ * The rules of the core - where a freed page goes, which contexts refuse KERNEL, how
+ * the reserve is served and refilled - sit in model.c under "Policy".
  *
- * Single-threaded: the wrappers may be called from the simulated interrupt handler
- * (host_irq_*), never from two threads at once.
+ * Single-threaded, one CPU: the wrappers may be called from the simulated interrupt
+ * handler (host_irq_*), never from two threads at once, never after host_set_cpu().
  */
 #ifndef LABYRINTH_MODEL_H
 #define LABYRINTH_MODEL_H
@@ -31,7 +34,8 @@ struct model_page {
 	uint8_t kind;       /* enum model_page_kind */
 	uint8_t head;       /* first page of a held block */
 	uint8_t order;      /* held head: order of the block */
-	uint8_t known_pool; /* available and certainly in the emergency pool */
+	uint8_t known_pool; /* available and certainly waiting in the reserve */
+	uint8_t reserve;    /* held head: a reserve frame (goes back to the reserve when freed) */
 	uint8_t poisoned;   /* freed with poisoning on, not allocated since */
 	uint8_t scribbled;  /* poisoned, then written (model_scribble) */
 	uint16_t refs;      /* held head, not exclusive: references */
@@ -48,9 +52,13 @@ struct model {
 
 	/* What mm/'s counters must read. */
 	uint64_t avail, held, reserved, managed;
-	uint64_t pool, pool_unknown; /* pool pages, and how many of them are not known_pool */
-	uint32_t pool_target, pool_low, pool_low_water;
-	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages, pool_topups;
+	uint64_t pool, pool_unknown; /* reserve frames waiting, and how many are not known_pool */
+	uint64_t shared, slice, cached; /* pool = shared + slice (this CPU's); this CPU's cache */
+	uint64_t reserve_frames;        /* the reserve's budget: waiting + held */
+	uint32_t pool_target, pool_low, pool_low_water, pool_slice, cache_batch, cache_high;
+	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages;
+	uint64_t reserve_to[LMM_CLASS_COUNT];
+	uint64_t cache_refills, cache_drains;
 	uint64_t alloc_calls, alloc_failures, free_calls;
 	uint64_t poison_errors;
 	/* Set by the driver when the allocator was configured with LMM_CFG_POISON. */
@@ -82,6 +90,8 @@ enum lmm_status model_unexclusive(struct model *m, void *ptr, uint16_t owner);
 uint32_t model_pool_refill(struct model *m);
 enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t target);
 void model_pool_reset_low_water(struct model *m);
+/* lmm_cpu_drain() of the calling CPU: its cache to the buddy lists, its slice to the pool. */
+void model_drain(struct model *m);
 
 /* A use after free: write one byte into available page @pfn, which must have been
  * poisoned by its free; the allocation that next takes it must count a poison error.
@@ -90,9 +100,13 @@ bool model_scribble(struct model *m, uint64_t pfn, unsigned offset);
 
 /* Every counter against the model (cheap: after every operation). */
 void model_compare(struct model *m);
-/* model_compare, lmm_check() == 0, and pages' owners as lmm_page_owner() reports them
- * (every held block, an eighth of the rest; O(pages): periodically).  Normal context
- * only, as lmm_check is. */
+/* The frame record of page @pfn against the model (state, order, owner, refcount). */
+void model_check_page(struct model *m, uint64_t pfn);
+/* model_compare, lmm_check() == 0, pages' owners as lmm_page_owner() reports them
+ * (every held block, an eighth of the rest), then model_drain() and an exact
+ * comparison: lmm_walk() against every page, and the free blocks per order against the
+ * fully coalesced free memory the model computes (O(pages): periodically).  Normal
+ * context only, as lmm_check is. */
 void model_check(struct model *m);
 
 /* For drivers choosing targets. */

@@ -1,37 +1,36 @@
 /*
- * test_mm_model.c - mm/ driven side by side with a reference model for a million
- * operations (SEED=n to change the fixed seed, OPS=n to change the count).
+ * test_mm_model.c - mm/ driven side by side with the reference model (model.h) over the
+ * whole API, for a million operations (SEED=n for another stream, OPS=n for another
+ * count; make model-long runs 10M on three seeds).
  *
- * The model is a page array that knows which pages are free, allocated or reserved.
- * Every allocation must return an aligned block of pages the model has free; every
- * NULL must be justified (no aligned run of free pages of that order exists, which
- * the buddy's full-coalescing invariant guarantees); every deliberately bad free must
- * be refused with the right reason and change nothing.  lmm_check() runs between
- * phases.  Any divergence fails the test and prints the operation number.
+ * Every call goes through the model's checked wrappers: ATOMIC, NOWAIT, KERNEL and the
+ * bare RESERVE bit, EXCLUSIVE with named owners, transfers and unexclusive, ZERO
+ * (checked on the memory), shared references (get/put), the pool (set_marks raising
+ * and lowering it, refills, low-water resets), this CPU's drain, and every bad free
+ * (unaligned, unmanaged, outside, tail, wrong order, wrong owner, double free, a free
+ * page, a reserved page), from normal context, with interrupts off, and inside the
+ * simulated interrupt handler (a signal).  After every operation the wrapper compares
+ * the touched page's frame record and model_compare() every counter; every CHECK_EVERY
+ * operations model_check() drains this CPU and compares lmm_check(), the walk, every
+ * page and the free blocks per order exactly.  Seeds are independent (splitmix64).
  */
 #include "mm_harness.h"
+#include "model.h"
 
-enum { M_NONE = 0, M_FREE, M_ALLOC, M_RESERVED };
+#include <signal.h>
+
+#define IRQ_SIGNO (SIGRTMIN + 2)
+#define CHECK_EVERY 20000
 
 static struct lmm mm;
-static uint8_t *model;   /* one state per page of the arena */
-static uint64_t arena_pages, model_free;
+static struct model model;
 static uint64_t rng_state;
-static unsigned long long divergences;
-static unsigned long long op_no;
-
-struct live {
-	uint64_t phys;
-	unsigned order;
-};
-static struct live *live;
-static size_t nlive;
+static unsigned handler_ops;
+static uint64_t ctx_ops[3]; /* operations run in normal, irqs-off, handler context */
 
 /*
- * splitmix64 derives the xorshift state from the seed.  xorshift64 needs a non-zero
- * state, and forcing one with "seed | 1" made seeds 2k and 2k+1 the same run;
- * splitmix64 is a bijection, so distinct seeds give distinct streams.  The one seed
- * that mixes to 0 gets a fixed substitute (model_test).
+ * splitmix64 derives the xorshift state from the seed: a bijection, so distinct seeds
+ * give distinct streams (the old "seed | 1" made 2k and 2k+1 the same run).
  */
 static uint64_t splitmix64(uint64_t x)
 {
@@ -49,195 +48,251 @@ static uint64_t rnd(void)
 	return rng_state;
 }
 
-#define DIVERGE(...)                                                                   \
-	do {                                                                           \
-		if (divergences++ < 5) {                                               \
-			fprintf(stderr, "divergence at op %llu: ", op_no);            \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fputc('\n', stderr);                                           \
-		}                                                                      \
-	} while (0)
-
-static void model_mark(uint64_t phys, unsigned order, uint8_t st)
-{
-	for (uint64_t p = phys >> 12; p < (phys >> 12) + (1ull << order); p++)
-		model[p] = st;
-}
-
-/* Is there an aligned run of 2^order free pages anywhere? */
-static bool model_has_block(unsigned order)
-{
-	uint64_t n = 1ull << order;
-	for (uint64_t p = 0; p + n <= arena_pages; p += n) {
-		uint64_t k = 0;
-		while (k < n && model[p + k] == M_FREE)
-			k++;
-		if (k == n)
-			return true;
-	}
-	return false;
-}
-
 static unsigned pick_order(void)
 {
-	/* Geometric: order k with probability 2^-(k+1), capped. */
+	/* Geometric: order k with probability 2^-(k+1), capped; now and then an invalid one. */
+	if (rnd() % 512 == 0)
+		return LMM_MAX_ORDER + 1 + (unsigned)(rnd() % 3);
 	unsigned o = (unsigned)__builtin_ctzll(rnd() | (1ull << LMM_MAX_ORDER));
 	return o > LMM_MAX_ORDER ? LMM_MAX_ORDER : o;
 }
 
-static uint64_t signature(uint64_t phys)
+static uint16_t pick_owner(void)
 {
-	return phys * 0x9E3779B97F4A7C15ull + 1;
+	switch (rnd() % 6) {
+	case 0: return 0; /* refused where an owner is needed */
+	case 1: return lmm_port_owner();
+	default: return (uint16_t)(1 + rnd() % 4);
+	}
+}
+
+static lmm_gfp_t pick_gfp(unsigned order)
+{
+	static const lmm_gfp_t base[] = { LMM_GFP_KERNEL, LMM_GFP_NOWAIT, LMM_GFP_ATOMIC, LMM_GFP_ATOMIC,
+					  LMM_GFPB_RESERVE };
+	lmm_gfp_t g = base[rnd() % 5];
+	if (order == 0 ? rnd() % 4 == 0 : rnd() % 64 == 0)
+		g |= LMM_GFP_EXCLUSIVE;
+	if (rnd() % 8 == 0)
+		g |= LMM_GFP_ZERO;
+	if (rnd() % 1024 == 0)
+		g |= 1u << 9; /* unknown bit */
+	return g;
+}
+
+static bool pick_held(uint64_t *pfn)
+{
+	if (!model.nlive)
+		return false;
+	*pfn = model.live[rnd() % model.nlive];
+	return true;
 }
 
 static void do_alloc(void)
 {
 	unsigned order = pick_order();
-	lmm_gfp_t gfp = (rnd() & 7) == 0 ? LMM_GFP_NOWAIT : LMM_GFP_KERNEL;
-	uint64_t *p = lmm_alloc_pages(&mm, order, gfp);
-	if (!p) {
-		if (model_has_block(order))
-			DIVERGE("order %u allocation failed although the model has a free block", order);
-		return;
-	}
-	uint64_t phys = host_virt_to_phys(p);
-	if (phys & ((4096ull << order) - 1))
-		DIVERGE("order %u block at 0x%llx is misaligned", order, (unsigned long long)phys);
-	for (uint64_t k = 0; k < (1ull << order); k++)
-		if (model[(phys >> 12) + k] != M_FREE) {
-			DIVERGE("order %u block at 0x%llx covers a page the model has in state %d", order,
-				(unsigned long long)phys, model[(phys >> 12) + k]);
-			break;
-		}
-	model_mark(phys, order, M_ALLOC);
-	model_free -= 1ull << order;
-	p[0] = signature(phys);
-	p[(512ull << order) - 1] = signature(phys) ^ order;
-	live[nlive++] = (struct live){ phys, order };
+	lmm_gfp_t gfp = pick_gfp(order);
+	if (rnd() % 2)
+		model_alloc_owned(&model, order, gfp, pick_owner());
+	else
+		model_alloc(&model, order, gfp);
 }
 
 static void do_free(void)
 {
-	size_t i = rnd() % nlive;
-	struct live b = live[i];
-	live[i] = live[--nlive];
-	uint64_t *p = lmm_port_phys_to_virt(b.phys);
-	if (p[0] != signature(b.phys) || p[(512ull << b.order) - 1] != (signature(b.phys) ^ b.order))
-		DIVERGE("block at 0x%llx lost its signature", (unsigned long long)b.phys);
-	enum lmm_status st = lmm_free_pages(&mm, p, b.order);
-	if (st != LMM_OK)
-		DIVERGE("free of 0x%llx order %u refused: %s", (unsigned long long)b.phys, b.order, lmm_status_str(st));
-	model_mark(b.phys, b.order, M_FREE);
-	model_free += 1ull << b.order;
+	uint64_t pfn;
+	if (!pick_held(&pfn))
+		return;
+	const struct model_page *h = &model.page[pfn];
+	void *p = model_page_ptr(&model, pfn);
+	switch (rnd() % 3) {
+	case 0: model_free_owned(&model, p, h->order, h->refs ? 0 : h->owner); break;
+	case 1: model_page_put(&model, p, h->order); break;
+	default: model_free(&model, p, h->order); break;
+	}
 }
 
-/* A deliberately bad free; the model predicts the reason. */
+/* A deliberately bad free (or one that may be: the model knows which). */
 static void do_bad_free(void)
 {
-	if (!nlive)
-		return;
-	struct live b = live[rnd() % nlive];
-	char *p = lmm_port_phys_to_virt(b.phys);
-	enum lmm_status want, got;
-	switch (rnd() % 4) {
-	case 0:
-		want = LMM_ERR_NOT_ALIGNED;
-		got = lmm_free_pages(&mm, p + 8 + (rnd() % 4000), b.order);
+	uint64_t pfn = 0;
+	bool held = pick_held(&pfn);
+	const struct model_page *h = held ? &model.page[pfn] : NULL;
+	char *p = held ? model_page_ptr(&model, pfn) : NULL;
+	switch (rnd() % 8) {
+	case 0: /* unaligned */
+		if (held)
+			model_free(&model, p + 1 + rnd() % 4095, h->order);
 		break;
-	case 1:
-		want = LMM_ERR_WRONG_ORDER;
-		got = lmm_free_pages(&mm, p, (b.order + 1 + (unsigned)(rnd() % LMM_MAX_ORDER)) % (LMM_MAX_ORDER + 1));
+	case 1: /* wrong order */
+		if (held)
+			model_free_owned(&model, p, (h->order + 1 + (unsigned)(rnd() % LMM_MAX_ORDER)) % (LMM_MAX_ORDER + 1),
+					 h->owner);
 		break;
-	case 2:
-		if (b.order == 0)
-			return;
-		want = LMM_ERR_NOT_HEAD;
-		got = lmm_free_pages(&mm, p + 4096 * (1 + rnd() % ((1ull << b.order) - 1)), 0);
+	case 2: /* a tail */
+		if (held && h->order)
+			model_free(&model, p + 4096 * (1 + rnd() % ((1ull << h->order) - 1)), 0);
 		break;
-	default: {
-		/* Any page the model says is free must be refused as free or inside a free block. */
-		uint64_t pg = rnd() % arena_pages;
-		if (model[pg] != M_FREE)
-			return;
-		got = lmm_free_pages(&mm, lmm_port_phys_to_virt(pg << 12), 0);
-		if (got != LMM_ERR_ALREADY_FREE && got != LMM_ERR_NOT_HEAD)
-			DIVERGE("free of free page 0x%llx gave '%s'", (unsigned long long)(pg << 12), lmm_status_str(got));
-		return;
+	case 3: /* wrong owner */
+		if (held && !h->refs)
+			model_free_owned(&model, p, 0, (uint16_t)(h->owner + 1 + rnd() % 3));
+		break;
+	case 4: /* double free (the first may be a valid one) */
+		if (held) {
+			unsigned o = h->order;
+			uint16_t w = h->owner;
+			model_free_owned(&model, p, o, w);
+			model_free_owned(&model, p, o, w);
+		}
+		break;
+	case 5: /* outside the arena, or unmanaged */
+		model_free(&model, (char *)model_page_ptr(&model, model.npages - 1) + 4096 * (1 + rnd() % 4), 0);
+		break;
+	default: /* any page: free, cached, pool, reserved, hole, head or tail */
+		model_free(&model, model_page_ptr(&model, rnd() % model.npages), (unsigned)(rnd() % 3));
+		break;
 	}
-	}
-	if (got != want)
-		DIVERGE("bad free of 0x%llx: got '%s', want '%s'", (unsigned long long)b.phys, lmm_status_str(got),
-			lmm_status_str(want));
 }
 
-static void compare_counters(void)
+static void do_ownership(void)
 {
-	struct lmm_stats s = mm_stats(&mm);
-	/* No reserve here: what is not held is in the lists or this CPU's cache. */
-	if (s.free + s.cached != model_free || s.available != model_free)
-		DIVERGE("free pages: allocator %llu (+%llu cached), model %llu", (unsigned long long)s.free,
-			(unsigned long long)s.cached, (unsigned long long)model_free);
-	if (s.free + s.allocated + s.pool + s.cached + s.reserved != s.managed)
-		DIVERGE("conservation broken");
+	uint64_t pfn;
+	if (!pick_held(&pfn)) {
+		model_page_get(&model, model_page_ptr(&model, rnd() % model.npages));
+		return;
+	}
+	const struct model_page *h = &model.page[pfn];
+	void *p = model_page_ptr(&model, pfn);
+	switch (rnd() % 5) {
+	case 0:
+	case 1: model_page_get(&model, p); break;
+	case 2: model_transfer(&model, p, rnd() % 4 ? h->owner : pick_owner(), pick_owner()); break;
+	case 3: model_unexclusive(&model, p, rnd() % 4 ? h->owner : pick_owner()); break;
+	default: model_page_get(&model, model_page_ptr(&model, rnd() % model.npages)); break;
+	}
+}
+
+static void do_pool(void)
+{
+	switch (rnd() % 6) {
+	case 0:
+	case 1: {
+		uint32_t target = (uint32_t)(rnd() % 96), low = (uint32_t)(rnd() % 100);
+		model_pool_set_marks(&model, low, target); /* low > target: refused */
+		break;
+	}
+	case 2:
+	case 3: model_pool_refill(&model); break;
+	case 4: model_pool_reset_low_water(&model); break;
+	default: model_drain(&model); break;
+	}
+}
+
+static void do_scribble(void)
+{
+	model_scribble(&model, rnd() % model.npages, (unsigned)(rnd() % 4096));
+}
+
+static void one_op(bool filling)
+{
+	uint64_t r = rnd() % 1000;
+	ctx_ops[host_in_interrupt() ? 2 : lmm_port_context() == LMM_CTX_NORMAL ? 0 : 1]++;
+	if (r < 20)
+		do_bad_free();
+	else if (r < 60)
+		do_ownership();
+	else if (r < 70)
+		do_pool();
+	else if (r < 75)
+		do_scribble();
+	else if (model.nlive && r < (filling ? 380u : 700u))
+		do_free();
+	else
+		do_alloc();
+	model_compare(&model);
+}
+
+static bool filling_now;
+
+static void irq_entry(void)
+{
+	unsigned n = handler_ops;
+	handler_ops = 0;
+	while (n--)
+		one_op(filling_now);
 }
 
 static void model_test(void)
 {
-	const char *seed = getenv("SEED"), *ops_env = getenv("OPS");
+	const char *seed = getenv("SEED"), *ops_env = getenv("OPS"), *poison_env = getenv("POISON");
 	uint64_t seed_v = seed ? strtoull(seed, NULL, 0) : 20261121;
 	uint64_t ops = ops_env ? strtoull(ops_env, NULL, 0) : 1000000;
+	bool poison = poison_env ? atoi(poison_env) != 0 : true;
 	rng_state = splitmix64(seed_v);
 	if (rng_state == 0) /* xorshift's one fixed point */
 		rng_state = 0x9E3779B97F4A7C15ull;
-	fprintf(stderr, "model: seed %llu, %llu operations\n", (unsigned long long)seed_v, (unsigned long long)ops);
+	fprintf(stderr, "model: seed %llu, %llu operations, poison %d\n", (unsigned long long)seed_v,
+		(unsigned long long)ops, poison);
 
 	/* A few MiB with holes, unaligned edges and reservations. */
 	uint64_t bytes = 12 * MiB;
 	struct range use[] = { { 0, 3 * MiB }, { 3 * MiB + 12 * 1024 + 5, 3 * MiB - 7 }, { 7 * MiB, 4 * MiB },
 			       { 11 * MiB + 4096, 512 * 1024 } };
 	struct range res[] = { { 0, 1 * MiB }, { 2 * MiB + 100, 9000 }, { 8 * MiB, 4096 } };
-	ASSERT(mm_setup(&mm, bytes, use, 4, res, 3, NULL) == LMM_OK, "init failed");
+	struct lmm_config cfg = { .pool_target = 64, .pool_low = 32, .pool_slice = 2, .cache_batch = 8,
+				  .cache_high = 24, .flags = LMM_CFG_QUIET | (poison ? LMM_CFG_POISON : 0) };
+	ASSERT(mm_setup(&mm, bytes, use, 4, res, 3, &cfg) == LMM_OK, "init failed");
+	model_init(&model, &mm, bytes);
+	model.poison = poison;
+	host_irq_install(IRQ_SIGNO, irq_entry);
 
-	arena_pages = bytes >> 12;
-	model = calloc(arena_pages, 1);
-	live = calloc(arena_pages, sizeof(*live));
-	for (uint32_t r = 0; r < mm.nregions; r++)
-		for (uint64_t p = 0; p < mm.regions[r].npages; p++)
-			model[mm.regions[r].base_pfn + p] = M_FREE;
-	for (uint32_t i = 0; i < mm.nreserved; i++)
-		for (uint64_t a = mm.reserved_ranges[i].base; a < mm.reserved_ranges[i].end && (a >> 12) < arena_pages; a += 4096)
-			if (model[a >> 12] == M_FREE)
-				model[a >> 12] = M_RESERVED;
-	for (uint64_t p = 0; p < arena_pages; p++)
-		model_free += model[p] == M_FREE;
-	compare_counters();
-
-	for (op_no = 0; op_no < ops && divergences < 5; op_no++) {
+	lmm_irqflags_t saved = 0;
+	bool irqs_off = false;
+	uint64_t n;
+	for (n = 0; n < ops && model.divergences == 0; n++) {
 		/* Alternate filling and draining phases so both ends of occupancy are visited. */
-		bool filling = (op_no / 50000) % 2 == 0;
-		uint64_t r = rnd() % 100;
-		if (r < 2)
-			do_bad_free();
-		else if (nlive && r < (filling ? 35u : 70u))
-			do_free();
-		else
-			do_alloc();
-		compare_counters();
-		if (op_no % 50000 == 49999 && lmm_check(&mm) != 0)
-			DIVERGE("lmm_check failed");
+		filling_now = (n / 50000) % 2 == 0;
+		uint64_t r = rnd() % 1000;
+		if (r < 4 && !irqs_off) {
+			saved = host_irq_save();
+			irqs_off = true;
+		} else if (r < 12 && irqs_off) {
+			irqs_off = false;
+			host_irq_restore(saved); /* delivers a pending interrupt */
+		} else if (r < 18) {
+			handler_ops = 1 + (unsigned)(rnd() % 8);
+			raise(IRQ_SIGNO); /* now, or at the restore when interrupts are off */
+		} else {
+			one_op(filling_now);
+		}
+		if (n % CHECK_EVERY == CHECK_EVERY - 1 && !irqs_off)
+			model_check(&model);
 	}
-	while (nlive)
-		do_free();
-	compare_counters();
+	if (irqs_off)
+		host_irq_restore(saved);
+	model_check(&model);
+	model_release_all(&model);
+	model_drain(&model);
+	model_pool_set_marks(&model, 0, 0);
+	model_check(&model);
 	struct lmm_stats s = mm_stats(&mm);
-	CHECK(s.allocated == 0, "%llu pages still allocated", (unsigned long long)s.allocated);
-	CHECK(lmm_check(&mm) == 0, "final check failed");
-	CHECK(divergences == 0, "%llu divergences (first ones on stderr), seed %llu", divergences,
-	       (unsigned long long)seed_v);
-	fprintf(stderr, "model: %llu ops, %llu refused bad frees, %llu allocation failures\n", op_no,
-		(unsigned long long)s.refused_total, (unsigned long long)s.alloc_failures);
-	free(model);
-	free(live);
+	CHECK(s.allocated == 0 && s.pool == 0 && s.cached == 0, "%llu allocated, %llu pool, %llu cached at the end",
+	      (unsigned long long)s.allocated, (unsigned long long)s.pool, (unsigned long long)s.cached);
+	CHECK(s.reserve_to[LMM_CLASS_KERNEL] == 0 && s.reserve_to[LMM_CLASS_NOWAIT] == 0, "reserve to KERNEL/NOWAIT");
+	CHECK(ctx_ops[1] && ctx_ops[2], "contexts not all visited: %llu irqs-off, %llu handler ops",
+	      (unsigned long long)ctx_ops[1], (unsigned long long)ctx_ops[2]);
+	CHECK(model.divergences == 0, "%llu divergences (first ones on stderr), seed %llu",
+	      (unsigned long long)model.divergences, (unsigned long long)seed_v);
+	fprintf(stderr,
+		"model: %llu ops (%llu normal, %llu irqs off, %llu in handlers), %llu refused, %llu alloc failures, "
+		"%llu pool hits, %llu empty-pool failures, %llu refills, %llu poison errors\n",
+		(unsigned long long)n, (unsigned long long)ctx_ops[0], (unsigned long long)ctx_ops[1],
+		(unsigned long long)ctx_ops[2], (unsigned long long)s.refused_total,
+		(unsigned long long)s.alloc_failures, (unsigned long long)s.pool_hits,
+		(unsigned long long)s.pool_empty_failures, (unsigned long long)s.pool_refills,
+		(unsigned long long)s.poison_errors);
+	host_irq_uninstall(IRQ_SIGNO);
+	model_destroy(&model);
 }
 
 int main(void)

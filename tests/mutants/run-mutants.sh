@@ -99,7 +99,7 @@ build() {
 	done
 	for t in $TESTS; do
 		# shellcheck disable=SC2086
-		$HOSTCC $MUT_CFLAGS -o "$1/$t" "$OUT/common/$t.o" "$1"/mm/*.o "$OUT/common/port_host.o" -lrt || return 1
+		$HOSTCC $MUT_CFLAGS -o "$1/$t" "$OUT/common/$t.o" "$1"/mm/*.o "$OUT/common/port_host.o" "$OUT/common/model.o" -lrt || return 1
 	done
 }
 
@@ -139,6 +139,8 @@ for t in $TESTS; do
 done
 # shellcheck disable=SC2086
 $HOSTCC $MUT_CFLAGS -c -o "$OUT/common/port_host.o" tests/host/port_host.c || exit 1
+# shellcheck disable=SC2086
+$HOSTCC $MUT_CFLAGS -c -o "$OUT/common/model.o" tests/host/model.c || exit 1
 
 if [ "${MUTANTS_FUZZ:-0}" = 1 ]; then
 	FUZZ_CC=${FUZZ_CC:-clang}

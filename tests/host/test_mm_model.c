@@ -276,13 +276,13 @@ static void model_test(void)
 	model_pool_set_marks(&model, 0, 0);
 	model_check(&model);
 	struct lmm_stats s = mm_stats(&mm);
+	CHECK(model.divergences == 0, "%llu divergences (first ones on stderr), seed %llu",
+	      (unsigned long long)model.divergences, (unsigned long long)seed_v);
 	CHECK(s.allocated == 0 && s.pool == 0 && s.cached == 0, "%llu allocated, %llu pool, %llu cached at the end",
 	      (unsigned long long)s.allocated, (unsigned long long)s.pool, (unsigned long long)s.cached);
 	CHECK(s.reserve_to[LMM_CLASS_KERNEL] == 0 && s.reserve_to[LMM_CLASS_NOWAIT] == 0, "reserve to KERNEL/NOWAIT");
 	CHECK(ctx_ops[1] && ctx_ops[2], "contexts not all visited: %llu irqs-off, %llu handler ops",
 	      (unsigned long long)ctx_ops[1], (unsigned long long)ctx_ops[2]);
-	CHECK(model.divergences == 0, "%llu divergences (first ones on stderr), seed %llu",
-	      (unsigned long long)model.divergences, (unsigned long long)seed_v);
 	fprintf(stderr,
 		"model: %llu ops (%llu normal, %llu irqs off, %llu in handlers), %llu refused, %llu alloc failures, "
 		"%llu pool hits, %llu empty-pool failures, %llu refills, %llu poison errors\n",

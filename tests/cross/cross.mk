@@ -16,9 +16,11 @@
 CROSS_DIR      := $(BUILD)/cross
 CROSS_VARIANTS := gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64
 CROSS_TESTS    := $(sort $(wildcard tests/host/test_mm_*.c))
-CROSS_LIBSRCS  := $(sort $(wildcard mm/*.c)) tests/host/port_host.c
+CROSS_LIBSRCS  := $(sort $(wildcard mm/*.c)) tests/host/port_host.c tests/host/model.c
 CROSS_COMMON   := -std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror -MMD -MP
 CROSS_UBTRAP   := -fsanitize=undefined -fsanitize-undefined-trap-on-error
+# The host suite's threads are CPUs: as many slots as tests/host/host.mk gives them.
+CROSS_HOSTCPUS := -DLMM_PORT_MAX_CPUS=16
 
 CROSS_CC.gcc-O0       := gcc
 CROSS_CFLAGS.gcc-O0   := -O0 -g $(CROSS_UBTRAP)
@@ -59,12 +61,12 @@ CROSS_LIBMM_VARIANTS := aarch64 riscv64
 define cross_variant
 $(CROSS_DIR)/$(1)/flags: FORCE
 	@mkdir -p $$(dir $$@)
-	@echo '$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_CFLAGS.$(1))' | cmp -s - $$@ || \
-		echo '$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_CFLAGS.$(1))' >$$@
+	@echo '$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_HOSTCPUS) $$(CROSS_CFLAGS.$(1))' | cmp -s - $$@ || \
+		echo '$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_HOSTCPUS) $$(CROSS_CFLAGS.$(1))' >$$@
 
 $(CROSS_DIR)/$(1)/obj/%.o: %.c $(CROSS_DIR)/$(1)/flags | tools-cross $(CROSS_PREREQ.$(1))
 	@mkdir -p $$(dir $$@)
-	$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_CFLAGS.$(1)) -c $$< -o $$@
+	$$(CROSS_CC.$(1)) $$(CROSS_COMMON) $$(CROSS_HOSTCPUS) $$(CROSS_CFLAGS.$(1)) -c $$< -o $$@
 
 $(CROSS_DIR)/$(1)/test_mm_%: $(CROSS_DIR)/$(1)/obj/tests/host/test_mm_%.o \
 		$(patsubst %.c,$(CROSS_DIR)/$(1)/obj/%.o,$(CROSS_LIBSRCS))

@@ -41,7 +41,7 @@ $(FUZZ_BUILD)/fuzz_multiboot2: tests/fuzz/fuzz_multiboot2.c kernel/multiboot2.c 
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 
-$(FUZZ_BUILD)/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c include/labyrinth/*.h | tools-fuzz
+$(FUZZ_BUILD)/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c tests/host/cmdline_table.h include/labyrinth/*.h | tools-fuzz
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 

@@ -12,20 +12,7 @@
 
 /* ---- A table of every kind of option ------------------------------------------------ */
 
-static uint64_t hz, big, small;
-static char mode[8], name[12];
-static bool verbose, quiet;
-
-static const struct kopt table[] = {
-	{ "pit_hz", KOPT_U64, &hz, 18, 20000, "timer rate", NULL },
-	{ "big", KOPT_U64, &big, 0, UINT64_MAX, "anything", NULL },
-	{ "small", KOPT_U64, &small, 5, 5, "exactly five", NULL },
-	{ "mode", KOPT_STRING, mode, 0, sizeof(mode), "mode", "demo|test|bench" },
-	{ "name", KOPT_STRING, name, 0, sizeof(name), "free text", NULL },
-	{ "verbose", KOPT_BOOL, &verbose, 0, 1, "flag", NULL },
-	{ "quiet", KOPT_BOOL, &quiet, 0, 1, "flag", NULL },
-};
-#define NT (sizeof(table) / sizeof(table[0]))
+#include "cmdline_table.h"
 
 /* ---- Capturing reports ------------------------------------------------------------ */
 

@@ -4,7 +4,11 @@
  * just counted), lmm_dump()'s and the holders' output, and the refusals at init.
  */
 #include "mm_harness.h"
-#include "../../mm/internal.h" /* LMM_FRAME_F_RESERVE: corrupting a frame's flags */
+#include "../../mm/internal.h" /* LMM_FRAME_F_RESERVE, lmm_format: internals under test */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <string.h>
 
 static struct lmm mm;
 
@@ -251,6 +255,230 @@ static void dump_logs_every_counter(void)
 	CHECK(host_log_contains("refused 1 x"), "no refusal line");
 }
 
+static void check_names_region_overrun(void)
+{
+	setup();
+	uint32_t last = mm.regions[0].first_index + (uint32_t)mm.regions[0].npages - 1;
+	lmm_buddy_add_block(&mm, 1, last); /* an order-1 block on the region's last page */
+	EXPECT_PROBLEM("free block runs past its region");
+	struct lmm_cpu_stats cs = { .cache_pages = 7 };
+	lmm_get_cpu_stats(&mm, LMM_PORT_MAX_CPUS, &cs);
+	CHECK(cs.cache_pages == 0 && cs.allocs == 0, "stats of a CPU that does not exist");
+}
+
+/* Holder records: call sites tallied, largest first, contexts named; more than the
+ * table's 64 sites are summed as "other". */
+static void *alloc_site_a(void) { return lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL); }
+static void *alloc_site_b(void) { return lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT); }
+
+static void holders_dumped(void)
+{
+	struct range use[] = { { 0, 8 * MiB } };
+	struct lmm_config hc = cfg;
+	hc.flags |= LMM_CFG_HOLDERS;
+	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, NULL, 0, &hc) == LMM_OK, "init failed");
+	CHECK(mm.holders != NULL, "no holder table");
+	void *a = alloc_site_a(), *b = alloc_site_b();
+	lmm_irqflags_t fl = host_irq_save();
+	void *c = alloc_site_b();
+	host_irq_restore(fl);
+	host_log_clear();
+	unsigned n = lmm_dump_holders(&mm, 5);
+	CHECK(n >= 2 && host_log_contains("call sites hold allocated memory"), "holders: %u sites", n);
+	CHECK(host_log_contains("irqs-off"), "context of a holder not named");
+	/* Seventy made-up call sites: the table keeps 64 and sums the rest. */
+	void *many[70];
+	for (unsigned i = 0; i < 70; i++) {
+		many[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+		mm.holders[idx_of(many[i])].caller = (const void *)(uintptr_t)(0x10000 + 64 * i);
+	}
+	host_log_clear();
+	lmm_dump_holders(&mm, 100);
+	CHECK(host_log_contains("other call sites"), "overflowing sites not summed");
+	for (unsigned i = 0; i < 70; i++)
+		lmm_free_pages(&mm, many[i], 0);
+	lmm_free_pages(&mm, a, 2);
+	lmm_free_pages(&mm, b, 0);
+	lmm_free_pages(&mm, c, 0);
+	CHECK(lmm_check(&mm) == 0, "check with holders");
+
+	setup();
+	host_log_clear();
+	CHECK(lmm_dump_holders(&mm, 5) == 0 && host_log_contains("holders: off"), "holders off");
+}
+
+/* lmm_vformat without the printf attribute: the bad conversions are the point. */
+static size_t fmt_raw(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t n = lmm_vformat(buf, len, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* The formatter behind every log line and report: each conversion it claims. */
+static void formatter_conversions(void)
+{
+	char buf[128];
+	fmt_raw(buf, sizeof(buf), "%c|%d|%ld|%lld|%5u|%05x|%zu|%%|%s|%q", 'x', -42, 7l, -9ll, 3u, 0xabu,
+		(size_t)12, (const char *)NULL);
+	CHECK(strcmp(buf, "x|-42|7|-9|    3|000ab|12|%|(null)|?") == 0, "formatted '%s'", buf);
+	CHECK(lmm_format(buf, 0, "abc") == 0, "zero-length buffer");
+	CHECK(lmm_format(buf, 4, "abcdef") == 3 && strcmp(buf, "abc") == 0, "truncation: '%s'", buf);
+	fmt_raw(buf, sizeof(buf), "trailing %");
+	CHECK(strcmp(buf, "trailing ?") == 0, "trailing percent: '%s'", buf);
+
+	static const struct {
+		uint8_t state;
+		const char *word;
+	} states[] = { { LMM_FRAME_POOL, "frame pool" },
+		       { LMM_FRAME_CACHED, "frame cached" },
+		       { LMM_FRAME_RESERVED, "frame reserved" },
+		       { 99, "frame corrupt" } };
+	for (unsigned i = 0; i < 4; i++) {
+		struct lmm_report r = { .reason = LMM_ERR_ALREADY_FREE, .op = "free", .ptr = buf, .phys = 0x5000,
+					.found_state = states[i].state, .context = LMM_CTX_IRQS_OFF };
+		lmm_report_format(&r, buf, sizeof(buf));
+		CHECK(strstr(buf, states[i].word) && strstr(buf, "irqs-off"), "report '%s'", buf);
+	}
+	struct lmm_report r = { .reason = LMM_ERR_NOT_MANAGED, .op = "free", .ptr = (void *)8, .phys = LMM_PHYS_INVALID,
+				.context = LMM_CTX_INTERRUPT };
+	lmm_report_format(&r, buf, sizeof(buf));
+	CHECK(strstr(buf, "interrupt context"), "report '%s'", buf);
+	r.context = (enum lmm_context)7;
+	lmm_report_format(&r, buf, sizeof(buf));
+	CHECK(strstr(buf, "? context"), "report '%s'", buf);
+}
+
+/* A fatal report is expected: the port longjmps back; interrupts are put back on. */
+#define EXPECT_FATAL(call, why)                                                                  \
+	do {                                                                                     \
+		sigjmp_buf jb;                                                                   \
+		if (sigsetjmp(jb, 1) == 0) {                                                     \
+			host_fatal_jmp = &jb;                                                    \
+			call;                                                                    \
+			host_fatal_jmp = NULL;                                                   \
+			CHECK(0, "no fatal report from " #call);                                  \
+		} else {                                                                         \
+			host_fatal_jmp = NULL;                                                   \
+			host_irq_restore(0);                                                     \
+			CHECK(strstr(host_fatal_reason(), why), "fatal reason '%s'", host_fatal_reason()); \
+		}                                                                                \
+	} while (0)
+
+static void walk_cb_nop(const struct lmm_run *run, void *ctx)
+{
+	(void)run;
+	(void)ctx;
+}
+
+/* 8 MiB from pfn 1: a region whose first frame is not aligned to anything. */
+static void setup_from_pfn1(void)
+{
+	struct range use[] = { { 4096, 8 * MiB - 4096 } };
+	if (mm_setup(&mm, 8 * MiB, use, 1, NULL, 0, &cfg) != LMM_OK)
+		abort();
+}
+
+static void corrupt_metadata_is_fatal_or_refused(void)
+{
+	setup_from_pfn1();
+	uint32_t first = mm.regions[0].first_index;
+	uint8_t st = mm.frames[first].state;
+	mm.frames[first].state = LMM_FRAME_TAIL; /* a tail with no head below it in its region */
+	CHECK(lmm_free_pages(&mm, lmm_frame_virt(&mm, first), 0) == LMM_ERR_NOT_HEAD, "tail at a region's start");
+	EXPECT_FATAL(lmm_walk(&mm, walk_cb_nop, NULL), "tail frame outside any block");
+	mm.frames[first].state = st;
+
+	setup_from_pfn1();
+	mm.frames[mm.regions[0].first_index].order = 12;
+	EXPECT_FATAL(lmm_walk(&mm, walk_cb_nop, NULL), "running past its region");
+
+	setup_from_pfn1();
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	mm.frames[idx_of(p)].state = 77;
+	EXPECT_FATAL(lmm_walk(&mm, walk_cb_nop, NULL), "impossible state");
+	setup_from_pfn1();
+	p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	mm.frames[idx_of(p)].state = LMM_FRAME_STATE_COUNT;
+	EXPECT_FATAL(lmm_walk(&mm, walk_cb_nop, NULL), "impossible state");
+	setup_from_pfn1();
+	p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	mm.frames[idx_of(p)].state = 77;
+	EXPECT_FATAL(lmm_page_get(&mm, p), "impossible state");
+
+	/* A tail after an order-0 head: the head does not cover it. */
+	setup();
+	void *q[2];
+	q[0] = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
+	lmm_free_pages(&mm, q[0], 1);
+	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	q[0] = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
+	uint32_t i = idx_of(q[0]);
+	mm.frames[i].order = 0;
+	EXPECT_FATAL(lmm_walk(&mm, walk_cb_nop, NULL), "tail frame outside any block");
+
+	/* An order-10 head gone TAIL: no head at any alignment. */
+	struct range use16[] = { { 0, 16 * MiB } };
+	ASSERT(mm_setup(&mm, 16 * MiB, use16, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	void *big = lmm_alloc_pages(&mm, LMM_MAX_ORDER, LMM_GFP_KERNEL);
+	ASSERT(big != NULL, "no order-%u block: %s", LMM_MAX_ORDER, host_log_last());
+	mm.frames[idx_of(big)].state = LMM_FRAME_TAIL;
+	CHECK(lmm_free_pages(&mm, big, LMM_MAX_ORDER) == LMM_ERR_NOT_HEAD, "headless block");
+
+	/* A CPU number the port should never give. */
+	setup();
+	unsigned cpu = lmm_port_cpu_id();
+	host_set_cpu(LMM_PORT_MAX_CPUS);
+	EXPECT_FATAL(lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "not below LMM_PORT_MAX_CPUS");
+	host_set_cpu(cpu);
+}
+
+static void refcount_overflow_and_no_default(void)
+{
+	setup();
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	mm.frames[idx_of(p)].refcount = UINT16_MAX;
+	CHECK(lmm_page_get(&mm, p) == LMM_ERR_REFCOUNT, "refcount overflow");
+	mm.frames[idx_of(p)].refcount = 1;
+	struct lmm *was = lmm_default();
+	lmm_set_default(NULL);
+	CHECK(labyrinth_void_alloc_page_gfp_atomic_exclusive() == NULL, "routine without an allocator");
+	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_ERR_NOT_MANAGED, "free without an allocator");
+	CHECK(labyrinth_free_page_atomic_exclusive(NULL) == LMM_OK, "free NULL without an allocator");
+	lmm_set_default(was);
+	CHECK(lmm_pool_auto_target(100) == 12 && lmm_pool_auto_target(1000) == 16 &&
+		      lmm_pool_auto_target(1ull << 30) == 4096,
+	      "auto target: %u %u %u", lmm_pool_auto_target(100), lmm_pool_auto_target(1000),
+	      lmm_pool_auto_target(1ull << 30));
+}
+
+/* Init refusals: more regions than the table holds, a region not virtually contiguous. */
+static void init_drops_what_it_cannot_hold(void)
+{
+	host_arena_unmap();
+	host_arena_map(1 * MiB);
+	struct lmm_config qc = { .flags = LMM_CFG_QUIET };
+	lmm_begin(&mm, &qc);
+	for (unsigned i = 0; i < LMM_MAX_REGIONS + 2; i++)
+		lmm_add_range(&mm, (uint64_t)i * 2 * 4096, 4096);
+	host_log_clear();
+	CHECK(lmm_init(&mm) == LMM_OK, "init with too many regions");
+	CHECK(mm.nregions == LMM_MAX_REGIONS && host_log_contains("more than LMM_MAX_REGIONS"), "%u regions",
+	      mm.nregions);
+
+	host_arena_unmap();
+	host_arena_map(4 * MiB);
+	host_arena_map_window(4 * MiB, 4 * MiB);
+	lmm_begin(&mm, &qc);
+	lmm_add_range(&mm, 0, 8 * MiB);
+	host_log_clear();
+	CHECK(lmm_init(&mm) == LMM_ERR_STATE && host_log_contains("not virtually contiguous"),
+	      "a range across two mappings: %s", host_log_last());
+	host_arena_unmap();
+}
+
 int main(void)
 {
 	TEST(check_names_counter_corruption);
@@ -258,6 +486,12 @@ int main(void)
 	TEST(check_names_list_corruption);
 	TEST(check_names_stack_corruption);
 	TEST(dump_logs_every_counter);
+	TEST(check_names_region_overrun);
+	TEST(holders_dumped);
+	TEST(formatter_conversions);
+	TEST(corrupt_metadata_is_fatal_or_refused);
+	TEST(refcount_overflow_and_no_default);
+	TEST(init_drops_what_it_cannot_hold);
 	host_arena_unmap();
 	return testlib_exit();
 }

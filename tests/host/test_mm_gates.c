@@ -468,6 +468,16 @@ static void init_drops_what_it_cannot_hold(void)
 	CHECK(mm.nregions == LMM_MAX_REGIONS && host_log_contains("more than LMM_MAX_REGIONS"), "%u regions",
 	      mm.nregions);
 
+	/* 2^32 frames after the first MiB: more than a frame index can name (never touched). */
+	host_arena_unmap();
+	host_arena_map(1 * MiB);
+	lmm_begin(&mm, &qc);
+	lmm_add_range(&mm, 0, 1 * MiB);
+	lmm_add_range(&mm, 1ull << 44, 1ull << 44);
+	host_log_clear();
+	CHECK(lmm_init(&mm) == LMM_OK && mm.nregions == 1 && host_log_contains("more than 2^32-1 frames"),
+	      "a range of 2^32 frames: %s", host_log_last());
+
 	host_arena_unmap();
 	host_arena_map(4 * MiB);
 	host_arena_map_window(4 * MiB, 4 * MiB);
@@ -477,6 +487,75 @@ static void init_drops_what_it_cannot_hold(void)
 	CHECK(lmm_init(&mm) == LMM_ERR_STATE && host_log_contains("not virtually contiguous"),
 	      "a range across two mappings: %s", host_log_last());
 	host_arena_unmap();
+}
+
+/* Each public entry point inlines its own copy of the common path: drive every copy
+ * through every exit (NULL, unmanaged, bad order, cache or slice with room or full,
+ * the core, a shared block), with poisoning and holder records on and off. */
+enum free_api { F_FREE, F_OWNED, F_PUT };
+
+static enum lmm_status free_via(enum free_api api, void *p, unsigned order, uint16_t owner)
+{
+	switch (api) {
+	case F_FREE: return lmm_free_pages(&mm, p, order);
+	case F_OWNED: return lmm_free_pages_owned(&mm, p, order, owner);
+	default: return lmm_page_put(&mm, p, order);
+	}
+}
+
+static void *alloc_via(bool owned, unsigned order, lmm_gfp_t gfp, uint16_t owner)
+{
+	return owned ? lmm_alloc_pages_owned(&mm, order, gfp, owner) : lmm_alloc_pages(&mm, order, gfp);
+}
+
+static void every_entry_point_every_path(void)
+{
+	for (unsigned variant = 0; variant < 4; variant++) {
+		struct range use[] = { { 0, 8 * MiB } };
+		struct lmm_config vc = cfg;
+		vc.flags |= (variant & 1 ? LMM_CFG_POISON : 0) | (variant & 2 ? LMM_CFG_HOLDERS : 0);
+		ASSERT(mm_setup(&mm, 8 * MiB, use, 1, NULL, 0, &vc) == LMM_OK, "init failed");
+		uint16_t me = lmm_port_owner();
+		for (unsigned owned = 0; owned < 2; owned++) {
+			CHECK(!alloc_via(owned, LMM_MAX_ORDER + 1, LMM_GFP_KERNEL, me), "bad order");
+			CHECK(!alloc_via(owned, 0, 1u << 12, me), "unknown flag");
+			CHECK(!alloc_via(owned, 1, LMM_GFP_KERNEL | LMM_GFP_EXCLUSIVE, me), "exclusive order 1");
+			CHECK(!alloc_via(owned, 1, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE | (1u << 12), me), "both bad");
+			CHECK(!lmm_alloc_pages_owned(&mm, 0, LMM_GFP_KERNEL | LMM_GFP_EXCLUSIVE, 0), "owner 0");
+			void *z = alloc_via(owned, 1, LMM_GFP_KERNEL | LMM_GFP_ZERO, me);
+			void *x = alloc_via(owned, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE | LMM_GFP_ZERO, me);
+			CHECK(z && x && lmm_page_owner(&mm, x) == me, "allocations");
+			lmm_free_pages(&mm, z, 1);
+			lmm_free_pages_owned(&mm, x, 0, me);
+		}
+		for (unsigned api = F_FREE; api <= F_PUT; api++) {
+			CHECK(free_via(api, NULL, 0, me) == LMM_OK, "NULL");
+			CHECK(free_via(api, (char *)lmm_frame_virt(&mm, 0) + 64 * MiB, 0, me) == LMM_ERR_NOT_MANAGED,
+			      "unmanaged");
+			void *one = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+			CHECK(free_via(api, one, LMM_MAX_ORDER + 1, me) == LMM_ERR_BAD_ORDER, "bad order");
+			CHECK(lmm_page_get(&mm, one) == LMM_OK && free_via(api, one, 0, me) == LMM_OK &&
+				      free_via(api, one, 0, me) == LMM_OK,
+			      "shared page");
+			void *p[40];
+			for (unsigned k = 0; k < 40; k++) /* more than the slice, then the reserve's own */
+				p[k] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
+			for (unsigned k = 0; k < 40; k++)
+				CHECK(free_via(api, p[k], 0, me) == LMM_OK, "reserve page %u", k);
+			for (unsigned k = 0; k < 40; k++) /* more than the cache holds */
+				p[k] = lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT);
+			for (unsigned k = 0; k < 40; k++)
+				CHECK(free_via(api, p[k], 0, me) == LMM_OK, "cached page %u", k);
+			void *e = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL | LMM_GFP_EXCLUSIVE);
+			CHECK(free_via(api, e, 0, (uint16_t)(me + 1)) == (api == F_OWNED ? LMM_ERR_WRONG_OWNER : LMM_OK),
+			      "exclusive");
+			if (api == F_OWNED)
+				lmm_free_pages(&mm, e, 0);
+			void *b = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL);
+			CHECK(free_via(api, b, 2, me) == LMM_OK, "order 2");
+		}
+		CHECK(lmm_check(&mm) == 0 && mm_stats(&mm).allocated == 0, "variant %u", variant);
+	}
 }
 
 int main(void)
@@ -492,6 +571,7 @@ int main(void)
 	TEST(corrupt_metadata_is_fatal_or_refused);
 	TEST(refcount_overflow_and_no_default);
 	TEST(init_drops_what_it_cannot_hold);
+	TEST(every_entry_point_every_path);
 	host_arena_unmap();
 	return testlib_exit();
 }

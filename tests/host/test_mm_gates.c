@@ -7,6 +7,7 @@
 #include "../../mm/internal.h" /* LMM_FRAME_F_RESERVE, lmm_format: internals under test */
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -51,6 +52,28 @@ static void populate(void)
 	lmm_free_pages(&mm, atomic_pg, 0); /* back to the slice */
 	if (!page || !pair || !atomic_pg || mm.cpu[0].cache_count == 0 || mm.cpu[0].slice_count == 0)
 		abort();
+}
+
+/* A fatal report is expected: the port longjmps back; interrupts are put back on. */
+#define EXPECT_FATAL(call, why)                                                                  \
+	do {                                                                                     \
+		sigjmp_buf jb;                                                                   \
+		if (sigsetjmp(jb, 1) == 0) {                                                     \
+			host_fatal_jmp = &jb;                                                    \
+			call;                                                                    \
+			host_fatal_jmp = NULL;                                                   \
+			CHECK(0, "no fatal report from " #call);                                  \
+		} else {                                                                         \
+			host_fatal_jmp = NULL;                                                   \
+			host_irq_restore(0);                                                     \
+			CHECK(strstr(host_fatal_reason(), why), "fatal reason '%s'", host_fatal_reason()); \
+		}                                                                                \
+	} while (0)
+
+static void walk_cb_nop(const struct lmm_run *run, void *ctx)
+{
+	(void)run;
+	(void)ctx;
 }
 
 static void check_names_counter_corruption(void)
@@ -240,6 +263,7 @@ static void check_names_stack_corruption(void)
 	lmm_begin(&fresh, &cfg);
 	host_log_clear();
 	CHECK(lmm_check(&fresh) == 1 && host_log_contains("not initialised"), "check before init");
+	CHECK(lmm_walk(&fresh, walk_cb_nop, NULL) == 0, "a walk before init found runs");
 }
 
 static void dump_logs_every_counter(void)
@@ -253,6 +277,59 @@ static void dump_logs_every_counter(void)
 	CHECK(host_log_contains("reserve pages handed out"), "no reserve line");
 	CHECK(host_log_contains("cpu 0: cache"), "no per-CPU line");
 	CHECK(host_log_contains("refused 1 x"), "no refusal line");
+}
+
+static void check_names_subtler_corruption(void)
+{
+	populate();
+	unsigned o = 0;
+	while (mm.free_head[o] == LMM_NIL)
+		o++;
+	uint32_t h = mm.free_head[o];
+	mm.frames[h].next = h; /* a list that loops: the walk stops (after a problem per lap) */
+	EXPECT_PROBLEM("more problems");
+	populate();
+	mm.frames[mm.free_head[o]].order = (uint8_t)(o + 1);
+	EXPECT_PROBLEM("free list holds a non-free frame");
+	populate();
+	mm.frames[mm.cpu[0].cache_head].next = mm.cpu[0].cache_head;
+	EXPECT_PROBLEM("cpu cache runs out of the frame array");
+	populate();
+	mm.frames[mm.cpu[0].cache_head].order = 1;
+	EXPECT_PROBLEM("stack holds a frame in the wrong state");
+	populate();
+	mm.frames[idx_of(page)].state = 77;
+	EXPECT_PROBLEM("frame belongs to no block");
+	populate();
+	uint32_t i = idx_of(pair);
+	mm.frames[i + 1] = mm.frames[i];
+	mm.frames[i].order = 0;
+	mm.frames[i + 1].order = 1; /* odd pfn, order 1 */
+	EXPECT_PROBLEM("block head with a bad order");
+	/* A tail after an order-0 head: a free aimed at it is no head's. */
+	populate();
+	i = idx_of(pair);
+	mm.frames[i].order = 0;
+	CHECK(lmm_free_pages(&mm, lmm_frame_virt(&mm, i + 1), 0) == LMM_ERR_NOT_HEAD, "uncovered tail");
+	/* A CPU that only freed: its line in the dump. */
+	populate();
+	unsigned cpu = lmm_port_cpu_id();
+	host_set_cpu(5);
+	lmm_free_pages(&mm, page, 0);
+	host_set_cpu(cpu);
+	host_log_clear();
+	lmm_dump(&mm);
+	CHECK(host_log_contains("cpu 5: cache 1"), "cpu 5 not dumped");
+	lmm_cpu_drain(&mm, 5);
+	lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS); /* no such CPU: nothing */
+	EXPECT_HEALTHY();
+	/* An order-10 block whose head is gone: the walk finds no head at any alignment. */
+	struct range use16[] = { { 0, 16 * MiB } };
+	ASSERT(mm_setup(&mm, 16 * MiB, use16, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	void *big = lmm_alloc_pages(&mm, LMM_MAX_ORDER, LMM_GFP_KERNEL);
+	ASSERT(big != NULL, "no order-%u block", LMM_MAX_ORDER);
+	mm.frames[idx_of(big)].state = LMM_FRAME_TAIL;
+	EXPECT_FATAL(lmm_walk(&mm, walk_cb_nop, NULL), "tail frame outside any block");
 }
 
 static void check_names_region_overrun(void)
@@ -270,6 +347,16 @@ static void check_names_region_overrun(void)
  * table's 64 sites are summed as "other". */
 static void *alloc_site_a(void) { return lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL); }
 static void *alloc_site_b(void) { return lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT); }
+/* Only ever with interrupts off. */
+static void *alloc_site_d(void)
+{
+	lmm_irqflags_t fl = host_irq_save();
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_NOWAIT);
+	host_irq_restore(fl);
+	return p;
+}
+static void *handler_page;
+static void handler_allocates(void) { handler_page = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC); }
 
 static void holders_dumped(void)
 {
@@ -282,8 +369,26 @@ static void holders_dumped(void)
 	lmm_irqflags_t fl = host_irq_save();
 	void *c = alloc_site_b();
 	host_irq_restore(fl);
+	void *d = alloc_site_d();
+	void *e = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL | LMM_GFP_EXCLUSIVE);
+	void *several[6];
+	for (unsigned i = 0; i < 6; i++)
+		several[i] = alloc_site_a();
+	handler_page = NULL;
+	host_irq_install(SIGRTMIN + 4, handler_allocates);
+	raise(SIGRTMIN + 4);
+	host_irq_uninstall(SIGRTMIN + 4);
+	CHECK(handler_page != NULL, "no allocation in the handler");
 	host_log_clear();
-	unsigned n = lmm_dump_holders(&mm, 5);
+	CHECK(lmm_dump_holders(&mm, 1) >= 4 && host_log_contains("top 1"), "holders: top 1");
+	host_log_clear();
+	unsigned n = lmm_dump_holders(&mm, 50);
+	CHECK(host_log_contains(" interrupt"), "a handler's allocation not named");
+	for (unsigned i = 0; i < 6; i++)
+		lmm_free_pages(&mm, several[i], 2);
+	lmm_free_pages(&mm, d, 0);
+	lmm_free_pages(&mm, e, 0);
+	lmm_free_pages(&mm, handler_page, 0);
 	CHECK(n >= 2 && host_log_contains("call sites hold allocated memory"), "holders: %u sites", n);
 	CHECK(host_log_contains("irqs-off"), "context of a holder not named");
 	/* Seventy made-up call sites: the table keeps 64 and sums the rest. */
@@ -349,28 +454,6 @@ static void formatter_conversions(void)
 	r.context = (enum lmm_context)7;
 	lmm_report_format(&r, buf, sizeof(buf));
 	CHECK(strstr(buf, "? context"), "report '%s'", buf);
-}
-
-/* A fatal report is expected: the port longjmps back; interrupts are put back on. */
-#define EXPECT_FATAL(call, why)                                                                  \
-	do {                                                                                     \
-		sigjmp_buf jb;                                                                   \
-		if (sigsetjmp(jb, 1) == 0) {                                                     \
-			host_fatal_jmp = &jb;                                                    \
-			call;                                                                    \
-			host_fatal_jmp = NULL;                                                   \
-			CHECK(0, "no fatal report from " #call);                                  \
-		} else {                                                                         \
-			host_fatal_jmp = NULL;                                                   \
-			host_irq_restore(0);                                                     \
-			CHECK(strstr(host_fatal_reason(), why), "fatal reason '%s'", host_fatal_reason()); \
-		}                                                                                \
-	} while (0)
-
-static void walk_cb_nop(const struct lmm_run *run, void *ctx)
-{
-	(void)run;
-	(void)ctx;
 }
 
 /* 8 MiB from pfn 1: a region whose first frame is not aligned to anything. */
@@ -566,6 +649,7 @@ int main(void)
 	TEST(check_names_stack_corruption);
 	TEST(dump_logs_every_counter);
 	TEST(check_names_region_overrun);
+	TEST(check_names_subtler_corruption);
 	TEST(holders_dumped);
 	TEST(formatter_conversions);
 	TEST(corrupt_metadata_is_fatal_or_refused);

@@ -119,6 +119,9 @@ configs() {
 	# The memory map at boot and after the stress test, in letters (mm_map=0); 4 GiB for
 	# the PCI hole, which the map must show as a hole.
 	config memmap-4G mem=4G cmdline='mode=stress stress_seconds=1 mm_map=0' check=check_memmap
+	# Holder records on: the half-way list must name the stress test's own call sites.
+	config holders   mem=128M cmdline='mode=stress stress_seconds=2 mm_holders=1' check=require_stress \
+		check=check_holders
 
 	config module    mem=128M module="$FILES/$MODNAME" check="check_module $MODNAME $MODSIZE"
 
@@ -295,6 +298,17 @@ check_stress_summary() {
 
 # check_cpus N: "cpus online: N" in the stress summary, and N rows in its per-cpu table,
 # each with atomic allocations made by that CPU's timer handler.
+# check_holders: lmm_dump_holders() listed call sites, and addr2line on the kernel ELF
+# names the stress test's handler and main loop among them (tests/scripts/symbolize.sh).
+check_holders() {
+	grep -Eq '^lmm: holders: [1-9][0-9]* call sites hold allocated memory' "$LOG" ||
+		{ why="no 'lmm: holders: N call sites' line"; return 1; }
+	named=$(sh tests/scripts/symbolize.sh "$BUILD/labyrinth.elf" "$LOG" | grep -E '  <- ' | grep -c 'stress\.c')
+	[ "$named" -ge 2 ] && return 0
+	why="holders list names $named call sites in kernel/stress.c (want the handler and the main loop)"
+	return 1
+}
+
 check_cpus() {
 	line=$(grep -E -m1 '^cpus online: [0-9]+$' "$LOG") || { why="no 'cpus online: N' line"; return 1; }
 	got=${line#cpus online: }

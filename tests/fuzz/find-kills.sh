@@ -3,6 +3,7 @@
 #
 # usage: make mutants; sh tests/fuzz/find-kills.sh      (BUILD=build, FUZZ_CC=clang)
 #   KILL_FUZZ_SECONDS=20   fuzzing time per mutant that no committed input kills
+#   KILL_MUTANTS="a b"     only these mutants
 #
 # For every mutant that make mutants prepared ($BUILD/mutants/<name>/mm), build fuzz_mm
 # against it and replay the committed corpus (the kills-* inputs first); the first input
@@ -31,7 +32,8 @@ for k in "$CORPUS"/kills-*; do
 	echo "$names" | grep -qx "$n" || { rm -f "$k"; echo "removed stale $k"; }
 done
 
-for name in $names; do
+# KILL_MUTANTS="a b": only these.
+for name in ${KILL_MUTANTS:-$names}; do
 	src=$BUILD/mutants/$name/mm
 	[ -d "$src" ] || { echo "none $name (not prepared: run make mutants)"; continue; }
 	bin=$OUT/$name

@@ -87,7 +87,7 @@ size_t lmm_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 		while (*fmt >= '0' && *fmt <= '9')
 			width = width * 10 + (*fmt++ - '0');
 		while (*fmt == 'l' || *fmt == 'z')
-			lng += (*fmt++ == 'z') ? 2 : 1;
+			lng += (*fmt++ == 'z' && sizeof(size_t) > sizeof(long)) ? 2 : 1; /* z: size_t's width */
 
 		unsigned long long u;
 		switch (*fmt) {

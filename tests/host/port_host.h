@@ -70,6 +70,10 @@ void host_log_clear(void);
 extern __thread sigjmp_buf *host_fatal_jmp;
 const char *host_fatal_reason(void);
 
+/* Called once (then cleared) right after the next lock release, interrupts still as the
+ * releaser had them: a single-threaded test plays another CPU that was waiting for it. */
+extern void (*host_after_unlock)(void);
+
 /* Lock statistics: reports of locks spun on too long. */
 uint64_t host_lock_slow_reports(void);
 /* Every lock taken through the port, by any thread: proves the per-CPU fast path takes none. */

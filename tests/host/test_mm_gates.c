@@ -647,6 +647,39 @@ static void every_entry_point_every_path(void)
 	}
 }
 
+/*
+ * The race fixed in a77e18d, made deterministic: a block taken from the buddy lists must
+ * be marked allocated before the core lock is released.  The moment it is released,
+ * "CPU 1" (host_after_unlock) frees the block's buddy; a merge then must not find the
+ * block FREE.  No cache, no reserve: every call reaches the lists.
+ */
+static void *race_buddy;
+static void free_buddy_on_cpu1(void)
+{
+	unsigned cpu = lmm_port_cpu_id();
+	host_set_cpu(1);
+	lmm_free_pages(&mm, race_buddy, 0);
+	host_set_cpu(cpu);
+}
+
+static void block_handed_out_before_unlock(void)
+{
+	struct range use[] = { { 0, 8 * MiB } };
+	struct lmm_config nc = { .pool_target = 0, .cache_high = LMM_CPU_OFF, .pool_slice = LMM_CPU_OFF,
+				 .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 8 * MiB, use, 1, NULL, 0, &nc) == LMM_OK, "init failed");
+	race_buddy = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* its buddy is now alone on list 0 */
+	host_after_unlock = free_buddy_on_cpu1;
+	void *b = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	host_after_unlock = NULL;
+	ASSERT(b && (host_virt_to_phys(b) ^ host_virt_to_phys(race_buddy)) == 4096, "not the buddy");
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(lmm_check(&mm) == 0 && s.allocated == 1, "the block was merged away while handed out: %s",
+	      host_log_last());
+	lmm_free_pages(&mm, b, 0);
+	CHECK(lmm_check(&mm) == 0 && mm_stats(&mm).allocated == 0, "after the free");
+}
+
 int main(void)
 {
 	TEST(check_names_counter_corruption);
@@ -662,6 +695,7 @@ int main(void)
 	TEST(refcount_overflow_and_no_default);
 	TEST(init_drops_what_it_cannot_hold);
 	TEST(every_entry_point_every_path);
+	TEST(block_handed_out_before_unlock);
 	host_arena_unmap();
 	return testlib_exit();
 }

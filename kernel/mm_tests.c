@@ -153,6 +153,8 @@ static void named_routine_roundtrip(struct ktest_ctx *t)
 	KT_EXPECT(lmm_page_owner(&kernel_mm, p) == KMM_OWNER(arch_cpu_id(), 0), "owner 0x%x",
 		  lmm_page_owner(&kernel_mm, p));
 	KT_EXPECT(stats_of(&kernel_mm).pool_hits == before.pool_hits + 1, "not served by the pool");
+	KT_EXPECT(stats_of(&kernel_mm).reserve_to[LMM_CLASS_ATOMIC] == before.reserve_to[LMM_CLASS_ATOMIC] + 1,
+		  "reserve page not counted for the ATOMIC class");
 	KT_EXPECT(lmm_page_get(&kernel_mm, p) == LMM_ERR_EXCLUSIVE, "exclusive page shared");
 	KT_EXPECT(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "free refused");
 	enum lmm_status again = labyrinth_free_page_atomic_exclusive(p);
@@ -188,14 +190,15 @@ static void *arena_block;
 #define ARENA_ORDER 10
 #define ARENA_POOL 8
 
-static bool arena_begin(struct ktest_ctx *t)
+static bool arena_begin_flags(struct ktest_ctx *t, uint32_t flags)
 {
 	arena_block = lmm_alloc_pages(&kernel_mm, ARENA_ORDER, LMM_GFP_KERNEL);
 	if (!arena_block) {
 		ktest_fail(t, "cannot borrow a 4 MiB block from the kernel allocator");
 		return false;
 	}
-	struct lmm_config cfg = { .pool_target = ARENA_POOL, .pool_low = ARENA_POOL / 2, .flags = LMM_CFG_QUIET };
+	struct lmm_config cfg = { .pool_target = ARENA_POOL, .pool_low = ARENA_POOL / 2,
+				  .flags = LMM_CFG_QUIET | flags };
 	lmm_begin(&arena, &cfg);
 	lmm_add_range(&arena, lmm_virt_to_phys(&kernel_mm, arena_block), PAGE << ARENA_ORDER);
 	if (lmm_init(&arena) != LMM_OK) {
@@ -204,6 +207,11 @@ static bool arena_begin(struct ktest_ctx *t)
 		return false;
 	}
 	return true;
+}
+
+static bool arena_begin(struct ktest_ctx *t)
+{
+	return arena_begin_flags(t, 0);
 }
 
 static void arena_end(struct ktest_ctx *t)
@@ -349,6 +357,108 @@ static void walk_matches_stats(struct ktest_ctx *t)
 		  w.next_pfn - w.pages[LMM_RUN_HOLE], s.managed);
 }
 
+
+/* A shared block goes back only with its last reference; a reserved page is never freed. */
+static void references_and_reserved_pages(struct ktest_ctx *t)
+{
+	uint64_t *p = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL);
+	KT_EXPECT(p != NULL, "no page");
+	if (!p)
+		return;
+	KT_EXPECT(lmm_page_get(&kernel_mm, p) == LMM_OK, "second reference refused");
+	KT_EXPECT(lmm_free_pages(&kernel_mm, p, 0) == LMM_OK, "first put refused");
+	KT_EXPECT(lmm_page_get(&kernel_mm, p) == LMM_OK, "page freed while a reference was left");
+	KT_EXPECT(lmm_free_pages(&kernel_mm, p, 0) == LMM_OK && lmm_free_pages(&kernel_mm, p, 0) == LMM_OK,
+		  "puts refused");
+	KT_EXPECT(lmm_free_pages(&kernel_mm, p, 0) == LMM_ERR_ALREADY_FREE, "a put past the last reference");
+	/* Page 1 is in the first MiB, which mm_setup reserves: managed, never handed out. */
+	void *low = lmm_phys_to_virt(&kernel_mm, 0x1000);
+	KT_EXPECT(low != NULL, "the first MiB is not managed");
+	enum lmm_status st = lmm_free_pages(&kernel_mm, low, 0);
+	KT_EXPECT(st == LMM_ERR_RESERVED, "free of a reserved page: '%s'", lmm_status_str(st));
+}
+
+/* Debug poisoning: a page written after its free is reported at its next allocation. */
+static void poison_catches_use_after_free(struct ktest_ctx *t)
+{
+	if (!arena_begin_flags(t, LMM_CFG_POISON))
+		return;
+	uint64_t *p = lmm_alloc_pages(&arena, 0, LMM_GFP_KERNEL);
+	KT_EXPECT(p != NULL, "no page");
+	if (p) {
+		lmm_free_pages(&arena, p, 0);
+		uint64_t errors = stats_of(&arena).poison_errors;
+		p[7] = 1; /* the use after free */
+		uint64_t *q = lmm_alloc_pages(&arena, 0, LMM_GFP_KERNEL);
+		KT_EXPECT(q == p, "the cache did not hand the page back first");
+		KT_EXPECT(stats_of(&arena).poison_errors == errors + 1, "write after free not reported");
+		lmm_free_pages(&arena, q, 0);
+	}
+	arena_end(t);
+}
+
+/*
+ * The reserve's frames come back from any context and stay a fixed budget; lowering the
+ * target lets frames go, raising it brings the reserve back on the next slow path.
+ */
+static void reserve_budget_kept_and_marks(struct ktest_ctx *t)
+{
+	if (!arena_begin(t))
+		return;
+	void *a = lmm_alloc_pages(&arena, 0, LMM_GFP_ATOMIC);
+	KT_EXPECT(a != NULL, "no reserve page");
+	arch_irqflags_t f = arch_irq_save();
+	KT_EXPECT(lmm_free_pages(&arena, a, 0) == LMM_OK, "irqs-off free refused");
+	arch_irq_restore(f);
+	struct lmm_stats s = stats_of(&arena);
+	KT_EXPECT(s.pool == ARENA_POOL && s.reserve_held == 0, "irqs-off free: reserve %lu (+%lu out) of %u",
+		  s.pool, s.reserve_held, ARENA_POOL);
+
+	KT_EXPECT(lmm_pool_set_marks(&arena, 2, ARENA_POOL / 2) == LMM_OK, "lowering the target refused");
+	KT_EXPECT(stats_of(&arena).pool == ARENA_POOL / 2, "pool %lu after lowering", stats_of(&arena).pool);
+	KT_EXPECT(lmm_check(&arena) == 0, "frames that left the reserve are not ordinary again");
+
+	KT_EXPECT(lmm_pool_set_marks(&arena, ARENA_POOL, ARENA_POOL) == LMM_OK, "raising the target refused");
+	lmm_cpu_drain(&arena, arch_cpu_id()); /* the next KERNEL allocation takes the slow path */
+	void *k = lmm_alloc_pages(&arena, 0, LMM_GFP_KERNEL);
+	KT_EXPECT(k != NULL && stats_of(&arena).pool == ARENA_POOL,
+		  "a KERNEL slow path below the low mark did not bring the reserve back: pool %lu",
+		  stats_of(&arena).pool);
+	lmm_free_pages(&arena, k, 0);
+	arena_end(t);
+}
+
+/* A large block held apart only by pages in this CPU's cache is still handed out. */
+static void large_block_behind_the_cache(struct ktest_ctx *t)
+{
+	static void *page[1u << ARENA_ORDER];
+	if (!arena_begin(t))
+		return;
+	struct lmm_stats s0 = stats_of(&arena);
+	unsigned top = LMM_MAX_ORDER;
+	while (top && !s0.free_blocks[top])
+		top--;
+	uint64_t base = lmm_virt_to_phys(&kernel_mm, arena_block), n = 0;
+	void *p;
+	while ((p = lmm_alloc_pages(&arena, 0, LMM_GFP_KERNEL))) {
+		page[(lmm_virt_to_phys(&arena, p) - base) / PAGE] = p;
+		n++;
+	}
+	/* Highest addresses first: the last ones freed, kept by the cache, are the lowest. */
+	for (unsigned i = 1u << ARENA_ORDER; i-- > 0;)
+		if (page[i]) {
+			lmm_free_pages(&arena, page[i], 0);
+			page[i] = NULL;
+		}
+	struct lmm_stats s1 = stats_of(&arena);
+	KT_EXPECT(n > 0 && s1.cached > 0, "fixture: %lu pages, %lu cached", n, s1.cached);
+	void *big = lmm_alloc_pages(&arena, top, LMM_GFP_KERNEL);
+	KT_EXPECT(big != NULL, "order %u refused with %lu pages cached (%lu blocks of it at start, %lu now)", top,
+		  s1.cached, s0.free_blocks[top], s1.free_blocks[top]);
+	lmm_free_pages(&arena, big, top);
+	arena_end(t);
+}
+
 static const struct ktest mm_tests[] = {
 	{ "mm_boot_state", boot_state },
 	{ "mm_alloc_every_page", alloc_every_page },
@@ -359,6 +469,10 @@ static const struct ktest mm_tests[] = {
 	{ "mm_bad_frees_refused", bad_frees_refused },
 	{ "mm_exclusive_ownership_enforced", exclusive_ownership_enforced },
 	{ "mm_walk_matches_stats", walk_matches_stats },
+	{ "mm_references_and_reserved_pages", references_and_reserved_pages },
+	{ "mm_poison_catches_use_after_free", poison_catches_use_after_free },
+	{ "mm_reserve_budget_kept_and_marks", reserve_budget_kept_and_marks },
+	{ "mm_large_block_behind_the_cache", large_block_behind_the_cache },
 };
 
 unsigned kernel_run_mm_tests(void)

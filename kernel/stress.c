@@ -114,15 +114,17 @@ enum violation {
 	V_DOUBLE_FREE_IRQ, /* handler frees its own page twice: ALREADY_FREE                */
 	V_DOUBLE_FREE_MAIN,/* main loop frees a handed-over page twice: ALREADY_FREE        */
 	V_KERNEL_IN_IRQ,   /* KERNEL allocation from a handler: NULL + BAD_CONTEXT          */
+	V_REFILL_IN_IRQ,   /* lmm_pool_refill from a handler: 0 pages + BAD_CONTEXT          */
 	V_COUNT
 };
 static const char *const violation_names[V_COUNT] = {
 	"free of another cpu's page", "free as the old owner", "second ref to exclusive",
 	"double free in handler", "double free in main loop", "KERNEL alloc in handler",
+	"pool refill in handler",
 };
 static const enum lmm_status violation_reason[V_COUNT] = {
 	LMM_ERR_WRONG_OWNER, LMM_ERR_WRONG_OWNER, LMM_ERR_EXCLUSIVE,
-	LMM_ERR_ALREADY_FREE, LMM_ERR_ALREADY_FREE, LMM_ERR_BAD_CONTEXT,
+	LMM_ERR_ALREADY_FREE, LMM_ERR_ALREADY_FREE, LMM_ERR_BAD_CONTEXT, LMM_ERR_BAD_CONTEXT,
 };
 static struct {
 	uint64_t tried, right;
@@ -367,6 +369,8 @@ static void irq_violations(struct cpu_stress *c, unsigned cpu)
 	if (theirs)
 		note_violation(V_CROSS_CPU_FREE, lmm_free_pages(&kernel_mm, theirs, 0));
 	void *k = lmm_alloc_pages(&kernel_mm, 0, LMM_GFP_KERNEL);
+	/* Refused outright, or it would loop over the lists with interrupts off. */
+	note_violation(V_REFILL_IN_IRQ, lmm_pool_refill(&kernel_mm) == 0 ? LMM_ERR_BAD_CONTEXT : LMM_OK);
 	gate_out();
 	uint64_t finished0 = __atomic_load_n(&calls_finished, __ATOMIC_SEQ_CST);
 	uint64_t started0 = __atomic_load_n(&calls_started, __ATOMIC_SEQ_CST);
@@ -934,8 +938,15 @@ bool kernel_run_stress(void)
 		    viol[v].tried, viol[v].wrong_reason >= 0 ? "; first wrong: " : "",
 		    viol[v].wrong_reason >= 0 ? lmm_status_str((enum lmm_status)viol[v].wrong_reason) : "");
 	}
-	row("KERNEL refusals counted as BAD_CONTEXT", "= KERNEL allocs in handlers", "%lu (attempted %lu)",
-	    bad_context, viol[V_KERNEL_IN_IRQ].tried);
+	uint64_t context_tries = viol[V_KERNEL_IN_IRQ].tried + viol[V_REFILL_IN_IRQ].tried;
+	row("refusals counted as BAD_CONTEXT", "= KERNEL allocs and refills in handlers", "%lu (attempted %lu)",
+	    bad_context, context_tries);
+	/* The reserve is a fixed budget: all its frames back, none replaced by a refill. */
+	uint64_t budget = end.pool + end.reserve_held;
+	row("reserve frames at the end", "= target, none refilled", "%lu of %u (%lu pages refilled)", budget,
+	    end.pool_target, end.pool_refill_pages - start.pool_refill_pages);
+	row("reserve pages counted for ATOMIC callers", "= pool hits", "%lu (pool hits %lu)",
+	    end.reserve_to[LMM_CLASS_ATOMIC] - start.reserve_to[LMM_CLASS_ATOMIC], pool_hits);
 	row("signature mismatches", "0", "%lu", mismatches);
 	row("lost pages", "0", "%ld", lost);
 	row("violations caught", "all", "%lu of %lu", right, tried);
@@ -947,7 +958,9 @@ bool kernel_run_stress(void)
 		    right == tried && unjustified == 0 && bad_frees == 0 && timers_failed == 0 &&
 		    cs[0].ticks >= target_ticks && cpus_without_allocs == 0 && exhaustions > 0 &&
 		    pool_hits > 0 && empty_failures == fails && low_water_ok &&
-		    bad_context == viol[V_KERNEL_IN_IRQ].tried && pool_hits <= allocs + ncpu &&
+		    bad_context == context_tries && pool_hits <= allocs + ncpu &&
+		    budget == end.pool_target && end.pool_refill_pages == start.pool_refill_pages &&
+		    end.reserve_to[LMM_CLASS_ATOMIC] - start.reserve_to[LMM_CLASS_ATOMIC] == pool_hits &&
 		    end.reserve_to[LMM_CLASS_KERNEL] == 0 && end.reserve_to[LMM_CLASS_NOWAIT] == 0;
 	if (!counters_back)
 		kprintf("stress: counters did not return: available %lu->%lu allocated %lu->%lu\n",

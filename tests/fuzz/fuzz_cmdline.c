@@ -57,13 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 
-	hz = 1000;
-	big = 7;
-	small = 5;
-	strcpy(mode, "demo");
-	strcpy(name, "");
-	verbose = false;
-	quiet = true;
+	table_defaults();
 	nreports = 0;
 
 	unsigned problems = cmdline_parse(s, table, NT, report);

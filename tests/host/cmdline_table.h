@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <labyrinth/cmdline.h>
 
@@ -25,5 +26,17 @@ static const struct kopt table[] = {
 	{ "quiet", KOPT_BOOL, &quiet, 0, 1, "flag", NULL },
 };
 #define NT (sizeof(table) / sizeof(table[0]))
+
+/* The defaults every case starts from. */
+static void table_defaults(void)
+{
+	hz = 1000;
+	big = 7;
+	small = 5;
+	strcpy(mode, "demo");
+	strcpy(name, "");
+	verbose = false;
+	quiet = true;
+}
 
 #endif /* LABYRINTH_CMDLINE_TABLE_H */

@@ -31,13 +31,7 @@ static void capture(const char *line)
 
 static void reset(void)
 {
-	hz = 1000;
-	big = 7;
-	small = 5;
-	strcpy(mode, "demo");
-	strcpy(name, "");
-	verbose = false;
-	quiet = true;
+	table_defaults();
 	nreports = 0;
 	memset(reports, 0, sizeof(reports));
 }

@@ -74,34 +74,40 @@ static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned orde
 static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order);
 
 /*
- * ALLOCATED/EXCLUSIVE -> mm/: the last reference to the block at @idx is gone.  An
- * order-0 page goes on this CPU's slice (a reserve frame) or cache (any other) when
- * that has room, without the lock.  Anything else needs the core: with @locked false
- * this returns false having changed nothing, and the caller takes the lock and calls
- * again.  Interrupts off on CPU @c.  Always inlined: each of its two callers passes a
- * constant @locked, so each keeps only its own half (gcc left it out of line).
+ * Whether this CPU's per-CPU layer has room for the order-0 block at @idx: its slice
+ * for a reserve frame, its cache for any other.  Interrupts off on CPU @c.  The flag
+ * is read before the verdict, so relaxed: a bogus free may aim at any frame.
  */
-static inline __attribute__((always_inline)) bool take_back(struct lmm *mm, struct lmm_cpu *c,
-								 uint32_t idx, unsigned order, bool locked)
+static inline bool take_back_room(const struct lmm *mm, const struct lmm_cpu *c, uint32_t idx, unsigned order)
+{
+	if (order != 0)
+		return false;
+	return (LMM_READ_ONCE(mm->frames[idx].flags) & LMM_FRAME_F_RESERVE) ? c->slice_count < mm->pool_slice
+									     : c->cache_count < mm->cache_high;
+}
+
+/*
+ * ALLOCATED/EXCLUSIVE -> mm/: the last reference to the block at @idx is gone.  With
+ * @locked false the caller has checked take_back_room(): the page goes on this CPU's
+ * slice (a reserve frame) or cache (any other) without the lock.  With @locked true the
+ * core places it.  Interrupts off on CPU @c.  Always inlined: each of its two callers
+ * passes a constant @locked, so each keeps only its own half.
+ */
+static inline __attribute__((always_inline)) void take_back(struct lmm *mm, struct lmm_cpu *c, uint32_t idx,
+							     unsigned order, bool locked)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 
-	if (likely(order == 0)) {
-		bool reserve = f->flags & LMM_FRAME_F_RESERVE;
-		if (reserve ? c->slice_count < mm->pool_slice : c->cache_count < mm->cache_high) {
-			release(c, f, 0);
-			if (reserve)
-				lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
-			else
-				lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
-			return true;
-		}
+	if (!locked || (order == 0 && take_back_room(mm, c, idx, 0))) {
+		release(c, f, 0);
+		if (f->flags & LMM_FRAME_F_RESERVE)
+			lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
+		else
+			lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
+		return;
 	}
-	if (!locked)
-		return false;
 	release(c, f, order);
 	core_place_locked(mm, c, idx, order);
-	return true;
 }
 
 /* ---- The per-CPU layer's batches (lock held) ------------------------------------------- */
@@ -261,10 +267,17 @@ static void zero_block(void *p, unsigned order)
 		w[i] = 0;
 }
 
-/* After interrupts are back on: what the common allocation does not need. */
-static lmm_cold void *alloc_finish_slow(struct lmm *mm, void *p, uint32_t idx, unsigned order,
-					lmm_gfp_t gfp)
+/*
+ * After interrupts are back on, what the common allocation does not need: the holder
+ * record (the block is the caller's, so it needs interrupts no more), the poison check,
+ * zeroing.
+ */
+static lmm_cold void *alloc_finish_slow(struct lmm *mm, uint32_t idx, unsigned order, lmm_gfp_t gfp,
+					const void *caller)
 {
+	void *p = lmm_frame_virt(mm, idx);
+	if (mm->holders != NULL)
+		lmm_holder_record(mm, idx, order, caller);
 	if (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))
 		lmm_poison_verify(mm, idx, order);
 	if (gfp & LMM_GFPB_ZERO)
@@ -272,16 +285,50 @@ static lmm_cold void *alloc_finish_slow(struct lmm *mm, void *p, uint32_t idx, u
 	return p;
 }
 
+/*
+ * The core's side of an allocation the per-CPU layer could not serve: one lock hold,
+ * one core call, the hand-out, the unlock.  Interrupts off on CPU @c.  Out of line so
+ * that the common path keeps few registers live.
+ */
+static __attribute__((noinline)) uint32_t alloc_from_core(struct lmm *mm, struct lmm_cpu *c, unsigned order,
+							  lmm_gfp_t gfp, uint16_t owner)
+{
+	lmm_irqflags_t held = lmm_lock(mm, c);
+	uint32_t idx = core_alloc_locked(mm, c, order, gfp);
+	/*
+	 * A block from the core is still FREE until hand_out() marks it: it must do so
+	 * before the lock goes, or another CPU's merge would find a FREE buddy that is on
+	 * no list and take it back.  Cache and slice frames are CACHED/POOL: no lock.
+	 */
+	if (likely(idx != LMM_NIL))
+		hand_out(mm, c, idx, order, gfp, owner);
+	else
+		LMM_INC(c->alloc_failures);
+	lmm_unlock(mm, held);
+	return idx;
+}
+
+/*
+ * The return address of the public function: alloc_common() and free_common() are
+ * always inlined into it, and the builtin is expanded after inlining.  Evaluated only
+ * where a refusal or holder record needs it, so the common path never keeps it live.
+ */
+#define LMM_CALLER __builtin_return_address(0)
+
+/*
+ * Every allocation.  The likely branch: an order-0 request served by this CPU's cache
+ * (or, for ATOMIC, its reserve slice) with interrupts off and no lock.
+ */
 static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, unsigned order,
-								 lmm_gfp_t gfp, uint16_t owner,
-								 const void *caller)
+								 lmm_gfp_t gfp, uint16_t owner)
 {
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
 	if (unlikely(order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner))))
-		return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, caller);
+		return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, LMM_CALLER);
 	/* KERNEL may one day mean "may wait": keep it out of handlers from the start. */
 	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
-		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller);
+		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, LMM_CALLER);
+	owner = excl ? owner : 0;
 
 	lmm_irqflags_t fl = lmm_port_irq_save();
 	struct lmm_cpu *c = lmm_this_cpu(mm);
@@ -295,57 +342,31 @@ static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, 
 			idx = lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
 		}
 	}
-	/*
-	 * A block from the core is still FREE until hand_out() marks it: it must do so
-	 * before the lock goes, or another CPU's merge would find a FREE buddy that is on
-	 * no list and take it back.  Cache and slice frames are CACHED/POOL: no lock.
-	 */
-	bool locked = false;
-	lmm_irqflags_t held = 0;
-	if (unlikely(idx == LMM_NIL)) {
-		held = lmm_lock(mm, c);
-		locked = true;
-		idx = core_alloc_locked(mm, c, order, gfp);
-	}
 	if (likely(idx != LMM_NIL))
-		hand_out(mm, c, idx, order, gfp, excl ? owner : 0);
+		hand_out(mm, c, idx, 0, gfp, owner);
 	else
-		LMM_INC(c->alloc_failures);
-	if (unlikely(locked))
-		lmm_unlock(mm, held);
+		idx = alloc_from_core(mm, c, order, gfp, owner);
 	lmm_port_irq_restore(fl);
 
 	if (unlikely(idx == LMM_NIL))
 		return NULL;
-	/* The block is the caller's: its holder record needs interrupts no more. */
-	if (unlikely(mm->holders != NULL))
-		lmm_holder_record(mm, idx, order, caller);
-	void *p = lmm_frame_virt(mm, idx);
-	if (unlikely((gfp & LMM_GFPB_ZERO) || (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))))
-		return alloc_finish_slow(mm, p, idx, order, gfp);
-	return p;
+	if (unlikely((gfp & LMM_GFPB_ZERO) || (mm->cfg.flags & (LMM_CFG_HOLDERS | LMM_CFG_POISON))))
+		return alloc_finish_slow(mm, idx, order, gfp, LMM_CALLER);
+	return lmm_frame_virt(mm, idx);
 }
 
 void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
 {
-	return alloc_common(mm, order, gfp, owner, __builtin_return_address(0));
+	return alloc_common(mm, order, gfp, owner);
 }
 
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
 	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
-	return alloc_common(mm, order, gfp, owner, __builtin_return_address(0));
+	return alloc_common(mm, order, gfp, owner);
 }
 
 /* ---- Freeing --------------------------------------------------------------------------------- */
-
-/*
- * What a free of the block at @f with @order by @owner may do: LMM_OK when it drops the
- * last reference, otherwise the refusal, or LMM_ERR_REFCOUNT for "a shared block: only
- * a reference goes" (never returned to callers).  Reads the frame with relaxed loads:
- * the fast path runs it without the lock, on a block that only the caller may change.
- */
-#define FREE_DROP_REF LMM_ERR_REFCOUNT
 
 /*
  * The head of the block that holds frame @idx: @idx itself unless it is a tail, else
@@ -374,17 +395,18 @@ static bool state_is_free(uint8_t state)
 }
 
 /*
- * What a free of the block at @idx with @order by *@owner may do: LMM_OK when it drops
+ * What a free of the block at @idx with @order by @owner may do: LMM_OK when it drops
  * the last reference, FREE_DROP_REF for "a shared block: only a reference goes" (never
- * returned to callers), otherwise the refusal.  Relaxed loads: the fast path runs it
- * without the lock, on a block that only the caller may change.  A free aimed inside a
- * free block (merged away since, or in a cache or the pool) is a double free; inside
- * an allocated block, not a head.
+ * returned to callers), otherwise the refusal.  @ask_owner: the caller named no owner,
+ * so an exclusive page asks the port who is calling.  Relaxed loads: the per-CPU path
+ * runs it without the lock, on a block that only the caller may change.  A free aimed
+ * inside a free block (merged away since, or in a cache or the pool) is a double free;
+ * inside an allocated block, not a head.
  */
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
 
 static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order,
-					   uint16_t *owner, bool ask_owner)
+					   uint16_t owner, bool ask_owner)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
 	uint8_t state = LMM_READ_ONCE(f->state);
@@ -397,8 +419,8 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 		if (unlikely(f->order != order))
 			return LMM_ERR_WRONG_ORDER;
 		if (ask_owner)
-			*owner = lmm_port_owner();
-		return likely(LMM_READ_ONCE(f->owner) == *owner) ? LMM_OK : LMM_ERR_WRONG_OWNER;
+			owner = lmm_port_owner();
+		return likely(LMM_READ_ONCE(f->owner) == owner) ? LMM_OK : LMM_ERR_WRONG_OWNER;
 	}
 	if (state == LMM_FRAME_TAIL) {
 		uint32_t h = block_head(mm, idx);
@@ -408,9 +430,9 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 	return lmm_state_refusal(state);
 }
 
-/* The whole free, lock held: the verdict again (it is final now), then the core. */
+/* The whole free, lock held: the verdict (final now), then the take-back. */
 static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-					uint16_t *owner, bool ask_owner)
+					uint16_t owner, bool ask_owner)
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
@@ -424,18 +446,32 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 	return st;
 }
 
+/* A free the per-CPU layer could not take, interrupts off on CPU @c: one lock hold. */
+static __attribute__((noinline)) enum lmm_status free_in_core(struct lmm *mm, struct lmm_cpu *c, uint32_t idx,
+							      unsigned order, uint16_t owner, bool ask_owner)
+{
+	lmm_irqflags_t held = lmm_lock(mm, c);
+	enum lmm_status st = core_free_locked(mm, c, idx, order, owner, ask_owner);
+	lmm_unlock(mm, held);
+	return st;
+}
+
 static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
 {
 	for (uint32_t k = 0; k < (1u << order); k++)
 		lmm_poison_page(mm, idx + k);
 }
 
-/* The record of a refused free, made after the lock and interrupts are back. */
+/*
+ * The record of a refused free, made after the lock and interrupts are back.  A caller
+ * that named no owner acted as the port's owner of this context.
+ */
 static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, const void *ptr, unsigned order,
-					    uint32_t idx, uint16_t owner, const void *caller)
+					    uint32_t idx, uint16_t owner, bool ask_owner, const void *caller)
 {
 	struct lmm_report r = { .reason = st, .op = "free", .ptr = ptr, .phys = LMM_PHYS_INVALID,
-				.order = order, .caller_owner = owner, .caller = caller };
+				.order = order, .caller_owner = ask_owner ? lmm_port_owner() : owner,
+				.caller = caller };
 	if (idx != LMM_NIL) {
 		r.phys = lmm_frame_phys(mm, idx);
 		uint32_t h = block_head(mm, idx);
@@ -449,9 +485,14 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 	return st;
 }
 
-/* @ask_owner: the caller named no owner; ask the port if the page is exclusive. */
+/*
+ * Every free.  The likely branch: an order-0 page that this CPU's cache (or, for a
+ * reserve frame, its slice) has room for, checked and pushed with interrupts off and
+ * no lock.  Anything else gets its one verdict under the lock.
+ * @ask_owner: the caller named no owner; ask the port if the page is exclusive.
+ */
 static inline __attribute__((always_inline)) enum lmm_status
-free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_owner, const void *caller)
+free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_owner)
 {
 	uint32_t idx = LMM_NIL;
 	if (unlikely(!ptr))
@@ -459,44 +500,75 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
-				   st != LMM_OK ? LMM_NIL : idx, owner, caller);
+				   st != LMM_OK ? LMM_NIL : idx, owner, ask_owner, LMM_CALLER);
 
 	/* The caller still holds the block: poison it before interrupts go off. */
-	st = free_verdict(mm, idx, order, &owner, ask_owner);
-	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) && st == LMM_OK)
+	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) &&
+	    free_verdict(mm, idx, order, owner, ask_owner) == LMM_OK)
 		poison_block(mm, idx, order);
 
 	lmm_irqflags_t fl = lmm_port_irq_save();
 	struct lmm_cpu *c = lmm_this_cpu(mm);
 	LMM_INC(c->free_calls);
-	if (likely(st == LMM_OK) && take_back(mm, c, idx, order, false)) {
-		lmm_port_irq_restore(fl);
-		return LMM_OK;
+	if (likely(take_back_room(mm, c, idx, order)) &&
+	    likely((st = free_verdict(mm, idx, order, owner, ask_owner)) == LMM_OK)) {
+		take_back(mm, c, idx, 0, false);
+	} else {
+		/* Ask the owner again if needed: the frame may have changed hands since. */
+		st = free_in_core(mm, c, idx, order, owner, ask_owner);
 	}
-	lmm_irqflags_t held = lmm_lock(mm, c);
-	/* Ask the owner again if needed: the frame may have changed hands since. */
-	st = core_free_locked(mm, c, idx, order, &owner, ask_owner);
-	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 
 	if (unlikely(st != LMM_OK))
-		return refuse_free(mm, st, ptr, order, idx, owner, caller);
+		return refuse_free(mm, st, ptr, order, idx, owner, ask_owner, LMM_CALLER);
 	return LMM_OK;
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
 {
-	return free_common(mm, ptr, order, owner, false, __builtin_return_address(0));
+	return free_common(mm, ptr, order, owner, false);
 }
 
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true, __builtin_return_address(0));
+	return free_common(mm, ptr, order, 0, true);
 }
 
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true, __builtin_return_address(0));
+	return free_common(mm, ptr, order, 0, true);
+}
+
+/* ---- The atomic exclusive routine ------------------------------------------------------ */
+
+/* Written once at init (before interrupts can use it), read from any context. */
+static struct lmm *default_mm;
+
+void lmm_set_default(struct lmm *mm)
+{
+	__atomic_store_n(&default_mm, mm, __ATOMIC_RELEASE);
+}
+
+struct lmm *lmm_default(void)
+{
+	return __atomic_load_n(&default_mm, __ATOMIC_ACQUIRE);
+}
+
+/* The same allocation and free as lmm_alloc_pages_owned()/lmm_free_pages_owned(), inlined. */
+void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void)
+{
+	struct lmm *mm = lmm_default();
+	if (unlikely(!mm))
+		return NULL;
+	return alloc_common(mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, lmm_port_owner());
+}
+
+enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
+{
+	struct lmm *mm = lmm_default();
+	if (unlikely(!mm))
+		return page ? LMM_ERR_NOT_MANAGED : LMM_OK;
+	return free_common(mm, page, 0, lmm_port_owner(), false);
 }
 
 /* ---- Draining a CPU ---------------------------------------------------------------------------- */

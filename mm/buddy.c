@@ -27,7 +27,7 @@
  * the merge too: those pages are the per-CPU layer's until it gives them back here.
  *
  * Both loops are bounded by LMM_MAX_ORDER iterations and never recurse.  Everything in
- * this file runs with mm->lock held; the two list helpers below are the only code that
+ * this file runs with mm->lock held; the list helpers below are the only code that
  * links or unlinks a free block.
  */
 #include "internal.h"
@@ -48,18 +48,35 @@ static inline void list_push(struct lmm *mm, struct lmm_frame *frames, unsigned 
 	mm->free_blocks[order]++;
 }
 
+/*
+ * list_push() onto a list known to be empty (a split's upper half): no old head to
+ * link back, and the caller sets the free_mask bits of a whole split at once.
+ */
+static inline void list_push_alone(struct lmm *mm, struct lmm_frame *frames, unsigned order, uint32_t idx)
+{
+	struct lmm_frame *f = &frames[idx];
+
+	f->order = (uint8_t)order;
+	f->next = LMM_NIL;
+	f->prev = LMM_NIL;
+	LMM_WRITE_ONCE(f->state, LMM_FRAME_FREE);
+	mm->free_head[order] = idx;
+	mm->free_blocks[order] = 1;
+}
+
 static inline void list_unlink(struct lmm *mm, struct lmm_frame *frames, unsigned order, uint32_t idx)
 {
 	uint32_t next = frames[idx].next, prev = frames[idx].prev;
 
-	if (prev != LMM_NIL)
+	if (prev != LMM_NIL) {
 		frames[prev].next = next;
-	else
+	} else {
 		mm->free_head[order] = next;
+		if (next == LMM_NIL) /* the list is empty now */
+			mm->free_mask &= ~(1u << order);
+	}
 	if (next != LMM_NIL)
 		frames[next].prev = prev;
-	if (mm->free_head[order] == LMM_NIL)
-		mm->free_mask &= ~(1u << order);
 	mm->free_blocks[order]--;
 }
 
@@ -77,15 +94,20 @@ uint32_t lmm_buddy_alloc_locked(struct lmm *mm, const struct lmm_cpu *c, unsigne
 		return LMM_NIL;
 
 	struct lmm_frame *const frames = mm->frames;
-	unsigned o = order + lmm_ctz32(mask);
-	uint32_t idx = mm->free_head[o];
-	list_unlink(mm, frames, o, idx);
+	const unsigned top = order + lmm_ctz32(mask);
+	uint32_t idx = mm->free_head[top];
+	list_unlink(mm, frames, top, idx);
 
-	/* Split down: keep the lower half, the upper half goes on its (empty) list. */
-	while (o > order) {
+	/*
+	 * Split down: keep the lower half, the upper half goes on its list.  Lists
+	 * order .. top-1 are empty (top is the smallest non-empty order that fits), so
+	 * each half is alone on its list, and their mask bits are set in one go.
+	 */
+	for (unsigned o = top; o > order;) {
 		o--;
-		list_push(mm, frames, o, idx + (1u << o));
+		list_push_alone(mm, frames, o, idx + (1u << o));
 	}
+	mm->free_mask |= (1u << top) - (1u << order);
 	frames[idx].order = (uint8_t)order;
 	mm->nfree -= 1ull << order;
 	return idx;
@@ -96,27 +118,28 @@ void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *const frames = mm->frames;
 	const struct lmm_region *r = &mm->regions[frames[idx].region];
-	const uint64_t first = r->first_index, npages = r->npages;
-	const uint64_t delta = r->base_pfn - first; /* pfn = index + delta */
+	const uint64_t base = r->base_pfn, npages = r->npages;
+	const uint64_t delta = base - r->first_index; /* pfn = index + delta */
+	uint64_t pfn = idx + delta;
 
 	mm->nfree += 1ull << order;
 	while (order < LMM_MAX_ORDER) {
 		/* Buddy of pfn p is p ^ 2^order; a buddy outside the region stops the merge. */
-		uint64_t bidx = ((idx + delta) ^ (1ull << order)) - delta;
-		if (bidx - first >= npages)
+		const uint64_t bit = 1ull << order, bpfn = pfn ^ bit;
+		if (bpfn - base >= npages)
 			break;
-		struct lmm_frame *b = &frames[bidx];
+		struct lmm_frame *b = &frames[bpfn - delta];
 		if (LMM_READ_ONCE(b->state) != LMM_FRAME_FREE || b->order != order)
 			break;
-		list_unlink(mm, frames, order, (uint32_t)bidx);
+		list_unlink(mm, frames, order, (uint32_t)(bpfn - delta));
 		/* The lower of the two heads the merged block; the higher becomes a tail. */
-		uint32_t hi = bidx > idx ? (uint32_t)bidx : idx;
-		LMM_WRITE_ONCE(frames[hi].state, LMM_FRAME_TAIL);
-		frames[hi].order = 0;
-		idx = bidx < idx ? (uint32_t)bidx : idx;
+		struct lmm_frame *hi = &frames[(pfn | bit) - delta];
+		LMM_WRITE_ONCE(hi->state, LMM_FRAME_TAIL);
+		hi->order = 0;
+		pfn &= ~bit;
 		order++;
 	}
-	list_push(mm, frames, order, idx);
+	list_push(mm, frames, order, (uint32_t)(pfn - delta));
 }
 
 /* ---- Translation ------------------------------------------------------------------------ */

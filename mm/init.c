@@ -28,7 +28,10 @@ void lmm_begin(struct lmm *mm, const struct lmm_config *cfg)
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		mm->free_head[o] = LMM_NIL;
 	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
+	{
 		mm->cpu[i].cache_head = mm->cpu[i].slice_head = LMM_NIL;
+		mm->cpu[i].lock_tag = i + 1;
+	}
 	lmm_port_lock_init(&mm->lock, "lmm");
 }
 
@@ -214,6 +217,8 @@ static enum lmm_status build_regions(struct lmm *mm)
 		r->npages = npages;
 		r->first_index = first;
 		r->vbase = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].base);
+		r->vbytes = npages << LMM_PAGE_SHIFT;
+		r->vdelta = r->vbase - ((uintptr_t)first << LMM_PAGE_SHIFT);
 		uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].end - LMM_PAGE_SIZE);
 		/* In 64 bits: on a 32-bit host a region larger than the address space wraps. */
 		uint64_t span = (npages - 1) << LMM_PAGE_SHIFT;

@@ -75,8 +75,7 @@ static inline uint64_t lmm_frame_phys(const struct lmm *mm, uint32_t idx)
 
 static inline void *lmm_frame_virt(const struct lmm *mm, uint32_t idx)
 {
-	const struct lmm_region *r = lmm_region_of(mm, idx);
-	return (void *)(r->vbase + ((uintptr_t)(idx - r->first_index) << LMM_PAGE_SHIFT));
+	return (void *)(lmm_region_of(mm, idx)->vdelta + ((uintptr_t)idx << LMM_PAGE_SHIFT));
 }
 
 /* Index of the frame at physical page @pfn, or LMM_NIL if no region holds it. */
@@ -97,10 +96,11 @@ static inline uint32_t lmm_pfn_index(const struct lmm *mm, uint64_t pfn)
 static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, uint32_t *idx)
 {
 	uintptr_t va = (uintptr_t)ptr;
-	for (uint32_t i = 0; i < mm->nregions; i++) {
-		const struct lmm_region *r = &mm->regions[i];
-		uint64_t off = (uint64_t)(va - r->vbase);
-		if (va >= r->vbase && off < (r->npages << LMM_PAGE_SHIFT)) {
+	const struct lmm_region *r = mm->regions, *const end = r + mm->nregions;
+	for (; r < end; r++) {
+		/* Unsigned: an address below the region wraps to a huge offset. */
+		uint64_t off = (uint64_t)(uintptr_t)(va - r->vbase);
+		if (off < r->vbytes) {
 			if (unlikely(off & (LMM_PAGE_SIZE - 1)))
 				return LMM_ERR_NOT_ALIGNED;
 			*idx = r->first_index + (uint32_t)(off >> LMM_PAGE_SHIFT);
@@ -120,7 +120,7 @@ static inline lmm_irqflags_t lmm_lock(struct lmm *mm, const struct lmm_cpu *c)
 {
 	lmm_irqflags_t fl = lmm_port_lock_irqsave(&mm->lock);
 #if LMM_DEBUG
-	mm->lock_holder = (uint32_t)(c - mm->cpu) + 1;
+	mm->lock_holder = c->lock_tag;
 #else
 	(void)c;
 #endif
@@ -164,7 +164,7 @@ static inline void lmm_unlock_here(struct lmm *mm, struct lmm_held *h)
 #if LMM_DEBUG
 #define LMM_ASSERT_LOCKED(mm, c)                                                         \
 	do {                                                                             \
-		if (unlikely((mm)->lock_holder != (uint32_t)((c) - (mm)->cpu) + 1))      \
+		if (unlikely((mm)->lock_holder != (c)->lock_tag))                        \
 			lmm_port_fatal("lmm: a *_locked function ran without the lock"); \
 	} while (0)
 #else

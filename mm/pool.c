@@ -261,34 +261,3 @@ uint16_t lmm_page_owner(struct lmm *mm, const void *ptr)
 	ownership_op(mm, ptr, OWN_QUERY, 0, 0, &owner, NULL);
 	return owner;
 }
-
-/* ---- The atomic exclusive routine ----------------------------------------------------- */
-
-/* Written once at init (before interrupts can use it), read from any context. */
-static struct lmm *default_mm;
-
-void lmm_set_default(struct lmm *mm)
-{
-	__atomic_store_n(&default_mm, mm, __ATOMIC_RELEASE);
-}
-
-struct lmm *lmm_default(void)
-{
-	return __atomic_load_n(&default_mm, __ATOMIC_ACQUIRE);
-}
-
-void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void)
-{
-	struct lmm *mm = lmm_default();
-	if (unlikely(!mm))
-		return NULL;
-	return lmm_alloc_pages_owned(mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, lmm_port_owner());
-}
-
-enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
-{
-	struct lmm *mm = lmm_default();
-	if (unlikely(!mm))
-		return page ? LMM_ERR_NOT_MANAGED : LMM_OK;
-	return lmm_free_pages_owned(mm, page, 0, lmm_port_owner());
-}

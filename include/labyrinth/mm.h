@@ -227,8 +227,11 @@ struct lmm_config {
 struct lmm_region {
 	uint64_t base_pfn;
 	uint64_t npages;
+	uint64_t vbytes;      /* npages << LMM_PAGE_SHIFT: the virtual span, for one compare */
 	uint32_t first_index; /* index of its first frame in lmm.frames */
 	uintptr_t vbase;      /* lmm_port_phys_to_virt(base) */
+	uintptr_t vdelta;     /* vbase - (first_index << LMM_PAGE_SHIFT), modulo 2^N:
+				 a frame's address is vdelta + (index << LMM_PAGE_SHIFT) */
 };
 
 struct lmm_range {
@@ -254,6 +257,7 @@ struct lmm_cpu {
 	lmm_count_t cache_refills, cache_drains;
 	lmm_count_t reserve_to[LMM_CLASS_COUNT];
 	uint32_t holder_seq; /* LMM_CFG_HOLDERS: this CPU's allocation sequence numbers */
+	uint32_t lock_tag;   /* this slot's index + 1: what lmm.lock_holder says while it holds the lock */
 };
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */

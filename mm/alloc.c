@@ -15,10 +15,12 @@
  * Bonwick's magazines).  A slice refills from the shared pool the same way.
  *
  * Ownership.  hand_out() completes the transfer of a block to its caller: after it,
- * only the holder may change the frame (free it, transfer it).  take_back() is where a
- * block whose last reference is gone starts to belong to mm/ again.  They are the only
- * writers of a block's allocation state and of the allocated-page counters; list
- * counters belong to the list helpers (buddy.c, internal.h).
+ * only the holder may change the frame (free it, transfer it).  release() is where a
+ * block whose last reference is gone starts to belong to mm/ again, and
+ * take_back_to_cpu() (no lock) and core_place_locked() the two places that then put it.
+ * hand_out() and release() are the only writers of a block's allocation state and of
+ * the allocated-page counters; list counters belong to the list helpers (buddy.c,
+ * internal.h).
  *
  * Context rules.  Nothing here waits; the interrupts-off work of an order-0 call is a
  * few stores, or one batch (cache_batch frames, each O(LMM_MAX_ORDER)) when a cache or
@@ -87,27 +89,19 @@ static inline bool take_back_room(const struct lmm *mm, const struct lmm_cpu *c,
 }
 
 /*
- * ALLOCATED/EXCLUSIVE -> mm/: the last reference to the block at @idx is gone.  With
- * @locked false the caller has checked take_back_room(): the page goes on this CPU's
- * slice (a reserve frame) or cache (any other) without the lock.  With @locked true the
- * core places it.  Interrupts off on CPU @c.  Always inlined: each of its two callers
- * passes a constant @locked, so each keeps only its own half.
+ * ALLOCATED/EXCLUSIVE -> mm/, the per-CPU half: the last reference to the order-0 page
+ * at @idx is gone and take_back_room() said yes.  It goes on this CPU's slice (a
+ * reserve frame) or cache (any other), without the lock.  Interrupts off on CPU @c.
  */
-static inline __attribute__((always_inline)) void take_back(struct lmm *mm, struct lmm_cpu *c, uint32_t idx,
-							     unsigned order, bool locked)
+static inline void take_back_to_cpu(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 
-	if (!locked || (order == 0 && take_back_room(mm, c, idx, 0))) {
-		release(c, f, 0);
-		if (f->flags & LMM_FRAME_F_RESERVE)
-			lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
-		else
-			lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
-		return;
-	}
-	release(c, f, order);
-	core_place_locked(mm, c, idx, order);
+	release(c, f, 0);
+	if (f->flags & LMM_FRAME_F_RESERVE)
+		lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
+	else
+		lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
 }
 
 /* ---- The per-CPU layer's batches (lock held) ------------------------------------------- */
@@ -211,7 +205,7 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 }
 
 /*
- * The core side of take_back(): a block the per-CPU layer had no room for.  A reserve
+ * The core's side of a free: a block the per-CPU layer had no room for.  A reserve
  * frame goes back to the shared pool, unless the target was lowered meanwhile: then
  * it leaves the reserve; an ordinary order-0 page makes room in a full cache by draining
  * one batch to the buddy lists; everything else is merged into the lists.
@@ -308,26 +302,22 @@ static __attribute__((noinline)) uint32_t alloc_from_core(struct lmm *mm, struct
 	return idx;
 }
 
-/*
- * The return address of the public function: alloc_common() and free_common() are
- * always inlined into it, and the builtin is expanded after inlining.  Evaluated only
- * where a refusal or holder record needs it, so the common path never keeps it live.
- */
+/* The return address of the public function: who made the call, for reports and holders. */
 #define LMM_CALLER __builtin_return_address(0)
 
 /*
  * Every allocation.  The likely branch: an order-0 request served by this CPU's cache
  * (or, for ATOMIC, its reserve slice) with interrupts off and no lock.
  */
-static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, unsigned order,
-								 lmm_gfp_t gfp, uint16_t owner)
+lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner,
+				    const void *caller)
 {
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
 	if (unlikely(order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner))))
-		return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, LMM_CALLER);
+		return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, caller);
 	/* KERNEL may one day mean "may wait": keep it out of handlers from the start. */
 	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
-		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, LMM_CALLER);
+		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller);
 	owner = excl ? owner : 0;
 
 	lmm_irqflags_t fl = lmm_port_irq_save();
@@ -351,19 +341,19 @@ static inline __attribute__((always_inline)) void *alloc_common(struct lmm *mm, 
 	if (unlikely(idx == LMM_NIL))
 		return NULL;
 	if (unlikely((gfp & LMM_GFPB_ZERO) || (mm->cfg.flags & (LMM_CFG_HOLDERS | LMM_CFG_POISON))))
-		return alloc_finish_slow(mm, idx, order, gfp, LMM_CALLER);
+		return alloc_finish_slow(mm, idx, order, gfp, caller);
 	return lmm_frame_virt(mm, idx);
 }
 
 void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
 {
-	return alloc_common(mm, order, gfp, owner);
+	return alloc_common(mm, order, gfp, owner, LMM_CALLER);
 }
 
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
 	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
-	return alloc_common(mm, order, gfp, owner);
+	return alloc_common(mm, order, gfp, owner, LMM_CALLER);
 }
 
 /* ---- Freeing --------------------------------------------------------------------------------- */
@@ -441,8 +431,14 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 		LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount - 1));
 		return LMM_OK;
 	}
-	if (st == LMM_OK)
-		take_back(mm, c, idx, order, true);
+	/*
+	 * The per-CPU layer had no room (only this CPU changes it, with interrupts off),
+	 * or the block was still shared when it looked: the core places it.
+	 */
+	if (st == LMM_OK) {
+		release(c, f, order);
+		core_place_locked(mm, c, idx, order);
+	}
 	return st;
 }
 
@@ -491,8 +487,8 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
  * no lock.  Anything else gets its one verdict under the lock.
  * @ask_owner: the caller named no owner; ask the port if the page is exclusive.
  */
-static inline __attribute__((always_inline)) enum lmm_status
-free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_owner)
+lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
+					     bool ask_owner, const void *caller)
 {
 	uint32_t idx = LMM_NIL;
 	if (unlikely(!ptr))
@@ -500,7 +496,7 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
-				   st != LMM_OK ? LMM_NIL : idx, owner, ask_owner, LMM_CALLER);
+				   st != LMM_OK ? LMM_NIL : idx, owner, ask_owner, caller);
 
 	/* The caller still holds the block: poison it before interrupts go off. */
 	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) &&
@@ -512,7 +508,7 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 	LMM_INC(c->free_calls);
 	if (likely(take_back_room(mm, c, idx, order)) &&
 	    likely((st = free_verdict(mm, idx, order, owner, ask_owner)) == LMM_OK)) {
-		take_back(mm, c, idx, 0, false);
+		take_back_to_cpu(mm, c, idx);
 	} else {
 		/* Ask the owner again if needed: the frame may have changed hands since. */
 		st = free_in_core(mm, c, idx, order, owner, ask_owner);
@@ -520,23 +516,23 @@ free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner, bool ask_
 	lmm_port_irq_restore(fl);
 
 	if (unlikely(st != LMM_OK))
-		return refuse_free(mm, st, ptr, order, idx, owner, ask_owner, LMM_CALLER);
+		return refuse_free(mm, st, ptr, order, idx, owner, ask_owner, caller);
 	return LMM_OK;
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
 {
-	return free_common(mm, ptr, order, owner, false);
+	return free_common(mm, ptr, order, owner, false, LMM_CALLER);
 }
 
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true);
+	return free_common(mm, ptr, order, 0, true, LMM_CALLER);
 }
 
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true);
+	return free_common(mm, ptr, order, 0, true, LMM_CALLER);
 }
 
 /* ---- The atomic exclusive routine ------------------------------------------------------ */
@@ -554,13 +550,16 @@ struct lmm *lmm_default(void)
 	return __atomic_load_n(&default_mm, __ATOMIC_ACQUIRE);
 }
 
-/* The same allocation and free as lmm_alloc_pages_owned()/lmm_free_pages_owned(), inlined. */
+/*
+ * The same allocation and free as lmm_alloc_pages_owned() / lmm_free_pages_owned(),
+ * inlined: with the flags constant, the compiler drops every test they decide.
+ */
 void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void)
 {
 	struct lmm *mm = lmm_default();
 	if (unlikely(!mm))
 		return NULL;
-	return alloc_common(mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, lmm_port_owner());
+	return alloc_common(mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, lmm_port_owner(), LMM_CALLER);
 }
 
 enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
@@ -568,7 +567,7 @@ enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
 	struct lmm *mm = lmm_default();
 	if (unlikely(!mm))
 		return page ? LMM_ERR_NOT_MANAGED : LMM_OK;
-	return free_common(mm, page, 0, lmm_port_owner(), false);
+	return free_common(mm, page, 0, lmm_port_owner(), false, LMM_CALLER);
 }
 
 /* ---- Draining a CPU ---------------------------------------------------------------------------- */

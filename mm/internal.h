@@ -38,6 +38,20 @@ enum lmm_phase {
 #define lmm_cold __attribute__((noinline, cold))
 
 /*
+ * alloc.c's one allocation and one free are forced inline into each public entry point,
+ * which passes constants (the flags of the atomic routine, whether to ask the owner)
+ * that the compiler folds away.  The coverage build (tests/coverage) defines
+ * LMM_COVERAGE_BUILD: there each exists once, so its branches are counted once rather
+ * than once per inlined copy, where those constants make some of them untakeable.
+ * Either way the entry point passes its own return address as the caller.
+ */
+#ifdef LMM_COVERAGE_BUILD
+#define lmm_inline_entry static inline
+#else
+#define lmm_inline_entry static inline __attribute__((always_inline))
+#endif
+
+/*
  * Fields read by a CPU that does not own them (a frame's state, another CPU's
  * counters) use relaxed atomic accesses: plain loads and stores on every target, and
  * no data race for the compiler or ThreadSanitizer.  Never a read-modify-write.

@@ -10,7 +10,7 @@
 # runs mm/ on several threads, and racy counter updates would lose counts.
 
 COV_BUILD  := $(BUILD)/coverage
-COV_FLAGS  := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -O0 -g -DLMM_PORT_MAX_CPUS=16
+COV_FLAGS  := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -O0 -g -DLMM_PORT_MAX_CPUS=16 -DLMM_COVERAGE_BUILD
 COV_MM_OBJ := $(patsubst mm/%.c,$(COV_BUILD)/mm/%.o,$(MM_SRCS))
 COV_BINS   := $(patsubst tests/host/%.c,$(COV_BUILD)/%,$(MM_TESTS))
 

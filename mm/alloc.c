@@ -352,6 +352,9 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
 
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
+	/* A kernel's kalloc(): the same function, with the flags' tests folded away. */
+	if (likely(gfp == LMM_GFP_KERNEL))
+		return alloc_common(mm, order, LMM_GFP_KERNEL, 0, LMM_CALLER);
 	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
 	return alloc_common(mm, order, gfp, owner, LMM_CALLER);
 }

@@ -110,16 +110,24 @@ static inline uint32_t lmm_pfn_index(const struct lmm *mm, uint64_t pfn)
 static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, uint32_t *idx)
 {
 	uintptr_t va = (uintptr_t)ptr;
-	const struct lmm_region *r = mm->regions, *const end = r + mm->nregions;
-	for (; r < end; r++) {
+	/*
+	 * The nregions test comes after a region's compare, so a hit in region 0 (most
+	 * kernels have one large region) costs no loop test.  Slots at or past nregions
+	 * are zero (vbytes 0): region 0 never matches before lmm_init().  nregions <=
+	 * LMM_MAX_REGIONS bounds the loop.
+	 */
+	for (uint32_t i = 0;; i++) {
+		const struct lmm_region *r = &mm->regions[i];
 		/* Unsigned: an address below the region wraps to a huge offset. */
 		uint64_t off = (uint64_t)(uintptr_t)(va - r->vbase);
-		if (off < r->vbytes) {
+		if (likely(off < r->vbytes)) {
 			if (unlikely(off & (LMM_PAGE_SIZE - 1)))
 				return LMM_ERR_NOT_ALIGNED;
 			*idx = r->first_index + (uint32_t)(off >> LMM_PAGE_SHIFT);
 			return LMM_OK;
 		}
+		if (i + 1 >= mm->nregions)
+			break;
 	}
 	return (va & (LMM_PAGE_SIZE - 1)) ? LMM_ERR_NOT_ALIGNED : LMM_ERR_NOT_MANAGED;
 }

@@ -73,8 +73,6 @@ static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned orde
 	LMM_WRITE_ONCE(c->allocated, c->allocated - (1ul << order));
 }
 
-static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order);
-
 /*
  * Whether this CPU's per-CPU layer has room for the order-0 block at @idx: its slice
  * for a reserve frame, its cache for any other.  Interrupts off on CPU @c.  The flag

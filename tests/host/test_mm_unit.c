@@ -132,7 +132,8 @@ static void reservations_widen_and_are_never_handed_out(void)
 	CHECK(s.reserved == 4 + meta, "reserved %" PRIu64 " (metadata %" PRIu64 ")", s.reserved, meta);
 	uint64_t n = 0;
 	void *p;
-	while ((p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL))) {
+	/* Bounded: an allocator that hands pages out twice must fail here, not hang. */
+	while (n <= s.free && (p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL))) {
 		uint64_t a = phys(p);
 		CHECK(a != 0x1000 && a != 0x2000 && a != 0x200000 && a != 0x201000, "reserved page 0x%" PRIx64 " handed out", a);
 		CHECK(a < mm.metadata_phys || a >= mm.metadata_phys + s.metadata_bytes,

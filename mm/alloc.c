@@ -485,7 +485,8 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 /*
  * Every free.  The likely branch: an order-0 page that this CPU's cache (or, for a
  * reserve frame, its slice) has room for, checked and pushed with interrupts off and
- * no lock.  Anything else gets its one verdict under the lock.
+ * no lock.  Anything else (no room, a shared page, a refusal) is decided under the
+ * lock, by a verdict made there.
  * @ask_owner: the caller named no owner; ask the port if the page is exclusive.
  */
 lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,

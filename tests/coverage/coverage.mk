@@ -8,6 +8,9 @@
 # lines map one to one.  mm/ objects are compiled once and linked into every test, so
 # the .gcda counts are the union over all tests.  -fprofile-update=atomic: test_mm_atomic
 # runs mm/ on several threads, and racy counter updates would lose counts.
+# -DLMM_COVERAGE_BUILD: alloc.c's forced-inline entry functions are ordinary functions
+# here, so their branches are counted once, not once per constant-folded copy
+# (mm/internal.h, lmm_inline_entry).
 
 COV_BUILD  := $(BUILD)/coverage
 COV_FLAGS  := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -O0 -g -DLMM_PORT_MAX_CPUS=16 -DLMM_COVERAGE_BUILD

@@ -308,6 +308,28 @@ static void expect_refusal(struct model *m, const char *op, uint64_t pfn, enum l
 }
 
 /*
+ * The outcome every state-changing call on one page shares: a refusal when one was
+ * expected (the page must be unchanged), else LMM_OK.  Returns true when the call is
+ * settled (refused as predicted, or diverged), false when it succeeded and the caller
+ * goes on to update the model.
+ */
+static bool settled(struct model *m, const char *op, uint64_t pfn, enum lmm_status got, uint32_t refusal,
+		    bool page_known)
+{
+	if (refusal) {
+		expect_refusal(m, op, pfn, got, refusal);
+		if (page_known)
+			model_check_page(m, pfn);
+		return true;
+	}
+	if (got != LMM_OK) {
+		diverge(m, "%s of 0x%llx refused: '%s'", op, (unsigned long long)(pfn * PAGE), lmm_status_str(got));
+		return true;
+	}
+	return false;
+}
+
+/*
  * The refusal every pointer-taking call shares, before the frame state is read:
  * unaligned, unmanaged.  Returns 0 when the pointer names a managed page.
  */
@@ -514,17 +536,8 @@ static enum lmm_status free_common(struct model *m, void *ptr, unsigned order, u
 	m->op_no++;
 	m->free_calls += counted;
 
-	if (refusal) {
-		expect_refusal(m, names[api], pfn, got, refusal);
-		if (h)
-			model_check_page(m, pfn);
+	if (settled(m, names[api], pfn, got, refusal, h != NULL))
 		return got;
-	}
-	if (got != LMM_OK) {
-		diverge(m, "%s of 0x%llx order %u refused: '%s'", names[api], (unsigned long long)(pfn * PAGE), order,
-			lmm_status_str(got));
-		return got;
-	}
 	if (!h)
 		return got; /* NULL */
 	if (h->refs > 1)
@@ -572,16 +585,8 @@ static enum lmm_status ownership(struct model *m, void *ptr, enum own_op op, uin
 			      : op == OWN_TRANSFER ? lmm_page_transfer(m->mm, ptr, from, to)
 						   : lmm_page_unexclusive(m->mm, ptr, from);
 	m->op_no++;
-	if (refusal) {
-		expect_refusal(m, names[op], pfn, got, refusal);
-		if (h)
-			model_check_page(m, pfn);
+	if (settled(m, names[op], pfn, got, refusal, h != NULL))
 		return got;
-	}
-	if (got != LMM_OK) {
-		diverge(m, "%s of 0x%llx refused: '%s'", names[op], (unsigned long long)(pfn * PAGE), lmm_status_str(got));
-		return got;
-	}
 	if (op == OWN_GET) {
 		h->refs++;
 	} else if (op == OWN_TRANSFER) {

@@ -251,6 +251,13 @@ static lmm_cold enum lmm_status alloc_refusal(unsigned order, lmm_gfp_t gfp, uin
 	return LMM_ERR_BAD_CONTEXT;
 }
 
+/* An allocation whose arguments are wrong (reached by a tail call): which, then the record. */
+static lmm_cold void *refuse_bad_alloc(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner,
+				       const void *caller)
+{
+	return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, caller);
+}
+
 static void zero_block(void *p, unsigned order)
 {
 	volatile uint64_t *w = p; /* volatile: no call to memset in a freestanding build */
@@ -277,27 +284,55 @@ static lmm_cold void *alloc_finish_slow(struct lmm *mm, uint32_t idx, unsigned o
 	return p;
 }
 
+/* The block handed out at @idx, as the caller sees it; interrupts are back on. */
+static inline void *alloc_finish(struct lmm *mm, uint32_t idx, unsigned order, lmm_gfp_t gfp, const void *caller)
+{
+	if (unlikely((gfp & LMM_GFPB_ZERO) || (mm->cfg.flags & (LMM_CFG_HOLDERS | LMM_CFG_POISON))))
+		return alloc_finish_slow(mm, idx, order, gfp, caller);
+	return lmm_frame_virt(mm, idx);
+}
+
 /*
- * The core's side of an allocation the per-CPU layer could not serve: one lock hold,
- * one core call, the hand-out, the unlock.  Interrupts off on CPU @c.  Out of line so
- * that the common path keeps few registers live.
+ * A validated request, packed into one register for the out-of-line halves of a call:
+ * with at most six arguments, none on the stack, the branch to them is a jump (a tail
+ * call), and the common path keeps fewer values live.
  */
-static __attribute__((noinline)) uint32_t alloc_from_core(struct lmm *mm, struct lmm_cpu *c, unsigned order,
-							  lmm_gfp_t gfp, uint16_t owner)
+typedef uint32_t lmm_req_t; /* owner: bits 0-15, order: 16-23, gfp: 24-30, ask_owner: 31 */
+_Static_assert(LMM_GFPB_ALL < (1u << 7) && LMM_MAX_ORDER <= UINT8_MAX, "lmm_req_t holds a request");
+
+static inline lmm_req_t lmm_req(unsigned order, lmm_gfp_t gfp, uint16_t owner, bool ask_owner)
+{
+	return owner | (order & 0xffu) << 16 | (gfp & 0x7fu) << 24 | (uint32_t)ask_owner << 31;
+}
+
+static inline uint16_t req_owner(lmm_req_t rq) { return (uint16_t)rq; }
+static inline unsigned req_order(lmm_req_t rq) { return (rq >> 16) & 0xffu; }
+static inline lmm_gfp_t req_gfp(lmm_req_t rq) { return (rq >> 24) & 0x7fu; }
+static inline bool req_ask_owner(lmm_req_t rq) { return rq >> 31; }
+
+/*
+ * The rest of an allocation the per-CPU layer could not serve: one lock hold, one core
+ * call, the hand-out, the unlock; then interrupts back on (saved in @fl on CPU @c).
+ */
+static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, lmm_req_t rq,
+					const void *caller)
 {
 	lmm_irqflags_t held = lmm_lock(mm, c);
-	uint32_t idx = core_alloc_locked(mm, c, order, gfp);
+	uint32_t idx = core_alloc_locked(mm, c, req_order(rq), req_gfp(rq));
 	/*
 	 * A block from the core is still FREE until hand_out() marks it: it must do so
 	 * before the lock goes, or another CPU's merge would find a FREE buddy that is on
 	 * no list and take it back.  Cache and slice frames are CACHED/POOL: no lock.
 	 */
 	if (likely(idx != LMM_NIL))
-		hand_out(mm, c, idx, order, gfp, owner);
+		hand_out(mm, c, idx, req_order(rq), req_gfp(rq), req_owner(rq));
 	else
 		LMM_INC(c->alloc_failures);
 	lmm_unlock(mm, held);
-	return idx;
+	lmm_port_irq_restore(fl);
+	if (unlikely(idx == LMM_NIL))
+		return NULL;
+	return alloc_finish(mm, idx, req_order(rq), req_gfp(rq), caller);
 }
 
 /* The return address of the public function: who made the call, for reports and holders. */
@@ -305,14 +340,15 @@ static __attribute__((noinline)) uint32_t alloc_from_core(struct lmm *mm, struct
 
 /*
  * Every allocation.  The likely branch: an order-0 request served by this CPU's cache
- * (or, for ATOMIC, its reserve slice) with interrupts off and no lock.
+ * (or, for ATOMIC, its reserve slice) with interrupts off and no lock.  Every other
+ * branch ends in a tail call.
  */
 lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner,
 				    const void *caller)
 {
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
 	if (unlikely(order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner))))
-		return refuse_alloc(mm, alloc_refusal(order, gfp, owner), order, gfp, owner, caller);
+		return refuse_bad_alloc(mm, order, gfp, owner, caller);
 	/* KERNEL may one day mean "may wait": keep it out of handlers from the start. */
 	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
 		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller);
@@ -330,22 +366,22 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 			idx = lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
 		}
 	}
-	if (likely(idx != LMM_NIL))
-		hand_out(mm, c, idx, 0, gfp, owner);
-	else
-		idx = alloc_from_core(mm, c, order, gfp, owner);
-	lmm_port_irq_restore(fl);
-
 	if (unlikely(idx == LMM_NIL))
-		return NULL;
-	if (unlikely((gfp & LMM_GFPB_ZERO) || (mm->cfg.flags & (LMM_CFG_HOLDERS | LMM_CFG_POISON))))
-		return alloc_finish_slow(mm, idx, order, gfp, caller);
-	return lmm_frame_virt(mm, idx);
+		return alloc_via_core(mm, c, fl, lmm_req(order, gfp, owner, false), caller);
+	hand_out(mm, c, idx, 0, gfp, owner);
+	lmm_port_irq_restore(fl);
+	return alloc_finish(mm, idx, 0, gfp, caller);
+}
+
+/* Any allocation but a kernel's kalloc(): one copy of alloc_common() for all of them. */
+static lmm_outline void *alloc_any(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner, const void *caller)
+{
+	return alloc_common(mm, order, gfp, owner, caller);
 }
 
 void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner)
 {
-	return alloc_common(mm, order, gfp, owner, LMM_CALLER);
+	return alloc_any(mm, order, gfp, owner, LMM_CALLER);
 }
 
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
@@ -353,8 +389,7 @@ void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 	/* A kernel's kalloc(): the same function, with the flags' tests folded away. */
 	if (likely(gfp == LMM_GFP_KERNEL))
 		return alloc_common(mm, order, LMM_GFP_KERNEL, 0, LMM_CALLER);
-	uint16_t owner = (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0;
-	return alloc_common(mm, order, gfp, owner, LMM_CALLER);
+	return alloc_any(mm, order, gfp, (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0, LMM_CALLER);
 }
 
 /* ---- Freeing --------------------------------------------------------------------------------- */
@@ -385,6 +420,17 @@ static bool state_is_free(uint8_t state)
 	return state == LMM_FRAME_FREE || state == LMM_FRAME_CACHED || state == LMM_FRAME_POOL;
 }
 
+/* The verdict on a free that found a state no correct free finds (a free, reserved or tail frame). */
+static lmm_cold enum lmm_status free_verdict_unusual(const struct lmm *mm, uint32_t idx, uint8_t state)
+{
+	if (state == LMM_FRAME_TAIL) {
+		uint32_t h = block_head(mm, idx);
+		return h != LMM_NIL && state_is_free(LMM_READ_ONCE(mm->frames[h].state)) ? LMM_ERR_ALREADY_FREE
+										     : LMM_ERR_NOT_HEAD;
+	}
+	return lmm_state_refusal(state);
+}
+
 /*
  * What a free of the block at @idx with @order by @owner may do: LMM_OK when it drops
  * the last reference, FREE_DROP_REF for "a shared block: only a reference goes" (never
@@ -392,12 +438,14 @@ static bool state_is_free(uint8_t state)
  * so an exclusive page asks the port who is calling.  Relaxed loads: the per-CPU path
  * runs it without the lock, on a block that only the caller may change.  A free aimed
  * inside a free block (merged away since, or in a cache or the pool) is a double free;
- * inside an allocated block, not a head.
+ * inside an allocated block, not a head.  @settle false (the per-CPU path): a frame in
+ * neither allocated state gets FREE_UNUSUAL, and the core works out the refusal.
  */
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
+#define FREE_UNUSUAL LMM_ERR_STATE
 
 static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order,
-					   uint16_t owner, bool ask_owner)
+					   uint16_t owner, bool ask_owner, bool settle)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
 	uint8_t state = LMM_READ_ONCE(f->state);
@@ -413,12 +461,7 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 			owner = lmm_port_owner();
 		return likely(LMM_READ_ONCE(f->owner) == owner) ? LMM_OK : LMM_ERR_WRONG_OWNER;
 	}
-	if (state == LMM_FRAME_TAIL) {
-		uint32_t h = block_head(mm, idx);
-		return h != LMM_NIL && state_is_free(LMM_READ_ONCE(mm->frames[h].state)) ? LMM_ERR_ALREADY_FREE
-										     : LMM_ERR_NOT_HEAD;
-	}
-	return lmm_state_refusal(state);
+	return settle ? free_verdict_unusual(mm, idx, state) : FREE_UNUSUAL;
 }
 
 /* The whole free, lock held: the verdict (final now), then the take-back. */
@@ -427,7 +470,7 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
-	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner);
+	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, true);
 	if (st == FREE_DROP_REF) {
 		LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount - 1));
 		return LMM_OK;
@@ -443,16 +486,6 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 	return st;
 }
 
-/* A free the per-CPU layer could not take, interrupts off on CPU @c: one lock hold. */
-static __attribute__((noinline)) enum lmm_status free_in_core(struct lmm *mm, struct lmm_cpu *c, uint32_t idx,
-							      unsigned order, uint16_t owner, bool ask_owner)
-{
-	lmm_irqflags_t held = lmm_lock(mm, c);
-	enum lmm_status st = core_free_locked(mm, c, idx, order, owner, ask_owner);
-	lmm_unlock(mm, held);
-	return st;
-}
-
 static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
 {
 	for (uint32_t k = 0; k < (1u << order); k++)
@@ -461,15 +494,17 @@ static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
 
 /*
  * The record of a refused free, made after the lock and interrupts are back.  A caller
- * that named no owner acted as the port's owner of this context.
+ * that named no owner acted as the port's owner of this context.  @order is the one the
+ * caller passed (it may be out of range); @rq says who the caller was.
  */
 static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, const void *ptr, unsigned order,
-					    uint32_t idx, uint16_t owner, bool ask_owner, const void *caller)
+					    lmm_req_t rq, const void *caller)
 {
 	struct lmm_report r = { .reason = st, .op = "free", .ptr = ptr, .phys = LMM_PHYS_INVALID,
-				.order = order, .caller_owner = ask_owner ? lmm_port_owner() : owner,
+				.order = order, .caller_owner = req_ask_owner(rq) ? lmm_port_owner() : req_owner(rq),
 				.caller = caller };
-	if (idx != LMM_NIL) {
+	uint32_t idx;
+	if (lmm_locate(mm, ptr, &idx) == LMM_OK) {
 		r.phys = lmm_frame_phys(mm, idx);
 		uint32_t h = block_head(mm, idx);
 		const struct lmm_frame *f = &mm->frames[h == LMM_NIL ? idx : h];
@@ -483,11 +518,54 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 }
 
 /*
- * Every free.  The likely branch: an order-0 page that this CPU's cache (or, for a
- * reserve frame, its slice) has room for, checked and pushed with interrupts off and
- * no lock.  Anything else (no room, a shared page, a refusal) is decided under the
- * lock, by a verdict made there.
- * @ask_owner: the caller named no owner; ask the port if the page is exclusive.
+ * A free the per-CPU layer could not take (no room, a shared page, a refusal): one lock
+ * hold for the verdict and the take-back, then interrupts back on (saved in @fl on CPU
+ * @c), then the record of a refusal.
+ */
+static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl,
+						 uint32_t idx, lmm_req_t rq, const void *caller)
+{
+	lmm_irqflags_t held = lmm_lock(mm, c);
+	/* Ask the owner again if needed: the frame may have changed hands since. */
+	enum lmm_status st = core_free_locked(mm, c, idx, req_order(rq), req_owner(rq), req_ask_owner(rq));
+	lmm_unlock(mm, held);
+	lmm_port_irq_restore(fl);
+	if (unlikely(st != LMM_OK))
+		return refuse_free(mm, st, lmm_frame_virt(mm, idx), req_order(rq), rq, caller);
+	return LMM_OK;
+}
+
+/*
+ * The free of the located block at @idx, from interrupts off to interrupts on.  The
+ * likely branch: an order-0 page that this CPU's cache (or, for a reserve frame, its
+ * slice) has room for, checked and pushed with no lock.  Anything else is decided under
+ * the lock, by a verdict made there.
+ */
+lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
+					      bool ask_owner, const void *caller)
+{
+	lmm_irqflags_t fl = lmm_port_irq_save();
+	struct lmm_cpu *c = lmm_this_cpu(mm);
+	LMM_INC(c->free_calls);
+	if (unlikely(!take_back_room(mm, c, idx, order)) ||
+	    unlikely(free_verdict(mm, idx, order, owner, ask_owner, false) != LMM_OK))
+		return free_via_core(mm, c, fl, idx, lmm_req(order, 0, owner, ask_owner), caller);
+	take_back_to_cpu(mm, c, idx);
+	lmm_port_irq_restore(fl);
+	return LMM_OK;
+}
+
+/* With LMM_CFG_POISON: the caller still holds the block, so poison it before the free. */
+static lmm_cold enum lmm_status free_poisoned(struct lmm *mm, uint32_t idx, lmm_req_t rq, const void *caller)
+{
+	if (free_verdict(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), true) == LMM_OK)
+		poison_block(mm, idx, req_order(rq));
+	return free_located(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), caller);
+}
+
+/*
+ * Every free: find the block, then free_located().  @ask_owner: the caller named no
+ * owner; ask the port if the page is exclusive.
  */
 lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
 					     bool ask_owner, const void *caller)
@@ -498,28 +576,10 @@ lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
-				   st != LMM_OK ? LMM_NIL : idx, owner, ask_owner, caller);
-
-	/* The caller still holds the block: poison it before interrupts go off. */
-	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON) &&
-	    free_verdict(mm, idx, order, owner, ask_owner) == LMM_OK)
-		poison_block(mm, idx, order);
-
-	lmm_irqflags_t fl = lmm_port_irq_save();
-	struct lmm_cpu *c = lmm_this_cpu(mm);
-	LMM_INC(c->free_calls);
-	if (likely(take_back_room(mm, c, idx, order)) &&
-	    likely((st = free_verdict(mm, idx, order, owner, ask_owner)) == LMM_OK)) {
-		take_back_to_cpu(mm, c, idx);
-	} else {
-		/* Ask the owner again if needed: the frame may have changed hands since. */
-		st = free_in_core(mm, c, idx, order, owner, ask_owner);
-	}
-	lmm_port_irq_restore(fl);
-
-	if (unlikely(st != LMM_OK))
-		return refuse_free(mm, st, ptr, order, idx, owner, ask_owner, caller);
-	return LMM_OK;
+				   lmm_req(0, 0, owner, ask_owner), caller);
+	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON))
+		return free_poisoned(mm, idx, lmm_req(order, 0, owner, ask_owner), caller);
+	return free_located(mm, idx, order, owner, ask_owner, caller);
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)

@@ -35,7 +35,18 @@ enum lmm_phase {
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
-#define lmm_cold __attribute__((noinline, cold))
+/*
+ * The out-of-line half of a public call (lmm_outline) or an unlikely branch of one
+ * (lmm_cold), reached by a tail call.  GCC must not rewrite their arguments (noipa):
+ * split into more than six, some would go on the stack, and the jump would become a
+ * call, with its frame, on the common path.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#define lmm_outline __attribute__((noinline, noipa))
+#else
+#define lmm_outline __attribute__((noinline))
+#endif
+#define lmm_cold lmm_outline __attribute__((cold))
 
 /*
  * alloc.c's one allocation and one free are forced inline into each public entry point,

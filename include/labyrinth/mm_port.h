@@ -4,8 +4,10 @@
  * mm/ is freestanding C11: it calls exactly the twelve hooks below and nothing else.
  * A host kernel implements them once (mm/README.md has a complete minimal port, for one
  * CPU and for several).  The hooks are plain functions resolved at link time, so a port
- * costs no indirection.  Compile-time knobs (LMM_PORT_*) are set with -D or before the
- * first labyrinth header is included, identically for every file that includes it.
+ * costs no indirection; the seven on the common path may be static inline instead
+ * (LMM_PORT_INLINE_HEADER below).  Compile-time knobs (LMM_PORT_*) are set with -D or
+ * before the first labyrinth header is included, identically for every file that
+ * includes it.
  */
 #ifndef LABYRINTH_MM_PORT_H
 #define LABYRINTH_MM_PORT_H
@@ -45,6 +47,15 @@ extern "C" {
 #define LMM_PORT_LOCK_BYTES 64
 #endif
 
+/*
+ * Optional: the seven hooks on the common path (2-6, 8 and 9) as static inline functions
+ * in a header of the port's own, so that mm/ makes no call for them.  Define this to its
+ * name, e.g. -DLMM_PORT_INLINE_HEADER='"my_mm_hooks.h"', for every file that includes this
+ * one; it is included at the end of this file, after everything else here, and those
+ * seven are not declared here.  Same contracts.  The other five stay linked functions.
+ */
+/* #define LMM_PORT_INLINE_HEADER "my_mm_hooks.h" */
+
 typedef struct lmm_port_lock {
 	_Alignas(16) unsigned char opaque[LMM_PORT_LOCK_BYTES];
 } lmm_port_lock_t;
@@ -73,6 +84,7 @@ struct lmm_report; /* a refused call, described in <labyrinth/mm.h> */
  */
 void lmm_port_lock_init(lmm_port_lock_t *lock, const char *name);
 
+#ifndef LMM_PORT_INLINE_HEADER /* else hooks 2-6 are the port's, static inline (end of file) */
 /*
  * 2. Save the interrupt state, disable interrupts on this CPU, then take @lock.
  *    Any context.  Must nest with interrupts already off and must never enable them.
@@ -102,6 +114,7 @@ void lmm_port_irq_restore(lmm_irqflags_t flags);
  *    disabled (so the answer is stable); must be cheap: it is on every allocation.
  */
 unsigned lmm_port_cpu_id(void);
+#endif
 
 /* ---- Memory and identity --------------------------------------------------------------- */
 
@@ -112,6 +125,7 @@ unsigned lmm_port_cpu_id(void);
  */
 void *lmm_port_phys_to_virt(uint64_t phys);
 
+#ifndef LMM_PORT_INLINE_HEADER /* likewise hooks 8 and 9 */
 /*
  * 8. The context of the caller right now.  Any context; must be cheap.  Needs an
  *    interrupt-nesting count kept by the kernel's interrupt entry (mm/README.md shows
@@ -127,6 +141,7 @@ enum lmm_context lmm_port_context(void);
  *    of mm/README.md and of the Labyrinth kernel's KMM_OWNER); or a thread id.
  */
 uint16_t lmm_port_owner(void);
+#endif
 
 /* ---- Reporting --------------------------------------------------------------------------- */
 
@@ -157,6 +172,10 @@ _Noreturn void lmm_port_fatal(const char *reason);
 
 #ifdef __cplusplus
 }
+#endif
+
+#ifdef LMM_PORT_INLINE_HEADER
+#include LMM_PORT_INLINE_HEADER /* hooks 2-6, 8 and 9, static inline */
 #endif
 
 #endif /* LABYRINTH_MM_PORT_H */

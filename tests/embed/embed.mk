@@ -82,10 +82,19 @@ $(EMBED_DIR)/guide-smp-example: $(GUIDE_SRCS:.c=.o) tests/embed/guide_shim.c $(L
 
 EMBED_EXAMPLE := $(EMBED_DIR)/example
 $(EMBED_EXAMPLE): tests/embed/example_port.c tests/embed/example_main.c tests/embed/example.h \
-		$(LIBMM_SRCS) $(LIBMM_HDRS) mm/internal.h | tools-host
+		tests/embed/example_hooks.h $(LIBMM_SRCS) $(LIBMM_HDRS) mm/internal.h | tools-host
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(EMBED_HOSTCFLAGS) -o $@ tests/embed/example_port.c tests/embed/example_main.c \
 		$(LIBMM_SRCS)
+
+# The same port with its seven hooks on the common path static inline in mm/ (mm_port.h,
+# LMM_PORT_INLINE_HEADER): one header, example_hooks.h, serves both builds.
+EMBED_EXAMPLE_INLINE := $(EMBED_DIR)/example-inline
+$(EMBED_EXAMPLE_INLINE): tests/embed/example_port.c tests/embed/example_main.c tests/embed/example.h \
+		tests/embed/example_hooks.h $(LIBMM_SRCS) $(LIBMM_HDRS) mm/internal.h | tools-host
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(EMBED_HOSTCFLAGS) -Itests/embed '-DLMM_PORT_INLINE_HEADER="example_hooks.h"' -o $@ \
+		tests/embed/example_port.c tests/embed/example_main.c $(LIBMM_SRCS)
 
 # ---- The second example port: a teaching kernel (xv6 style, RISC-V layout) -------------
 
@@ -98,7 +107,8 @@ $(EMBED_TEACH): tests/embed/teach_port.c tests/embed/teach_main.c tests/embed/te
 		tests/embed/teach_main.c $(LIBMM_SRCS)
 
 .PHONY: embed-build embed-tests
-embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_DIR)/guide-smp-example $(EMBED_EXAMPLE) $(EMBED_TEACH)
+embed-build: $(LIBMM) $(LIBMM_KERNEL) $(EMBED_DIR)/guide-example $(EMBED_DIR)/guide-smp-example $(EMBED_EXAMPLE) \
+             $(EMBED_EXAMPLE_INLINE) $(EMBED_TEACH)
 embed-tests:
 	@sh tests/embed/run-embed.sh
 

@@ -1,7 +1,8 @@
 /*
  * example_main.c - the pretend kernel's boot and self-test: brings mm/ up from a small
  * e820-style map (mm/README.md section 4) and goes through every public entry point of
- * <labyrinth/mm.h>, one "PASS embed-STEP" / "FAIL embed-STEP: why" line per step.
+ * <labyrinth/mm.h>, one "PASS embed-STEP" / "FAIL embed-STEP: why" line per step
+ * ("embed-inline-STEP" when built with the hooks inline).
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,13 @@ static struct lmm mm;
 static const char *step_why;
 static int failures;
 
+/* "embed-", or "embed-inline-" when the port's hooks are inline in mm/ (example_hooks.h). */
+#ifdef LMM_PORT_INLINE_HEADER
+#define STEP_PREFIX "embed-inline-"
+#else
+#define STEP_PREFIX "embed-"
+#endif
+
 #define CHECK(cond, why)                                                                       \
 	do {                                                                                   \
 		if (!(cond)) {                                                                 \
@@ -31,10 +39,10 @@ static void run(const char *name, void (*step)(void))
 	step_why = NULL;
 	step();
 	if (step_why) {
-		printf("FAIL embed-%s: %s (last log line: '%s')\n", name, step_why, console_last());
+		printf("FAIL " STEP_PREFIX "%s: %s (last log line: '%s')\n", name, step_why, console_last());
 		failures++;
 	} else {
-		printf("PASS embed-%s\n", name);
+		printf("PASS " STEP_PREFIX "%s\n", name);
 	}
 	fflush(stdout);
 }

@@ -10,14 +10,15 @@
 #include <string.h>
 
 #include "example.h"
+#include "example_hooks.h" /* hooks 2-6, 8, 9: linked here, or inline in mm/ */
 
 _Alignas(4096) unsigned char ram[RAM_SIZE];
 
 /* ---- The pretend CPU ------------------------------------------------------------------- */
 
-static int irqs_on = 1;    /* the interrupt flag                       */
-static int irq_depth;      /* kept by the "interrupt entry stub"       */
-static uint16_t task = 1;  /* the task running when no handler is      */
+int irqs_on = 1;    /* the interrupt flag                       */
+int irq_depth;      /* kept by the "interrupt entry stub"       */
+uint16_t task = 1;  /* the task running when no handler is      */
 
 uintptr_t cpu_irq_save(void)
 {
@@ -84,58 +85,11 @@ int console_saw(const char *needle)
 
 /* ---- The hooks ----------------------------------------------------------------------------- */
 
-/* My lock: one flag, plus the name for the report when it is taken twice. */
-struct my_lock {
-	atomic_flag held;
-	const char *name;
-};
-_Static_assert(sizeof(struct my_lock) <= LMM_PORT_LOCK_BYTES, "lock does not fit in lmm_port_lock_t");
-
-static struct my_lock *my_lock(lmm_port_lock_t *l)
-{
-	return (struct my_lock *)(void *)l->opaque;
-}
-
 void lmm_port_lock_init(lmm_port_lock_t *lock, const char *name)
 {
 	struct my_lock *l = my_lock(lock);
 	atomic_flag_clear(&l->held);
 	l->name = name;
-}
-
-lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *lock)
-{
-	struct my_lock *l = my_lock(lock);
-	lmm_irqflags_t flags = cpu_irq_save();
-	/* One CPU: if the flag is already set, nobody will ever clear it. */
-	if (atomic_flag_test_and_set_explicit(&l->held, memory_order_acquire)) {
-		char why[96];
-		snprintf(why, sizeof(why), "lock '%s' taken twice", l->name);
-		lmm_port_fatal(why);
-	}
-	return flags;
-}
-
-void lmm_port_unlock_irqrestore(lmm_port_lock_t *lock, lmm_irqflags_t flags)
-{
-	atomic_flag_clear_explicit(&my_lock(lock)->held, memory_order_release);
-	cpu_irq_restore(flags);
-}
-
-lmm_irqflags_t lmm_port_irq_save(void)
-{
-	return cpu_irq_save();
-}
-
-void lmm_port_irq_restore(lmm_irqflags_t flags)
-{
-	cpu_irq_restore(flags);
-}
-
-/* One CPU: LMM_PORT_MAX_CPUS is 1, and this is its index. */
-unsigned lmm_port_cpu_id(void)
-{
-	return 0;
 }
 
 void *lmm_port_phys_to_virt(uint64_t phys)
@@ -145,18 +99,6 @@ void *lmm_port_phys_to_virt(uint64_t phys)
 	return ram + phys;
 }
 
-enum lmm_context lmm_port_context(void)
-{
-	if (irq_depth)
-		return LMM_CTX_INTERRUPT;
-	return irqs_on ? LMM_CTX_NORMAL : LMM_CTX_IRQS_OFF;
-}
-
-/* Tasks own pages as themselves; a handler as 0x8000 | the task it interrupted. */
-uint16_t lmm_port_owner(void)
-{
-	return irq_depth ? (uint16_t)(0x8000u | task) : task;
-}
 
 void lmm_port_log(const char *line)
 {

@@ -4,7 +4,9 @@
 #   libmm-includes  every #include in mm/ (and in the two public headers) names one of
 #                   the compiler's freestanding headers {stddef,stdint,stdbool,stdatomic,
 #                   stdarg}.h, <labyrinth/mm.h>, <labyrinth/mm_port.h>, or a "header"
-#                   of mm/'s own: nothing from kernel/, arch/, boot/ or a libc.
+#                   of mm/'s own: nothing from kernel/, arch/, boot/ or a libc.  The one
+#                   exception is mm_port.h's LMM_PORT_INLINE_HEADER: a header the port
+#                   names itself, included only when it asks for inline hooks.
 #   libmm-symbols   the library's undefined symbols (nm -u, less what it defines itself)
 #                   are the twelve lmm_port_* hooks and at most the four functions GCC
 #                   requires of every freestanding environment (memcpy, memmove, memset,
@@ -30,6 +32,10 @@ for f in mm/*.c mm/*.h include/labyrinth/mm.h include/labyrinth/mm_port.h; do
 		case $what in
 		'<stddef.h>' | '<stdint.h>' | '<stdbool.h>' | '<stdatomic.h>' | '<stdarg.h>') ;;
 		'<labyrinth/mm.h>' | '<labyrinth/mm_port.h>') ;;
+		LMM_PORT_INLINE_HEADER)
+			[ "$f" = include/labyrinth/mm_port.h ] ||
+				echo "$f:$n: $what (only mm_port.h may include the port's inline hooks)"
+			;;
 		\"*\")
 			inner=${what#\"}
 			inner=${inner%\"}
@@ -49,7 +55,7 @@ if [ -n "$bad" ]; then
 	echo "FAIL libmm-includes: $(echo "$bad" | head -n 1) is not a freestanding, public or mm/ header"
 	failed=1
 else
-	echo "PASS libmm-includes: mm/ includes only freestanding headers, labyrinth/mm.h, labyrinth/mm_port.h and its own"
+	echo "PASS libmm-includes: mm/ includes only freestanding headers, labyrinth/mm.h, labyrinth/mm_port.h and its own (and the port's LMM_PORT_INLINE_HEADER, if it names one)"
 fi
 
 # ---- symbols -----------------------------------------------------------------------------

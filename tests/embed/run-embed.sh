@@ -7,7 +7,8 @@
 #   guide-*           every C block of mm/README.md, extracted as printed, compiled with
 #                     the kernel's flags, then run on Linux with tests/embed/guide_shim.c
 #   embed-*           tests/embed/example_*.c: a port written from the guide alone, through
-#                     every public entry point
+#                     every public entry point; embed-example-inline: the same with its
+#                     hooks on the common path static inline (LMM_PORT_INLINE_HEADER)
 #   teach-*           tests/embed/teach_*.c: a teaching kernel's port (push_off/pop_off locks,
 #                     three harts as threads, a timer signal on each, panicking kfree)
 #
@@ -51,5 +52,17 @@ fi
 build guide-example "$BUILD/embed/guide-example" && run guide-example "$BUILD/embed/guide-example"
 build guide-smp-example "$BUILD/embed/guide-smp-example" && run guide-smp-example "$BUILD/embed/guide-smp-example"
 build embed-example "$BUILD/embed/example" && run embed-example "$BUILD/embed/example"
+if build embed-example-inline "$BUILD/embed/example-inline"; then
+	run embed-example-inline "$BUILD/embed/example-inline"
+	# Inline for real: of the twelve hooks, only the five that stay functions are linked.
+	linked=$(nm "$BUILD/embed/example-inline" | awk '$2 == "T" && $3 ~ /^lmm_port_/ { print $3 }' | sort | tr '\n' ' ')
+	want="lmm_port_fatal lmm_port_lock_init lmm_port_log lmm_port_phys_to_virt lmm_port_report "
+	if [ "$linked" = "$want" ]; then
+		echo "PASS embed-inline-hooks: only the five other hooks are functions ($linked)"
+	else
+		echo "FAIL embed-inline-hooks: linked hooks are '$linked', want '$want'"
+		failed=1
+	fi
+fi
 build embed-teach "$BUILD/embed/teach" && run embed-teach "$BUILD/embed/teach"
 exit "$failed"

@@ -29,7 +29,11 @@
 #ifndef BENCH_PORT_MINIMAL
 #define BENCH_PORT_MINIMAL 0
 #endif
+#ifdef LMM_PORT_INLINE_HEADER
+#define PORT_NAME (BENCH_PORT_MINIMAL ? "minimal-inline" : "host-inline")
+#else
 #define PORT_NAME (BENCH_PORT_MINIMAL ? "minimal" : "host")
+#endif
 #if BENCH_CALLGRIND
 #include <valgrind/callgrind.h>
 #endif

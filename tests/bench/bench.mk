@@ -16,11 +16,13 @@ BENCH_CPUS    := -DLMM_PORT_MAX_CPUS=16
 BENCH_COMMON  := tests/bench/bench.c tests/bench/workloads.c $(MM_SRCS)
 BENCH_SRCS    := $(BENCH_COMMON) $(HOST_PORT)
 BENCH_MIN_SRCS := $(BENCH_COMMON) tests/bench/port_minimal.c
-BENCH_DEPS    := $(BENCH_COMMON) $(HOST_PORT) tests/bench/port_minimal.c tests/bench/workloads.h \
+BENCH_DEPS    := $(BENCH_COMMON) $(HOST_PORT) tests/bench/port_minimal.c tests/bench/port_minimal_hooks.h \
+                 tests/bench/workloads.h \
                  tests/host/port_host.h $(wildcard include/labyrinth/*.h mm/*.h) tests/bench/bench.mk
 BENCH_BINS    := $(BENCH_BUILD)/bench $(BENCH_BUILD)/bench-nodebug
 # The minimal-port builds first: bench-ir.sh judges the targets on bench-ir-minimal.
 BENCH_IR_BINS := $(BENCH_BUILD)/bench-ir-minimal $(BENCH_BUILD)/bench-ir-minimal-1cpu \
+                 $(BENCH_BUILD)/bench-ir-minimal-inline \
                  $(BENCH_BUILD)/bench-ir $(BENCH_BUILD)/bench-ir-nodebug
 BENCH_ARGS    ?=
 
@@ -53,6 +55,12 @@ $(BENCH_BUILD)/bench-ir-minimal: $(BENCH_DEPS) | tools-host tools-bench
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_FLAGS) $(BENCH_CPUS) -DBENCH_CALLGRIND=1 -DBENCH_PORT_MINIMAL=1 -o $@ $(BENCH_MIN_SRCS)
 
+# The minimal port's hooks on the common path static inline (mm_port.h, LMM_PORT_INLINE_HEADER).
+$(BENCH_BUILD)/bench-ir-minimal-inline: $(BENCH_DEPS) | tools-host tools-bench
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(BENCH_FLAGS) $(BENCH_CPUS) -DBENCH_CALLGRIND=1 -DBENCH_PORT_MINIMAL=1 \
+		'-DLMM_PORT_INLINE_HEADER="port_minimal_hooks.h"' -o $@ $(BENCH_MIN_SRCS)
+
 $(BENCH_BUILD)/bench-ir-minimal-1cpu: $(BENCH_DEPS) | tools-host tools-bench
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_FLAGS) -DLMM_PORT_MAX_CPUS=1 -DBENCH_CALLGRIND=1 -DBENCH_PORT_MINIMAL=1 -o $@ $(BENCH_MIN_SRCS)
@@ -66,3 +74,4 @@ bench: $(BENCH_BINS)
 # (--mt-only) for it after the callgrind runs.
 bench-ir: $(BENCH_IR_BINS) | tools-bench
 	@sh tests/bench/bench-ir.sh $(BENCH_BUILD) $(BENCH_IR_BINS)
+

@@ -3,14 +3,14 @@
  * mm/ costs with hooks that do the least their contracts allow (make bench-ir builds
  * bench.c with it instead of tests/host/port_host.c, same mm/ sources, same flags).
  *
- * A test-and-set lock; interrupt save/restore as a plain per-thread flag (the host has no
- * interrupts to mask: a kernel's pushf/cli/popf is a few instructions more); the CPU
- * index, the context and the owner from thread-locals; reports and log lines counted,
- * not kept or printed.  Also the few host_* arena helpers bench.c calls (port_host.h).
+ * The hooks on the common path are in port_minimal_hooks.h (linked, or inline with
+ * LMM_PORT_INLINE_HEADER); here the rest: reports and log lines counted, not kept or
+ * printed.  Also the few host_* arena helpers bench.c calls (port_host.h).
  * Single-threaded use only: every thread is CPU 0 unless it says otherwise.
  */
 #define _GNU_SOURCE
 #include "port_host.h"
+#include "port_minimal_hooks.h" /* hooks 2-6, 8, 9: linked here, or inline in mm/ */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,65 +55,13 @@ void *lmm_port_phys_to_virt(uint64_t phys)
 
 /* ---- Locks and interrupts ---------------------------------------------------------------- */
 
-struct tas_lock {
-	unsigned locked;
-};
-_Static_assert(sizeof(struct tas_lock) <= LMM_PORT_LOCK_BYTES, "lock too big");
-
-static __thread unsigned irq_off;
-static __thread unsigned in_irq;
-static __thread unsigned this_cpu;
-static __thread uint16_t owner = 1;
+MINPORT_TLS unsigned minport_irq_off, minport_in_irq, minport_cpu;
+MINPORT_TLS uint16_t minport_owner = 1;
 
 void lmm_port_lock_init(lmm_port_lock_t *l, const char *name)
 {
 	(void)name;
 	((struct tas_lock *)l->opaque)->locked = 0;
-}
-
-lmm_irqflags_t lmm_port_irq_save(void)
-{
-	lmm_irqflags_t was = irq_off;
-	irq_off = 1;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	return was;
-}
-
-void lmm_port_irq_restore(lmm_irqflags_t flags)
-{
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	irq_off = (unsigned)flags;
-}
-
-lmm_irqflags_t lmm_port_lock_irqsave(lmm_port_lock_t *l)
-{
-	struct tas_lock *t = (struct tas_lock *)l->opaque;
-	lmm_irqflags_t flags = lmm_port_irq_save();
-	while (__atomic_exchange_n(&t->locked, 1u, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&t->locked, __ATOMIC_RELAXED))
-			__builtin_ia32_pause();
-	return flags;
-}
-
-void lmm_port_unlock_irqrestore(lmm_port_lock_t *l, lmm_irqflags_t flags)
-{
-	__atomic_store_n(&((struct tas_lock *)l->opaque)->locked, 0u, __ATOMIC_RELEASE);
-	lmm_port_irq_restore(flags);
-}
-
-unsigned lmm_port_cpu_id(void)
-{
-	return this_cpu;
-}
-
-enum lmm_context lmm_port_context(void)
-{
-	return in_irq ? LMM_CTX_INTERRUPT : irq_off ? LMM_CTX_IRQS_OFF : LMM_CTX_NORMAL;
-}
-
-uint16_t lmm_port_owner(void)
-{
-	return owner;
 }
 
 /* ---- Reporting: counted only ------------------------------------------------------------------ */

@@ -16,9 +16,10 @@ _Alignas(4096) unsigned char ram[RAM_SIZE];
 
 /* ---- The pretend CPU ------------------------------------------------------------------- */
 
-int irqs_on = 1;    /* the interrupt flag                       */
-int irq_depth;      /* kept by the "interrupt entry stub"       */
-uint16_t task = 1;  /* the task running when no handler is      */
+/* Not static: the hooks in example_hooks.h read them, inline in mm/ in one build. */
+int irqs_on = 1;   /* the interrupt flag                       */
+int irq_depth;     /* kept by the "interrupt entry stub"       */
+uint16_t task = 1; /* the task running when no handler is      */
 
 uintptr_t cpu_irq_save(void)
 {
@@ -84,6 +85,8 @@ int console_saw(const char *needle)
 }
 
 /* ---- The hooks ----------------------------------------------------------------------------- */
+
+/* Hooks 1, 7 and 10-12; the seven on the common path are in example_hooks.h. */
 
 void lmm_port_lock_init(lmm_port_lock_t *lock, const char *name)
 {

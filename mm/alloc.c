@@ -37,6 +37,13 @@ static inline enum lmm_gfp_class gfp_class(lmm_gfp_t gfp)
 
 /* ---- Hand-out and take-back ------------------------------------------------------- */
 
+/* Where a block being handed out comes from: the fast path knows, the core does not. */
+enum lmm_source {
+	FROM_CORE,  /* core_alloc_locked(): any list; the frame's flag says if it is reserve */
+	FROM_CACHE, /* this CPU's cache: never a reserve frame (lmm_check() verifies it)     */
+	FROM_SLICE, /* this CPU's pool slice: always a reserve frame                          */
+};
+
 /*
  * FREE/CACHED/POOL -> ALLOCATED/EXCLUSIVE: the block at @idx becomes the caller's.
  * Interrupts off on CPU @c; the block was just unlinked by this CPU.  A FREE block
@@ -44,7 +51,7 @@ static inline enum lmm_gfp_class gfp_class(lmm_gfp_t gfp)
  * changes, a merge on another CPU would take it for a free buddy.
  */
 static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-			    lmm_gfp_t gfp, uint16_t owner)
+			    lmm_gfp_t gfp, uint16_t owner, enum lmm_source from)
 {
 	struct lmm_frame *f = &mm->frames[idx];
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
@@ -53,16 +60,21 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 	LMM_WRITE_ONCE(f->owner, owner); /* 0 unless exclusive */
 	LMM_WRITE_ONCE(f->refcount, (uint16_t)!excl);
 	LMM_WRITE_ONCE(f->state, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED);
-	LMM_WRITE_ONCE(c->allocated, c->allocated + (1ul << order));
-	if (f->flags & LMM_FRAME_F_RESERVE) {
+	LMM_OWN_ADD(c->allocated, 1ul << order);
+	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE))) {
 		LMM_INC(c->pool_hits);
 		LMM_INC(c->reserve_to[gfp_class(gfp)]);
 	}
-	/* Sequence and CPU while this CPU is ours; the caller's part comes after. */
-	if (unlikely(mm->holders != NULL)) {
-		mm->holders[idx].seq = c->holder_seq++;
-		mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
-	}
+}
+
+/*
+ * LMM_CFG_HOLDERS: the sequence number and CPU of the block just handed out, while this
+ * CPU is ours (interrupts off); the caller's part comes after, in alloc_finish_slow().
+ */
+static void holder_stamp(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
+{
+	mm->holders[idx].seq = c->holder_seq++;
+	mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
 }
 
 /* Bookkeeping of a block whose last reference is gone; the caller places it. */
@@ -70,36 +82,21 @@ static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned orde
 {
 	LMM_WRITE_ONCE(f->owner, 0);
 	LMM_WRITE_ONCE(f->refcount, 0);
-	LMM_WRITE_ONCE(c->allocated, c->allocated - (1ul << order));
-}
-
-/*
- * Whether this CPU's per-CPU layer has room for the order-0 block at @idx: its slice
- * for a reserve frame, its cache for any other.  Interrupts off on CPU @c.  The flag
- * is read before the verdict, so relaxed: a bogus free may aim at any frame.
- */
-static inline bool take_back_room(const struct lmm *mm, const struct lmm_cpu *c, uint32_t idx, unsigned order)
-{
-	if (order != 0)
-		return false;
-	return (LMM_READ_ONCE(mm->frames[idx].flags) & LMM_FRAME_F_RESERVE) ? c->slice_count < mm->pool_slice
-									     : c->cache_count < mm->cache_high;
+	LMM_OWN_ADD(c->allocated, 0 - (1ul << order));
 }
 
 /*
  * ALLOCATED/EXCLUSIVE -> mm/, the per-CPU half: the last reference to the order-0 page
- * at @idx is gone and take_back_room() said yes.  It goes on this CPU's slice (a
- * reserve frame) or cache (any other), without the lock.  Interrupts off on CPU @c.
+ * at @idx is gone, and the stack at @head (this CPU's slice for a reserve frame, its
+ * cache for any other) has room.  No lock; interrupts off on CPU @c, saved in @fl.
  */
-static inline void take_back_to_cpu(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
+static inline enum lmm_status take_back_to_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl,
+					       uint32_t idx, uint32_t *head, uint32_t *count, uint8_t state)
 {
-	struct lmm_frame *f = &mm->frames[idx];
-
-	release(c, f, 0);
-	if (f->flags & LMM_FRAME_F_RESERVE)
-		lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
-	else
-		lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
+	release(c, &mm->frames[idx], 0);
+	lmm_stack_push(mm, head, count, idx, state);
+	lmm_port_irq_restore(fl);
+	return LMM_OK;
 }
 
 /* ---- The per-CPU layer's batches (lock held) ------------------------------------------- */
@@ -284,10 +281,16 @@ static lmm_cold void *alloc_finish_slow(struct lmm *mm, uint32_t idx, unsigned o
 	return p;
 }
 
+/* Whether an allocation has more to do than return the block: holders, poison, zeroing. */
+static inline bool alloc_has_extras(const struct lmm *mm, lmm_gfp_t gfp)
+{
+	return unlikely((gfp & LMM_GFPB_ZERO) || (mm->cfg.flags & (LMM_CFG_HOLDERS | LMM_CFG_POISON)));
+}
+
 /* The block handed out at @idx, as the caller sees it; interrupts are back on. */
 static inline void *alloc_finish(struct lmm *mm, uint32_t idx, unsigned order, lmm_gfp_t gfp, const void *caller)
 {
-	if (unlikely((gfp & LMM_GFPB_ZERO) || (mm->cfg.flags & (LMM_CFG_HOLDERS | LMM_CFG_POISON))))
+	if (alloc_has_extras(mm, gfp))
 		return alloc_finish_slow(mm, idx, order, gfp, caller);
 	return lmm_frame_virt(mm, idx);
 }
@@ -310,13 +313,25 @@ static inline unsigned req_order(lmm_req_t rq) { return (rq >> 16) & 0xffu; }
 static inline lmm_gfp_t req_gfp(lmm_req_t rq) { return (rq >> 24) & 0x7fu; }
 static inline bool req_ask_owner(lmm_req_t rq) { return rq >> 31; }
 
+/* How every allocation and free starts: interrupts off (the old state in *@fl), this CPU's slot. */
+static inline struct lmm_cpu *enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
+{
+	*fl = lmm_port_irq_save();
+	return lmm_this_cpu(mm);
+}
+
 /*
  * The rest of an allocation the per-CPU layer could not serve: one lock hold, one core
  * call, the hand-out, the unlock; then interrupts back on (saved in @fl on CPU @c).
+ * @c NULL: a request the layer never serves (order above 0), with interrupts still on.
  */
 static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, lmm_req_t rq,
 					const void *caller)
 {
+	if (c == NULL) {
+		c = enter_cpu(mm, &fl);
+		LMM_INC(c->alloc_calls);
+	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
 	uint32_t idx = core_alloc_locked(mm, c, req_order(rq), req_gfp(rq));
 	/*
@@ -324,10 +339,13 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 	 * before the lock goes, or another CPU's merge would find a FREE buddy that is on
 	 * no list and take it back.  Cache and slice frames are CACHED/POOL: no lock.
 	 */
-	if (likely(idx != LMM_NIL))
-		hand_out(mm, c, idx, req_order(rq), req_gfp(rq), req_owner(rq));
-	else
+	if (likely(idx != LMM_NIL)) {
+		hand_out(mm, c, idx, req_order(rq), req_gfp(rq), req_owner(rq), FROM_CORE);
+		if (mm->holders != NULL)
+			holder_stamp(mm, c, idx);
+	} else {
 		LMM_INC(c->alloc_failures);
+	}
 	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 	if (unlikely(idx == LMM_NIL))
@@ -337,6 +355,31 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 
 /* The return address of the public function: who made the call, for reports and holders. */
 #define LMM_CALLER __builtin_return_address(0)
+
+/* The rest of a cache or slice hit with extras to do (holders, poison, zeroing). */
+static lmm_cold void *alloc_from_cpu_slow(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, uint32_t idx,
+					  lmm_gfp_t gfp, const void *caller)
+{
+	if (mm->holders != NULL)
+		holder_stamp(mm, c, idx);
+	lmm_port_irq_restore(fl);
+	return alloc_finish_slow(mm, idx, 0, gfp, caller);
+}
+
+/*
+ * The end of an allocation that this CPU's cache or slice served: @idx was just popped
+ * there, with interrupts off (saved in @fl).  No lock.
+ */
+static inline void *alloc_from_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, uint32_t idx,
+				   lmm_gfp_t gfp, uint16_t owner, enum lmm_source from, const void *caller)
+{
+	hand_out(mm, c, idx, 0, gfp, owner, from);
+	if (alloc_has_extras(mm, gfp))
+		return alloc_from_cpu_slow(mm, c, fl, idx, gfp, caller);
+	void *p = lmm_frame_virt(mm, idx); /* while the frame record is at hand */
+	lmm_port_irq_restore(fl);
+	return p;
+}
 
 /*
  * Every allocation.  The likely branch: an order-0 request served by this CPU's cache
@@ -353,24 +396,21 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
 		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller);
 	owner = excl ? owner : 0;
+	if (unlikely(order != 0))
+		return alloc_via_core(mm, NULL, 0, lmm_req(order, gfp, owner, false), caller);
 
-	lmm_irqflags_t fl = lmm_port_irq_save();
-	struct lmm_cpu *c = lmm_this_cpu(mm);
+	lmm_irqflags_t fl;
+	struct lmm_cpu *c = enter_cpu(mm, &fl);
 	LMM_INC(c->alloc_calls);
-	uint32_t idx = LMM_NIL;
-	if (likely(order == 0)) {
-		if (gfp & LMM_GFPB_RESERVE) {
-			if (c->slice_count)
-				idx = lmm_stack_pop(mm, &c->slice_head, &c->slice_count);
-		} else if (c->cache_count) {
-			idx = lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
-		}
+	if (gfp & LMM_GFPB_RESERVE) {
+		if (likely(c->slice_count))
+			return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->slice_head, &c->slice_count), gfp,
+					      owner, FROM_SLICE, caller);
+	} else if (likely(c->cache_count)) {
+		return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), gfp, owner,
+				      FROM_CACHE, caller);
 	}
-	if (unlikely(idx == LMM_NIL))
-		return alloc_via_core(mm, c, fl, lmm_req(order, gfp, owner, false), caller);
-	hand_out(mm, c, idx, 0, gfp, owner);
-	lmm_port_irq_restore(fl);
-	return alloc_finish(mm, idx, 0, gfp, caller);
+	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller);
 }
 
 /* Any allocation but a kernel's kalloc(): one copy of alloc_common() for all of them. */
@@ -525,6 +565,10 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl,
 						 uint32_t idx, lmm_req_t rq, const void *caller)
 {
+	if (c == NULL) { /* a block the layer never takes (order above 0), interrupts on */
+		c = enter_cpu(mm, &fl);
+		LMM_INC(c->free_calls);
+	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
 	/* Ask the owner again if needed: the frame may have changed hands since. */
 	enum lmm_status st = core_free_locked(mm, c, idx, req_order(rq), req_owner(rq), req_ask_owner(rq));
@@ -544,15 +588,26 @@ static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu 
 lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
 					      bool ask_owner, const void *caller)
 {
-	lmm_irqflags_t fl = lmm_port_irq_save();
-	struct lmm_cpu *c = lmm_this_cpu(mm);
+	if (unlikely(order != 0))
+		return free_via_core(mm, NULL, 0, idx, lmm_req(order, 0, owner, ask_owner), caller);
+
+	lmm_irqflags_t fl;
+	struct lmm_cpu *c = enter_cpu(mm, &fl);
 	LMM_INC(c->free_calls);
-	if (unlikely(!take_back_room(mm, c, idx, order)) ||
-	    unlikely(free_verdict(mm, idx, order, owner, ask_owner, false) != LMM_OK))
-		return free_via_core(mm, c, fl, idx, lmm_req(order, 0, owner, ask_owner), caller);
-	take_back_to_cpu(mm, c, idx);
-	lmm_port_irq_restore(fl);
-	return LMM_OK;
+	/*
+	 * Room first, then the verdict: with the layer off (no room ever) a free goes to
+	 * the core at once, which makes the one final verdict.  The flag is read relaxed,
+	 * before the verdict says whose the page is: a bogus free may aim at any frame.
+	 */
+	if (LMM_READ_ONCE(mm->frames[idx].flags) & LMM_FRAME_F_RESERVE) {
+		if (likely(c->slice_count < mm->pool_slice) &&
+		    likely(free_verdict(mm, idx, 0, owner, ask_owner, false) == LMM_OK))
+			return take_back_to_cpu(mm, c, fl, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
+	} else if (likely(c->cache_count < mm->cache_high) &&
+		   likely(free_verdict(mm, idx, 0, owner, ask_owner, false) == LMM_OK)) {
+		return take_back_to_cpu(mm, c, fl, idx, &c->cache_head, &c->cache_count, LMM_FRAME_CACHED);
+	}
+	return free_via_core(mm, c, fl, idx, lmm_req(0, 0, owner, ask_owner), caller);
 }
 
 /* With LMM_CFG_POISON: the caller still holds the block, so poison it before the free. */

@@ -14,7 +14,7 @@
 /*
  * Called by the allocation once the block is the caller's, back in the caller's own
  * context (interrupts as the caller had them), so the context recorded is the caller's.
- * hand_out() wrote the sequence number and CPU already, with interrupts off.
+ * holder_stamp() wrote the sequence number and CPU already, with interrupts off.
  */
 void lmm_holder_record(struct lmm *mm, uint32_t idx, unsigned order, const void *caller)
 {

@@ -71,12 +71,15 @@ enum lmm_phase {
 #define LMM_WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /*
- * A counter that one CPU updates (with interrupts off, or under the lock) and others
- * only read: a statistic, a cache or slice count.  The relaxed load and store above are
- * three instructions; a plain update is one (an add to memory on x86).  A reader on
- * another CPU may see the old value or the new one, never a torn one: every target mm/
- * supports writes an aligned word in one store.  ThreadSanitizer builds keep the atomic
- * form, so TSan still checks every access to these counters.
+ * The exception: a counter that only one CPU writes (in its own slot with interrupts
+ * off, or under the lock) and others only read (statistics, a cache or slice count).
+ * Through the macros above an update is three instructions; a plain += is one (an add
+ * to memory on x86), and these run on every allocation and free.  Formally that is a
+ * data race with a reader on another CPU, the one kernels accept for per-CPU
+ * statistics (Linux's this_cpu_add()): the reader gets the old value or the new, as
+ * with the atomic form, because the compilers mm/ is built with update an aligned
+ * word with one store.  ThreadSanitizer builds keep the atomic form, so TSan still
+ * checks every access.
  */
 #if defined(__SANITIZE_THREAD__)
 #define LMM_TSAN 1

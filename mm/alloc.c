@@ -49,6 +49,10 @@ enum lmm_source {
  * Interrupts off on CPU @c; the block was just unlinked by this CPU.  A FREE block
  * (from the buddy lists) must be handed out with the lock still held: until its state
  * changes, a merge on another CPU would take it for a free buddy.
+ *
+ * Only what changes is written.  Whoever unlinked the block left its order right (a
+ * split sets it; a stack holds order-0 frames), and a frame nobody holds has owner 0
+ * and no references (release() sees to it): lmm_check() verifies both.
  */
 static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
 			    lmm_gfp_t gfp, uint16_t owner, enum lmm_source from)
@@ -56,9 +60,10 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 	struct lmm_frame *f = &mm->frames[idx];
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
 
-	f->order = (uint8_t)order;
-	LMM_WRITE_ONCE(f->owner, owner); /* 0 unless exclusive */
-	LMM_WRITE_ONCE(f->refcount, (uint16_t)!excl);
+	if (excl)
+		LMM_WRITE_ONCE(f->owner, owner);
+	else
+		LMM_WRITE_ONCE(f->refcount, 1);
 	LMM_WRITE_ONCE(f->state, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED);
 	LMM_OWN_ADD(c->allocated, 1ul << order);
 	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE))) {
@@ -77,7 +82,7 @@ static void holder_stamp(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
 	mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
 }
 
-/* Bookkeeping of a block whose last reference is gone; the caller places it. */
+/* Bookkeeping of a block whose last reference is gone; the caller places it.  Unheld: owner 0, no references. */
 static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned order)
 {
 	LMM_WRITE_ONCE(f->owner, 0);

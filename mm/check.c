@@ -248,16 +248,27 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_
 				problem(c, "allocated block with no reference (phys)", phys_of(mm, idx), 0);
 			if (f->state == LMM_FRAME_EXCLUSIVE && f->owner == 0)
 				problem(c, "exclusive page without an owner (phys)", phys_of(mm, idx), 0);
+			/* hand_out() writes only what changes: it relies on these being zero. */
+			if ((f->state != LMM_FRAME_EXCLUSIVE && f->owner != 0) ||
+			    (f->state != LMM_FRAME_ALLOCATED && f->refcount != 0))
+				problem(c, "owner or references left on a frame (phys, owner << 16 | refcount)",
+					phys_of(mm, idx), (uint64_t)f->owner << 16 | f->refcount);
 			if ((f->flags & LMM_FRAME_F_RESERVE) && o != 0)
 				problem(c, "reserve flag on a block larger than a page (phys, order)", phys_of(mm, idx), o);
 			if ((f->flags & LMM_FRAME_F_RESERVE) && f->state == LMM_FRAME_FREE)
 				problem(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx), 0);
 			if (f->flags & LMM_FRAME_F_RESERVE)
 				sums[LMM_FRAME_STATE_COUNT]++;
-			for (uint64_t t = 1; t < (1ull << o); t++)
-				if (mm->frames[idx + t].state != LMM_FRAME_TAIL)
+			for (uint64_t t = 1; t < (1ull << o); t++) {
+				const struct lmm_frame *tail = &mm->frames[idx + t];
+				if (tail->state != LMM_FRAME_TAIL)
 					problem(c, "block overlaps another block (head phys, frame phys)",
 						phys_of(mm, idx), phys_of(mm, idx + (uint32_t)t));
+				else if (tail->owner != 0 || tail->refcount != 0)
+					problem(c, "owner or references left on a frame (phys, owner << 16 | refcount)",
+						phys_of(mm, idx + (uint32_t)t),
+						(uint64_t)tail->owner << 16 | tail->refcount);
+			}
 			sums[f->state] += 1ull << o;
 			k += 1ull << o;
 		}

@@ -240,8 +240,9 @@ static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm)
 /* ---- LIFO stacks of order-0 frames: caches, slices, the shared pool ------------------ */
 
 /*
- * Push @idx with state @state onto the stack at *@head.  The state is stored
- * last-but-not-least with a relaxed store: other CPUs read it locklessly (a double free
+ * Push the order-0 frame @idx with state @state onto the stack at *@head.  Its order is
+ * 0 already: a split or a verdict made it so, and lmm_check() verifies every stack.  The
+ * state is stored with a relaxed store: other CPUs read it locklessly (a double free
  * checks it, a merge looks at its buddy) and must see CACHED/POOL, never FREE.
  */
 static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *count, uint32_t idx,
@@ -249,7 +250,6 @@ static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *coun
 {
 	struct lmm_frame *f = &mm->frames[idx];
 	f->next = *head;
-	f->order = 0;
 	LMM_WRITE_ONCE(f->state, state);
 	*head = idx;
 	LMM_OWN_ADD(*count, 1);

@@ -135,6 +135,13 @@ static void check_names_frame_corruption(void)
 	mm.frames[idx_of(pair) + 1].state = LMM_FRAME_ALLOCATED;
 	EXPECT_PROBLEM("block overlaps another block");
 	mm.frames[idx_of(pair) + 1].state = LMM_FRAME_TAIL;
+	/* hand_out() writes only what changes: a stale owner or reference would survive it. */
+	f->owner = 5; /* on a shared (not exclusive) page */
+	EXPECT_PROBLEM("owner or references left on a frame");
+	*f = save;
+	mm.frames[idx_of(pair) + 1].refcount = 1; /* on a tail */
+	EXPECT_PROBLEM("owner or references left on a frame");
+	mm.frames[idx_of(pair) + 1].refcount = 0;
 	unsigned fo = 0;
 	while (mm.free_head[fo] == LMM_NIL)
 		fo++;

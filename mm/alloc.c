@@ -205,10 +205,12 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 }
 
 /*
- * The core's side of a free: a block the per-CPU layer had no room for.  A reserve
- * frame goes back to the shared pool, unless the target was lowered meanwhile: then
- * it leaves the reserve; an ordinary order-0 page makes room in a full cache by draining
- * one batch to the buddy lists; everything else is merged into the lists.
+ * The core's side of a free: a block the per-CPU layer had no room for, or did not
+ * decide (an exclusive page whose owner had to be asked).  The one placement policy: a
+ * reserve frame goes to this CPU's slice while it has room, else back to the shared
+ * pool, unless the target was lowered meanwhile: then it leaves the reserve; an
+ * ordinary order-0 page goes to this CPU's cache, after draining one batch to the buddy
+ * lists if it is full; everything else is merged into the lists.
  */
 static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order)
 {
@@ -216,6 +218,10 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
 	struct lmm_frame *f = &mm->frames[idx];
 
 	if (order == 0 && (f->flags & LMM_FRAME_F_RESERVE)) {
+		if (c->slice_count < mm->pool_slice) { /* where the per-CPU layer puts it */
+			lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
+			return;
+		}
 		if (mm->reserve_frames <= mm->pool_target) {
 			lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
 			return;
@@ -484,7 +490,8 @@ static lmm_cold enum lmm_status free_verdict_unusual(const struct lmm *mm, uint3
  * runs it without the lock, on a block that only the caller may change.  A free aimed
  * inside a free block (merged away since, or in a cache or the pool) is a double free;
  * inside an allocated block, not a head.  @settle false (the per-CPU path): a frame in
- * neither allocated state gets FREE_UNUSUAL, and the core works out the refusal.
+ * neither allocated state gets FREE_UNUSUAL, and the core works out the refusal; so does
+ * an exclusive page whose owner must be asked, and the core asks.
  */
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
 #define FREE_UNUSUAL LMM_ERR_STATE
@@ -516,8 +523,15 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 			return LMM_ERR_WRONG_ORDER;
 		return LMM_READ_ONCE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK;
 	}
-	if (state == LMM_FRAME_EXCLUSIVE)
+	if (state == LMM_FRAME_EXCLUSIVE) {
+		/*
+		 * Asking the port is a call: on the per-CPU path, it would make every free
+		 * keep its values in saved registers.  The core asks instead (one lock hold).
+		 */
+		if (ask_owner && !settle)
+			return FREE_UNUSUAL;
 		return exclusive_verdict(f, order, owner, ask_owner);
+	}
 	return settle ? free_verdict_unusual(mm, idx, state) : FREE_UNUSUAL;
 }
 

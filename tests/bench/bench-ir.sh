@@ -308,6 +308,7 @@ FNR == NR { v[$1, $2, $3, $4] = $5; port[$1, $2, $3, $4] = $6; bins[$1] = $7; ne
 /^MT mm\/ no-cache.*median scaling/ { mtnc = $0 }
 /^MT mm\/: median CPU-time ratio/ { mtcpu = $0 }
 /^MT mm\/ no-cache.*median CPU-time ratio/ { mtnccpu = $0 }
+/^MT private.*median scaling/ { mtown = $0 }
 function t(name, val, goal, ok, wl, al, ph) {
 	printf "TARGET %s %s %s %s\n", name, val, goal, ok ? "met" : "missed"
 	if (!ok && wl != "") printf "MISS\t%s\t%s\t%s\t%s\n", judged, wl, al, ph > "/dev/stderr"
@@ -325,6 +326,7 @@ END {
 	if (mtnc != "") print "  " mtnc
 	if (mtcpu != "") print "  " mtcpu
 	if (mtnccpu != "") print "  " mtnccpu
+	if (mtown != "") print "  " mtown " (the baseline: what two threads get here when they share nothing)"
 	print ""
 	j = judged
 	r = v[j, "W1 warm order-0", "mm/", "pair"] / v[j, "W1 warm order-0", "freelist+tas", "pair"]

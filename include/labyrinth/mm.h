@@ -379,7 +379,9 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
  * Drop one reference to the block at @ptr, freeing it when none are left.  NULL is a
  * no-op.  Any context.  An order-0 page goes to this CPU's cache, or back to the
  * reserve if it came from there (no lock either way, until a batch has to move);
- * shared pages and larger blocks take lmm.lock.  Every bad free (unaligned, unmanaged,
+ * shared pages, larger blocks and an exclusive page freed without naming its owner
+ * (lmm_free_pages(): the owner is asked under the lock) take lmm.lock.  The exclusive
+ * routine's free and lmm_free_pages_owned() name it.  Every bad free (unaligned, unmanaged,
  * not a block head, wrong order, already free, reserved, an exclusive page freed by a
  * non-owner) is refused, counted, reported, and changes nothing.  An exclusive page may
  * be freed only by its owner: lmm_port_owner(), or @owner.

@@ -51,7 +51,7 @@
 #define FLL_NAME "freelist+portlock"
 #define LMM_NAME "mm/"
 #define LMM_NC_NAME "mm/ no-cache"  /* cache_high = pool_slice = LMM_CPU_OFF: one lock */
-#define MT_OWN_NAME "private freelist+tas" /* MT only: one locked list per thread */
+#define MT_OWN_NAME "private lists" /* MT only: one freelist+tas per thread */
 #define LMM_H_NAME "mm/ +holders"   /* LMM_CFG_HOLDERS */
 #define LMM_ATOMIC_NAME "mm/ atomic-excl"
 
@@ -926,8 +926,8 @@ static void mt(void)
 	} in[3] = { { LMM_NAME, LMM_NAME, &mm, &idle, opt.mt_pairs, { 0 }, { 0 }, { 0 }, { 0 } },
 		    { LMM_NC_NAME " (single lock)", LMM_NC_NAME, &mm_nc, &idle_nc, opt.mt_pairs / 4, { 0 }, { 0 },
 		      { 0 }, { 0 } },
-		    { MT_OWN_NAME " (nothing shared)", MT_OWN_NAME, NULL, NULL, opt.mt_pairs, { 0 }, { 0 }, { 0 },
-		      { 0 } } };
+		    { MT_OWN_NAME " (a freelist+tas each, nothing shared)", MT_OWN_NAME, NULL, NULL, opt.mt_pairs,
+		      { 0 }, { 0 }, { 0 }, { 0 } } };
 	unsigned rounds = opt.mt_rounds;
 	for (unsigned w = 0; w < 2; w++)
 		bench_freelist_build(&mt_own[w].fl, mt_own_pages[w], 4);

@@ -82,7 +82,10 @@ static void holder_stamp(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
 	mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
 }
 
-/* Bookkeeping of a block whose last reference is gone; the caller places it.  Unheld: owner 0, no references. */
+/*
+ * Bookkeeping of a block whose last reference is gone; the caller places it.  A frame
+ * nobody holds has no owner and no references: hand_out() relies on it.
+ */
 static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned order)
 {
 	LMM_WRITE_ONCE(f->owner, 0);

@@ -64,9 +64,9 @@ static inline void list_push_alone(struct lmm *mm, struct lmm_frame *frames, uns
 	mm->free_blocks[order] = 1;
 }
 
-static inline void list_unlink(struct lmm *mm, struct lmm_frame *frames, unsigned order, uint32_t idx)
+static inline void list_unlink(struct lmm *mm, struct lmm_frame *frames, unsigned order, const struct lmm_frame *f)
 {
-	uint32_t next = frames[idx].next, prev = frames[idx].prev;
+	uint32_t next = f->next, prev = f->prev;
 
 	if (prev != LMM_NIL) {
 		frames[prev].next = next;
@@ -96,7 +96,7 @@ uint32_t lmm_buddy_alloc_locked(struct lmm *mm, const struct lmm_cpu *c, unsigne
 	struct lmm_frame *const frames = mm->frames;
 	const unsigned top = order + lmm_ctz32(mask);
 	uint32_t idx = mm->free_head[top];
-	list_unlink(mm, frames, top, idx);
+	list_unlink(mm, frames, top, &frames[idx]);
 
 	/*
 	 * Split down: keep the lower half, the upper half goes on its list.  Lists
@@ -118,28 +118,30 @@ void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *const frames = mm->frames;
 	const struct lmm_region *r = &mm->regions[frames[idx].region];
+	/* Pages are counted from the region's start: frame rf[k] is at pfn base + k. */
+	struct lmm_frame *const rf = &frames[r->first_index];
 	const uint64_t base = r->base_pfn, npages = r->npages;
-	const uint64_t delta = base - r->first_index; /* pfn = index + delta */
-	uint64_t pfn = idx + delta;
+	uint64_t pfn = base + (idx - r->first_index), bit = 1ull << order;
+	struct lmm_frame *f = &frames[idx]; /* the head of the block being freed, then merged */
 
-	mm->nfree += 1ull << order;
-	while (order < LMM_MAX_ORDER) {
+	mm->nfree += bit;
+	for (; order < LMM_MAX_ORDER; order++, bit <<= 1) {
 		/* Buddy of pfn p is p ^ 2^order; a buddy outside the region stops the merge. */
-		const uint64_t bit = 1ull << order, bpfn = pfn ^ bit;
-		if (bpfn - base >= npages)
+		const uint64_t boff = (pfn ^ bit) - base;
+		if (boff >= npages)
 			break;
-		struct lmm_frame *b = &frames[bpfn - delta];
+		struct lmm_frame *b = &rf[boff];
 		if (LMM_READ_ONCE(b->state) != LMM_FRAME_FREE || b->order != order)
 			break;
-		list_unlink(mm, frames, order, (uint32_t)(bpfn - delta));
+		list_unlink(mm, frames, order, b);
 		/* The lower of the two heads the merged block; the higher becomes a tail. */
-		struct lmm_frame *hi = &frames[(pfn | bit) - delta];
+		struct lmm_frame *hi = (pfn & bit) ? f : b;
+		f = (pfn & bit) ? b : f;
 		LMM_WRITE_ONCE(hi->state, LMM_FRAME_TAIL);
 		hi->order = 0;
 		pfn &= ~bit;
-		order++;
 	}
-	list_push(mm, frames, order, (uint32_t)(pfn - delta));
+	list_push(mm, frames, order, (uint32_t)(f - frames));
 }
 
 /* ---- Translation ------------------------------------------------------------------------ */

@@ -64,22 +64,21 @@ enum lmm_phase {
 
 /*
  * Fields read by a CPU that does not own them (a frame's state, another CPU's
- * counters) use relaxed atomic accesses: plain loads and stores on every target, and
- * no data race for the compiler or ThreadSanitizer.  Never a read-modify-write.
- */
-#define LMM_READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define LMM_WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-
-/*
- * The exception: a counter that only one CPU writes (in its own slot with interrupts
+ * counters) are read and written whole, never torn and never cached in a register:
+ * LMM_READ_ONCE / LMM_WRITE_ONCE, never a read-modify-write.  Built as Linux's
+ * READ_ONCE/WRITE_ONCE are, with volatile accesses of at most a word: GCC treats even a
+ * relaxed __atomic access as a barrier to everything around it, so the atomic form made
+ * every allocation and free reload mm->frames and its CPU slot after each frame store.
+ * Neither form orders anything for another CPU; the lock and the interrupt hooks do.
+ * ThreadSanitizer builds use the relaxed atomics, so TSan checks every such access.
+ *
+ * LMM_OWN_ADD: a counter that only one CPU writes (in its own slot with interrupts
  * off, or under the lock) and others only read (statistics, a cache or slice count).
- * Through the macros above an update is three instructions; a plain += is one (an add
- * to memory on x86), and these run on every allocation and free.  Formally that is a
- * data race with a reader on another CPU, the one kernels accept for per-CPU
- * statistics (Linux's this_cpu_add()): the reader gets the old value or the new, as
- * with the atomic form, because the compilers mm/ is built with update an aligned
- * word with one store.  ThreadSanitizer builds keep the atomic form, so TSan still
- * checks every access.
+ * A plain += is one instruction (an add to memory on x86), and these run on every
+ * allocation and free.  Formally that is a data race with a reader on another CPU, the
+ * one kernels accept for per-CPU statistics (Linux's this_cpu_add()): the reader gets
+ * the old value or the new, because the compilers mm/ is built with update an aligned
+ * word with one store.  ThreadSanitizer builds use the atomic form here too.
  */
 #if defined(__SANITIZE_THREAD__)
 #define LMM_TSAN 1
@@ -89,8 +88,14 @@ enum lmm_phase {
 #endif
 #endif
 #ifdef LMM_TSAN
+#define LMM_READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define LMM_WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define LMM_OWN_ADD(x, v) LMM_WRITE_ONCE(x, (x) + (v))
 #else
+/* A field wider than a word would tear on a 32-bit host: refused at compile time. */
+#define LMM_WORD_SIZED(x) ((void)sizeof(char[sizeof(x) <= sizeof(uintptr_t) ? 1 : -1]))
+#define LMM_READ_ONCE(x) (LMM_WORD_SIZED(x), *(const volatile __typeof__(x) *)&(x))
+#define LMM_WRITE_ONCE(x, v) (LMM_WORD_SIZED(x), (void)(*(volatile __typeof__(x) *)&(x) = (v)))
 #define LMM_OWN_ADD(x, v) ((void)((x) += (v)))
 #endif
 #define LMM_INC(x) LMM_OWN_ADD(x, 1)

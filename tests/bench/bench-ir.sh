@@ -158,6 +158,7 @@ for bin in "$@"; do
 		if (alloc == "freelist") return "bench_freelist_" which
 		if (alloc == "freelist+tas") return "bench_freelist_" which "_tas"
 		if (alloc == "freelist+portlock") return "bench_freelist_" which "_irqsave"
+		if (alloc == "checked list+tas") return "bench_checked_" which
 		if (alloc == "mm/ atomic-excl") return "bench_lmm_atomic_" which
 		return "bench_lmm_" which
 	}
@@ -331,6 +332,10 @@ END {
 	j = judged
 	r = v[j, "W1 warm order-0", "mm/", "pair"] / v[j, "W1 warm order-0", "freelist+tas", "pair"]
 	t("W1_warm_pair_vs_cheap_locked_list", sprintf("%.2fx", r), "<=1.5x", r <= 1.5, "W1 warm order-0", "mm/", "pair")
+	c = v[j, "W1 warm order-0", "checked list+tas", "pair"]
+	if (c > 0)
+		printf "  (for reference, not a target: the same locked list refusing double and foreign frees, checked list+tas, %.1f Ir = %.2fx of it; mm/ W1 = %.2fx of that)\n",
+		       c, c / v[j, "W1 warm order-0", "freelist+tas", "pair"], v[j, "W1 warm order-0", "mm/", "pair"] / c
 	r = v[j, "W5 atomic pool pair", "mm/ atomic-excl", "pair"] / v[j, "W5 atomic pool pair", "freelist+tas", "pair"]
 	t("W5_atomic_exclusive_pair_vs_cheap_locked_list", sprintf("%.2fx", r), "<=1.6x", r <= 1.6, "W5 atomic pool pair", "mm/ atomic-excl", "pair")
 	x = v[j, "W1 cold order-0", "mm/ no-cache", "pair"]

@@ -49,6 +49,7 @@
 #define FL_NAME "freelist"
 #define FLT_NAME "freelist+tas" /* the cheap locked list: every ratio is taken against it */
 #define FLL_NAME "freelist+portlock"
+#define FLC_NAME "checked list+tas" /* refuses double and foreign frees: a reference, not a target */
 #define LMM_NAME "mm/"
 #define LMM_NC_NAME "mm/ no-cache"  /* cache_high = pool_slice = LMM_CPU_OFF: one lock */
 #define MT_OWN_NAME "private lists" /* MT only: one freelist+tas per thread */
@@ -327,11 +328,13 @@ static void write_csv(const char *build)
 static struct lmm mm, mm_nc, mm_h;
 static struct bench_freelist fl;
 static void *fl_base;
+static struct bench_checked_list cl; /* over fl_base's addresses; it never touches a page */
 
 static const struct bench_alloc A_FL = { FL_NAME, bench_freelist_alloc, bench_freelist_free, &fl };
 static const struct bench_alloc A_FLT = { FLT_NAME, bench_freelist_alloc_tas, bench_freelist_free_tas, &fl };
 static const struct bench_alloc A_FLL = { FLL_NAME, bench_freelist_alloc_irqsave,
 					  bench_freelist_free_irqsave, &fl };
+static const struct bench_alloc A_FLC = { FLC_NAME, bench_checked_alloc, bench_checked_free, &cl };
 static const struct bench_alloc A_LMM = { LMM_NAME, bench_lmm_alloc, bench_lmm_free, &mm };
 static const struct bench_alloc A_LMM_NC = { LMM_NC_NAME, bench_lmm_alloc, bench_lmm_free, &mm_nc };
 static const struct bench_alloc A_LMM_H = { LMM_H_NAME, bench_lmm_alloc, bench_lmm_free, &mm_h };
@@ -436,6 +439,12 @@ static void setup_arenas(void)
 		((volatile char *)fl_base)[off] = 0;
 	lmm_port_lock_init(&fl.lock, "bench freelist");
 	bench_freelist_build(&fl, fl_base, ARENA_PAGES);
+	struct bench_checked_page *records = malloc(ARENA_PAGES * sizeof(*records));
+	if (!records) {
+		perror("bench: malloc");
+		exit(2);
+	}
+	bench_checked_build(&cl, fl_base, ARENA_PAGES, records);
 }
 
 static bool is_freelist(const struct bench_alloc *a)
@@ -478,8 +487,10 @@ static void w1_warm(void)
 	void *pin = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	void *pin_nc = lmm_alloc_pages(&mm_nc, 0, LMM_GFP_KERNEL);
 	void *pin_h = lmm_alloc_pages(&mm_h, 0, LMM_GFP_KERNEL);
-	const struct bench_alloc *allocs[] = { &A_FL, &A_FLT, &A_FLL, &A_LMM, &A_LMM_NC, &A_LMM_H };
-	run_pairs("W1 warm order-0", allocs, 6);
+	const struct bench_alloc *allocs[] = { &A_FL, &A_FLT, &A_FLL, &A_FLC, &A_LMM, &A_LMM_NC, &A_LMM_H };
+	run_pairs("W1 warm order-0", allocs, 7);
+	if (cl.refused)
+		problem("W1 warm: the checked list refused %" PRIu64 " frees", cl.refused);
 	lmm_free_pages(&mm, pin, 0);
 	lmm_free_pages(&mm_nc, pin_nc, 0);
 	lmm_free_pages(&mm_h, pin_h, 0);

@@ -5,6 +5,7 @@
 #include "workloads.h"
 
 #define BENCH_NOINLINE __attribute__((noinline))
+#define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 uint64_t bench_rand(uint64_t *state)
@@ -120,6 +121,57 @@ BENCH_NOINLINE void bench_freelist_free_irqsave(void *ctx, void *page, unsigned 
 	*(void **)page = fl->head;
 	fl->head = page;
 	lmm_port_unlock_irqrestore(&fl->lock, flags);
+}
+
+void bench_checked_build(struct bench_checked_list *cl, void *base, uint64_t npages,
+			 struct bench_checked_page *pages)
+{
+	cl->base = base;
+	cl->npages = npages;
+	cl->pages = pages;
+	for (uint64_t i = 0; i < npages; i++)
+		pages[i] = (struct bench_checked_page){ i + 1 < npages ? (uint32_t)(i + 1) : UINT32_MAX, 0 };
+	cl->head = npages ? 0 : UINT32_MAX;
+	cl->refused = 0;
+}
+
+BENCH_NOINLINE void *bench_checked_alloc(void *ctx, unsigned order)
+{
+	struct bench_checked_list *cl = ctx;
+	(void)order;
+	lmm_irqflags_t flags = lmm_port_irq_save();
+	tas_lock(&cl->tas);
+	uint32_t i = cl->head;
+	if (i != UINT32_MAX) {
+		cl->head = cl->pages[i].next;
+		cl->pages[i].allocated = 1;
+	}
+	tas_unlock(&cl->tas);
+	lmm_port_irq_restore(flags);
+	return i != UINT32_MAX ? cl->base + ((uint64_t)i << LMM_PAGE_SHIFT) : NULL;
+}
+
+BENCH_NOINLINE void bench_checked_free(void *ctx, void *page, unsigned order)
+{
+	struct bench_checked_list *cl = ctx;
+	(void)order;
+	uint64_t off = (uint64_t)((char *)page - cl->base);
+	if (unlikely(off >= cl->npages << LMM_PAGE_SHIFT || (off & (LMM_PAGE_SIZE - 1)))) {
+		cl->refused++;
+		return;
+	}
+	uint32_t i = (uint32_t)(off >> LMM_PAGE_SHIFT);
+	lmm_irqflags_t flags = lmm_port_irq_save();
+	tas_lock(&cl->tas);
+	if (likely(cl->pages[i].allocated)) {
+		cl->pages[i].allocated = 0;
+		cl->pages[i].next = cl->head;
+		cl->head = i;
+	} else {
+		cl->refused++;
+	}
+	tas_unlock(&cl->tas);
+	lmm_port_irq_restore(flags);
 }
 
 /* ---- mm/ ----------------------------------------------------------------------------------- */

@@ -64,6 +64,33 @@ void bench_freelist_free_tas(void *fl, void *page, unsigned order);
 void *bench_freelist_alloc_irqsave(void *fl, unsigned order);
 void bench_freelist_free_irqsave(void *fl, void *page, unsigned order);
 
+/*
+ * The checked list: the same locked list (test-and-set, the port's irq save/restore)
+ * over a table of 8-byte page records, so that a free can be refused: a pointer outside
+ * the arena or not page aligned, or a page that is not allocated (a double free).  The
+ * least a kernel's page allocator checks; a reference for what mm/'s checks cost, not
+ * a target (mm/ also checks order, references, owner and reserve, and has per-CPU
+ * caches).  Refusals are counted, never printed.  Order 0 only.
+ */
+struct bench_checked_page {
+	uint32_t next;     /* index of the next free page, UINT32_MAX at the end */
+	uint32_t allocated; /* 1 while handed out */
+};
+struct bench_checked_list {
+	char *base;    /* the arena; page i is at base + i * 4096 */
+	uint64_t npages;
+	struct bench_checked_page *pages;
+	uint32_t head; /* index of the first free page, UINT32_MAX when none */
+	uint32_t tas;
+	uint64_t refused;
+};
+
+/* Every page free, lowest address first out.  @pages has room for @npages records. */
+void bench_checked_build(struct bench_checked_list *cl, void *base, uint64_t npages,
+			 struct bench_checked_page *pages);
+void *bench_checked_alloc(void *cl, unsigned order);
+void bench_checked_free(void *cl, void *page, unsigned order);
+
 /* ---- mm/ adapters -------------------------------------------------------------------- */
 
 /* ctx is the struct lmm.  lmm_alloc_pages(ctx, order, LMM_GFP_KERNEL) / lmm_free_pages(). */

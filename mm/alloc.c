@@ -438,12 +438,22 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
 	return alloc_any(mm, order, gfp, owner, LMM_CALLER);
 }
 
+/*
+ * lmm_alloc_pages() with other flags than KERNEL.  Here, not in the caller, the port is
+ * asked for the owner: values kept across that call would give kalloc() a stack frame.
+ */
+static lmm_outline void *alloc_any_as_port_owner(struct lmm *mm, unsigned order, lmm_gfp_t gfp,
+						 const void *caller)
+{
+	return alloc_any(mm, order, gfp, (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0, caller);
+}
+
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
 	/* A kernel's kalloc(): the same function, with the flags' tests folded away. */
 	if (likely(gfp == LMM_GFP_KERNEL))
 		return alloc_common(mm, order, LMM_GFP_KERNEL, 0, LMM_CALLER);
-	return alloc_any(mm, order, gfp, (gfp & LMM_GFPB_EXCLUSIVE) ? lmm_port_owner() : 0, LMM_CALLER);
+	return alloc_any_as_port_owner(mm, order, gfp, LMM_CALLER);
 }
 
 /* ---- Freeing --------------------------------------------------------------------------------- */

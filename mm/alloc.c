@@ -88,8 +88,7 @@ static void holder_stamp(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
  */
 static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned order)
 {
-	LMM_WRITE_ONCE(f->owner, 0);
-	LMM_WRITE_ONCE(f->refcount, 0);
+	LMM_WRITE_ONCE(f->holder, 0); /* owner and refcount */
 	LMM_OWN_ADD(c->allocated, 0 - (1ul << order));
 }
 

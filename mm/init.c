@@ -238,7 +238,7 @@ static void fill_frames(struct lmm *mm)
 {
 	for (uint32_t i = 0; i < mm->nregions; i++) {
 		const struct lmm_region *r = &mm->regions[i];
-		struct lmm_frame t = { LMM_NIL, LMM_NIL, 0, 0, LMM_FRAME_TAIL, 0, 0, (uint8_t)i };
+		struct lmm_frame t = { .next = LMM_NIL, .prev = LMM_NIL, .state = LMM_FRAME_TAIL, .region = (uint8_t)i };
 		struct lmm_frame *f = &mm->frames[r->first_index];
 		for (uint64_t k = 0; k < r->npages; k++)
 			f[k] = t;

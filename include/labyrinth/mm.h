@@ -155,8 +155,13 @@ enum lmm_frame_state {
 struct lmm_frame {
 	uint32_t next;     /* list link (frame index), LMM_NIL at the end           */
 	uint32_t prev;     /* buddy free list back link; unused on the LIFO lists   */
-	uint16_t owner;    /* exclusive owner tag, 0 when none                      */
-	uint16_t refcount; /* references to an ALLOCATED block                      */
+	union {
+		struct {
+			uint16_t owner;    /* exclusive owner tag, 0 when none          */
+			uint16_t refcount; /* references to an ALLOCATED block          */
+		};
+		uint32_t holder; /* both as one word: a take-back clears them in one store */
+	};
 	uint8_t state;     /* enum lmm_frame_state                                  */
 	uint8_t order;     /* order of the block this frame heads                   */
 	uint8_t flags;     /* private LMM_FRAME_F_* bits                            */

@@ -211,13 +211,14 @@ static enum lmm_status build_regions(struct lmm *mm)
 				 (unsigned long long)mm->ranges[i].end);
 			continue;
 		}
-		struct lmm_region *r = &mm->regions[mm->nregions++];
+		const uint32_t ri = mm->nregions++;
+		struct lmm_region *r = &mm->regions[ri];
 		r->base_pfn = mm->ranges[i].base >> LMM_PAGE_SHIFT;
 		r->npages = npages;
 		r->first_index = first;
 		r->vbase = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].base);
 		r->vbytes = npages << LMM_PAGE_SHIFT;
-		r->vdelta = r->vbase - ((uintptr_t)first << LMM_PAGE_SHIFT);
+		mm->vdelta[ri] = r->vbase - ((uintptr_t)first << LMM_PAGE_SHIFT);
 		uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].end - LMM_PAGE_SIZE);
 		/* In 64 bits: on a 32-bit host a region larger than the address space wraps. */
 		uint64_t span = (npages - 1) << LMM_PAGE_SHIFT;

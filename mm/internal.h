@@ -129,7 +129,7 @@ static inline uint64_t lmm_frame_phys(const struct lmm *mm, uint32_t idx)
 
 static inline void *lmm_frame_virt(const struct lmm *mm, uint32_t idx)
 {
-	return (void *)(lmm_region_of(mm, idx)->vdelta + ((uintptr_t)idx << LMM_PAGE_SHIFT));
+	return (void *)(mm->vdelta[mm->frames[idx].region] + ((uintptr_t)idx << LMM_PAGE_SHIFT));
 }
 
 /* Index of the frame at physical page @pfn, or LMM_NIL if no region holds it. */

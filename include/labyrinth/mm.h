@@ -235,8 +235,6 @@ struct lmm_region {
 	uint64_t vbytes;      /* npages << LMM_PAGE_SHIFT: the virtual span, for one compare */
 	uint32_t first_index; /* index of its first frame in lmm.frames */
 	uintptr_t vbase;      /* lmm_port_phys_to_virt(base) */
-	uintptr_t vdelta;     /* vbase - (first_index << LMM_PAGE_SHIFT), modulo 2^N:
-				 a frame's address is vdelta + (index << LMM_PAGE_SHIFT) */
 };
 
 struct lmm_range {
@@ -325,6 +323,12 @@ struct lmm {
 
 	uint32_t nregions;
 	struct lmm_region regions[LMM_MAX_REGIONS];
+	/*
+	 * Per region: vbase - (first_index << LMM_PAGE_SHIFT), modulo 2^N, so that a frame's
+	 * address is vdelta[region] + (index << LMM_PAGE_SHIFT).  An array of its own: every
+	 * allocation reads it, and a word array is indexed with no multiply.
+	 */
+	uintptr_t vdelta[LMM_MAX_REGIONS];
 	struct lmm_frame *frames;
 	struct lmm_holder *holders; /* NULL unless LMM_CFG_HOLDERS */
 	uint64_t nframes;

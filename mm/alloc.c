@@ -62,8 +62,8 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 
 	if (excl)
 		LMM_WRITE_ONCE(f->owner, owner);
-	else
-		LMM_WRITE_ONCE(f->refcount, 1);
+	else /* the reference as a word with owner 0: a store of a constant */
+		LMM_WRITE_ONCE(f->holder, lmm_holder_word(0, 1));
 	LMM_WRITE_ONCE(f->state, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED);
 	LMM_OWN_ADD(c->allocated, 1ul << order);
 	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE))) {

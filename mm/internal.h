@@ -100,6 +100,13 @@ enum lmm_phase {
 #endif
 #define LMM_INC(x) LMM_OWN_ADD(x, 1)
 
+/* struct lmm_frame's holder word for @owner and @refcount, whatever the byte order. */
+static inline uint32_t lmm_holder_word(uint16_t owner, uint16_t refcount)
+{
+	const struct lmm_frame t = { .owner = owner, .refcount = refcount };
+	return t.holder;
+}
+
 /* Count trailing zeros of a non-zero word without a compiler runtime helper. */
 static inline unsigned lmm_ctz32(uint32_t x)
 {
@@ -156,8 +163,7 @@ static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, 
 	 * are zero (vbytes 0): region 0 never matches before lmm_init().  nregions <=
 	 * LMM_MAX_REGIONS bounds the loop.
 	 */
-	for (uint32_t i = 0;; i++) {
-		const struct lmm_region *r = &mm->regions[i];
+	for (const struct lmm_region *r = mm->regions;; r++) {
 		/* Unsigned: an address below the region wraps to a huge offset. */
 		uint64_t off = (uint64_t)(uintptr_t)(va - r->vbase);
 		if (likely(off < r->vbytes)) {
@@ -166,7 +172,7 @@ static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, 
 			*idx = r->first_index + (uint32_t)(off >> LMM_PAGE_SHIFT);
 			return LMM_OK;
 		}
-		if (i + 1 >= mm->nregions)
+		if (r + 1 >= mm->regions + mm->nregions)
 			break;
 	}
 	return (va & (LMM_PAGE_SIZE - 1)) ? LMM_ERR_NOT_ALIGNED : LMM_ERR_NOT_MANAGED;

@@ -508,11 +508,9 @@ static lmm_cold enum lmm_status free_verdict_unusual(const struct lmm *mm, uint3
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
 #define FREE_UNUSUAL LMM_ERR_STATE
 
-static inline enum lmm_status exclusive_verdict(const struct lmm_frame *f, unsigned order, uint16_t owner,
-						bool ask_owner)
+/* An exclusive page of the right order: may @owner (or, @ask_owner, the port's) free it? */
+static inline enum lmm_status owner_verdict(const struct lmm_frame *f, uint16_t owner, bool ask_owner)
 {
-	if (unlikely(f->order != order))
-		return LMM_ERR_WRONG_ORDER;
 	if (ask_owner)
 		owner = lmm_port_owner();
 	return likely(LMM_READ_ONCE(f->owner) == owner) ? LMM_OK : LMM_ERR_WRONG_OWNER;
@@ -522,19 +520,21 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 					   uint16_t owner, bool ask_owner, bool settle)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
-	uint8_t state = LMM_READ_ONCE(f->state);
+	/* State and order in one read: the head of an allocated block of this order? */
+	const uint16_t so = LMM_READ_ONCE(f->state_order);
 	/*
 	 * An entry point that names its owner (the exclusive routine) most likely frees an
 	 * exclusive page: there, that test comes first.  Only where ask_owner is a constant
 	 * (the inlined entry points): in the core it would be one more test for every free.
 	 */
-	if (__builtin_constant_p(ask_owner) && !ask_owner && likely(state == LMM_FRAME_EXCLUSIVE))
-		return exclusive_verdict(f, order, owner, false);
-	if (likely(state == LMM_FRAME_ALLOCATED)) {
-		if (unlikely(f->order != order))
-			return LMM_ERR_WRONG_ORDER;
+	if (__builtin_constant_p(ask_owner) && !ask_owner &&
+	    likely(so == lmm_state_order(LMM_FRAME_EXCLUSIVE, order)))
+		return owner_verdict(f, owner, false);
+	if (likely(so == lmm_state_order(LMM_FRAME_ALLOCATED, order)))
 		return LMM_READ_ONCE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK;
-	}
+	const uint8_t state = lmm_state_in(so);
+	if (state == LMM_FRAME_ALLOCATED)
+		return LMM_ERR_WRONG_ORDER;
 	if (state == LMM_FRAME_EXCLUSIVE) {
 		/*
 		 * Asking the port is a call: on the per-CPU path, it would make every free
@@ -542,7 +542,9 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 		 */
 		if (ask_owner && !settle)
 			return FREE_UNUSUAL;
-		return exclusive_verdict(f, order, owner, ask_owner);
+		if (so != lmm_state_order(LMM_FRAME_EXCLUSIVE, order))
+			return LMM_ERR_WRONG_ORDER;
+		return owner_verdict(f, owner, ask_owner);
 	}
 	return settle ? free_verdict_unusual(mm, idx, state) : FREE_UNUSUAL;
 }

@@ -107,6 +107,19 @@ static inline uint32_t lmm_holder_word(uint16_t owner, uint16_t refcount)
 	return t.holder;
 }
 
+/* Its state_order word for @state and @order, and the state in such a word. */
+static inline uint16_t lmm_state_order(uint8_t state, unsigned order)
+{
+	const struct lmm_frame t = { .state = state, .order = (uint8_t)order };
+	return t.state_order;
+}
+
+static inline uint8_t lmm_state_in(uint16_t state_order)
+{
+	const struct lmm_frame t = { .state_order = state_order };
+	return t.state;
+}
+
 /* Count trailing zeros of a non-zero word without a compiler runtime helper. */
 static inline unsigned lmm_ctz32(uint32_t x)
 {

@@ -162,8 +162,13 @@ struct lmm_frame {
 		};
 		uint32_t holder; /* both as one word: a take-back clears them in one store */
 	};
-	uint8_t state;     /* enum lmm_frame_state                                  */
-	uint8_t order;     /* order of the block this frame heads                   */
+	union {
+		struct {
+			uint8_t state; /* enum lmm_frame_state                          */
+			uint8_t order; /* order of the block this frame heads           */
+		};
+		uint16_t state_order; /* both as one word: a free's verdict tests them at once */
+	};
 	uint8_t flags;     /* private LMM_FRAME_F_* bits                            */
 	uint8_t region;    /* index of the region holding this frame                */
 };

@@ -282,6 +282,10 @@ static void every_bad_free_refused(void)
 	expect_refused_free((char *)lmm_port_phys_to_virt(0) + 16 * MiB, 0, LMM_ERR_NOT_MANAGED, "past the end");
 	expect_refused_free(blk + 4096, 0, LMM_ERR_NOT_HEAD, "tail page");
 	expect_refused_free(blk, 1, LMM_ERR_WRONG_ORDER, "wrong order");
+	void *excl = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE);
+	ASSERT(excl, "exclusive alloc failed");
+	expect_refused_free(excl, 1, LMM_ERR_WRONG_ORDER, "exclusive page, wrong order");
+	CHECK(lmm_free_pages(&mm, excl, 0) == LMM_OK, "exclusive page: good free refused");
 	expect_refused_free(blk, LMM_MAX_ORDER + 3, LMM_ERR_BAD_ORDER, "absurd order");
 	expect_refused_free(lmm_port_phys_to_virt(0x10000), 0, LMM_ERR_RESERVED, "reserved page");
 	expect_refused_free(lmm_port_phys_to_virt(mm.metadata_phys), 0, LMM_ERR_RESERVED, "metadata page");

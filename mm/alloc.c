@@ -366,8 +366,23 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 	return alloc_finish(mm, idx, req_order(rq), req_gfp(rq), caller);
 }
 
-/* The return address of the public function: who made the call, for reports and holders. */
+/*
+ * The return address of the public function: who made the call, for reports and holders.
+ * The inlined halves of a call (alloc_common(), free_common()) take it as @caller or, from
+ * a public function, as CALLER_HERE: then it is read only on a branch that hands it on.
+ * Read at entry, it is one more value kept across the port's hooks, in a saved register
+ * (5 instructions a free).  In a function they are inlined into, LMM_CALLER is that
+ * function's return address; the coverage build does not force them inline, so there
+ * CALLER_HERE is the value read at entry.
+ */
 #define LMM_CALLER __builtin_return_address(0)
+#ifdef LMM_COVERAGE_BUILD
+#define CALLER_HERE LMM_CALLER
+#define caller_or_here(caller) (caller)
+#else
+#define CALLER_HERE NULL
+#define caller_or_here(caller) ((caller) != NULL ? (caller) : LMM_CALLER)
+#endif
 
 /* The rest of a cache or slice hit with extras to do (holders, poison, zeroing). */
 static lmm_cold void *alloc_from_cpu_slow(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, uint32_t idx,
@@ -404,13 +419,13 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 {
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
 	if (unlikely(order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner))))
-		return refuse_bad_alloc(mm, order, gfp, owner, caller);
+		return refuse_bad_alloc(mm, order, gfp, owner, caller_or_here(caller));
 	/* KERNEL may one day mean "may wait": keep it out of handlers from the start. */
 	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
-		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller);
+		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller_or_here(caller));
 	owner = excl ? owner : 0;
 	if (unlikely(order != 0))
-		return alloc_via_core(mm, NULL, 0, lmm_req(order, gfp, owner, false), caller);
+		return alloc_via_core(mm, NULL, 0, lmm_req(order, gfp, owner, false), caller_or_here(caller));
 
 	lmm_irqflags_t fl;
 	struct lmm_cpu *c = enter_cpu(mm, &fl);
@@ -418,12 +433,12 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 	if (gfp & LMM_GFPB_RESERVE) {
 		if (likely(c->slice_count))
 			return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->slice_head, &c->slice_count), gfp,
-					      owner, FROM_SLICE, caller);
+					      owner, FROM_SLICE, caller_or_here(caller));
 	} else if (likely(c->cache_count)) {
 		return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), gfp, owner,
-				      FROM_CACHE, caller);
+				      FROM_CACHE, caller_or_here(caller));
 	}
-	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller);
+	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
 }
 
 /* Any allocation but a kernel's kalloc(): one copy of alloc_common() for all of them. */
@@ -451,7 +466,7 @@ void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
 	/* A kernel's kalloc(): the same function, with the flags' tests folded away. */
 	if (likely(gfp == LMM_GFP_KERNEL))
-		return alloc_common(mm, order, LMM_GFP_KERNEL, 0, LMM_CALLER);
+		return alloc_common(mm, order, LMM_GFP_KERNEL, 0, CALLER_HERE);
 	return alloc_any_as_port_owner(mm, order, gfp, LMM_CALLER);
 }
 
@@ -634,7 +649,7 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 					      bool ask_owner, const void *caller)
 {
 	if (unlikely(order != 0))
-		return free_via_core(mm, NULL, 0, idx, lmm_req(order, 0, owner, ask_owner), caller);
+		return free_via_core(mm, NULL, 0, idx, lmm_req(order, 0, owner, ask_owner), caller_or_here(caller));
 
 	lmm_irqflags_t fl;
 	struct lmm_cpu *c = enter_cpu(mm, &fl);
@@ -652,7 +667,7 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 		   likely(free_verdict(mm, idx, 0, owner, ask_owner, false) == LMM_OK)) {
 		return take_back_to_cpu(mm, c, fl, idx, &c->cache_head, &c->cache_count, LMM_FRAME_CACHED);
 	}
-	return free_via_core(mm, c, fl, idx, lmm_req(0, 0, owner, ask_owner), caller);
+	return free_via_core(mm, c, fl, idx, lmm_req(0, 0, owner, ask_owner), caller_or_here(caller));
 }
 
 /* With LMM_CFG_POISON: the caller still holds the block, so poison it before the free. */
@@ -676,25 +691,25 @@ lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
-				   lmm_req(0, 0, owner, ask_owner), caller);
+				   lmm_req(0, 0, owner, ask_owner), caller_or_here(caller));
 	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON))
-		return free_poisoned(mm, idx, lmm_req(order, 0, owner, ask_owner), caller);
+		return free_poisoned(mm, idx, lmm_req(order, 0, owner, ask_owner), caller_or_here(caller));
 	return free_located(mm, idx, order, owner, ask_owner, caller);
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
 {
-	return free_common(mm, ptr, order, owner, false, LMM_CALLER);
+	return free_common(mm, ptr, order, owner, false, CALLER_HERE);
 }
 
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true, LMM_CALLER);
+	return free_common(mm, ptr, order, 0, true, CALLER_HERE);
 }
 
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true, LMM_CALLER);
+	return free_common(mm, ptr, order, 0, true, CALLER_HERE);
 }
 
 /* ---- The atomic exclusive routine ------------------------------------------------------ */
@@ -721,7 +736,7 @@ void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void)
 	struct lmm *mm = lmm_default();
 	if (unlikely(!mm))
 		return NULL;
-	return alloc_common(mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, lmm_port_owner(), LMM_CALLER);
+	return alloc_common(mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, lmm_port_owner(), CALLER_HERE);
 }
 
 enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
@@ -729,7 +744,7 @@ enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
 	struct lmm *mm = lmm_default();
 	if (unlikely(!mm))
 		return page ? LMM_ERR_NOT_MANAGED : LMM_OK;
-	return free_common(mm, page, 0, lmm_port_owner(), false, LMM_CALLER);
+	return free_common(mm, page, 0, lmm_port_owner(), false, CALLER_HERE);
 }
 
 /* ---- Draining a CPU ---------------------------------------------------------------------------- */

@@ -54,7 +54,7 @@ enum lmm_phase {
  * that the compiler folds away.  The coverage build (tests/coverage) defines
  * LMM_COVERAGE_BUILD: there each exists once, so its branches are counted once rather
  * than once per inlined copy, where those constants make some of them untakeable.
- * Either way the entry point passes its own return address as the caller.
+ * Either way a report names the entry point's own caller (alloc.c: CALLER_HERE).
  */
 #ifdef LMM_COVERAGE_BUILD
 #define lmm_inline_entry static inline

@@ -605,6 +605,127 @@ static void unusable_index_reported(void)
 	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
+/* ---- Who made the call ------------------------------------------------------------------ */
+
+/*
+ * The return address of the call to it: the address just after that call site.  The
+ * empty asm is a side effect, so that the compiler treats no two calls as the same.
+ */
+static __attribute__((noinline)) const void *just_called(void)
+{
+	__asm__ volatile("" ::: "memory");
+	return __builtin_return_address(0);
+}
+
+/*
+ * Whether @caller, as mm/ recorded it, is the return address of the call made just before
+ * the call that returned @after: a few bytes before it (the second call, and perhaps a
+ * move of the first one's result).  mm/ naming one of its own functions is far off.
+ */
+static bool is_call_site(const void *caller, const void *after)
+{
+	uintptr_t c = (uintptr_t)caller, a = (uintptr_t)after;
+	return c < a && a - c <= 32;
+}
+
+/* The call site in the holder record of a block mm/ handed out; NULL if none. */
+static const void *holder_caller(const void *p)
+{
+	uint32_t idx;
+	return lmm_locate(&mm, p, &idx) == LMM_OK ? mm.holders[idx].caller : NULL;
+}
+
+/* Check the last report's reason and caller: the call made just before @after. */
+#define CHECK_REPORT_FROM(after, want, what)                                                                 \
+	do {                                                                                                 \
+		const struct lmm_report *r_ = host_report_last();                                             \
+		CHECK(r_ && r_->reason == (want) && is_call_site(r_->caller, (after)),                        \
+		      "%s: reason %d, caller %p, the call returned to just before %p", (what),               \
+		      r_ ? (int)r_->reason : -1, r_ ? r_->caller : NULL, (after));                            \
+		host_reports_clear();                                                                         \
+	} while (0)
+
+static const void *handler_after;
+static void handler_refused_kernel_alloc(void)
+{
+	handler_kernel = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	handler_after = just_called();
+}
+
+/*
+ * Every entry point, on every branch that makes a report or a holder record, names the
+ * call that reached mm/: the return address of the public function, however deep in
+ * mm/ the report is made.
+ */
+static void reports_name_the_call_site(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	struct lmm_config cfg = { .flags = LMM_CFG_QUIET | LMM_CFG_HOLDERS, .pool_target = 16 };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	lmm_set_default(&mm);
+	host_reports_clear();
+	const void *after;
+	int local;
+
+	/* Allocations: bad arguments, each entry point; KERNEL from a handler. */
+	(void)lmm_alloc_pages(&mm, LMM_MAX_ORDER + 1, LMM_GFP_KERNEL);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_ORDER, "lmm_alloc_pages, bad order");
+	(void)lmm_alloc_pages(&mm, 1, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_FLAGS, "lmm_alloc_pages, exclusive order 1");
+	(void)lmm_alloc_pages_owned(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, 0);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_OWNER, "lmm_alloc_pages_owned, owner 0");
+	host_irq_install(SIGUSR1, handler_refused_kernel_alloc);
+	raise(SIGUSR1);
+	host_irq_uninstall(SIGUSR1);
+	CHECK(!handler_kernel, "KERNEL allocation from a handler succeeded");
+	CHECK_REPORT_FROM(handler_after, LMM_ERR_BAD_CONTEXT, "lmm_alloc_pages, KERNEL in a handler");
+
+	/* Holder records: a cache hit, the core, the atomic routine. */
+	void *p0 = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	after = just_called();
+	ASSERT(p0, "order-0 allocation failed");
+	CHECK(is_call_site(holder_caller(p0), after), "holder of a cache hit: %p",
+	      holder_caller(p0));
+	void *p2 = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL);
+	after = just_called();
+	ASSERT(p2, "order-2 allocation failed");
+	CHECK(is_call_site(holder_caller(p2), after), "holder of a core block: %p",
+	      holder_caller(p2));
+	void *x = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	after = just_called();
+	ASSERT(x, "atomic exclusive allocation failed");
+	CHECK(is_call_site(holder_caller(x), after), "holder of a reserve page: %p",
+	      holder_caller(x));
+
+	/* Frees: refused before the lookup, by the per-CPU layer's core half, by the core. */
+	(void)lmm_free_pages(&mm, (void *)((uintptr_t)&local & ~(uintptr_t)4095), 0);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_NOT_MANAGED, "lmm_free_pages, unmanaged");
+	(void)lmm_free_pages(&mm, p0, LMM_MAX_ORDER + 1);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_ORDER, "lmm_free_pages, bad order");
+	(void)lmm_free_pages_owned(&mm, x, 0, (uint16_t)(lmm_port_owner() + 1));
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_WRONG_OWNER, "lmm_free_pages_owned, not the owner");
+	CHECK(labyrinth_free_page_atomic_exclusive(x) == LMM_OK, "owner's free refused");
+	(void)labyrinth_free_page_atomic_exclusive(x);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_ALREADY_FREE, "labyrinth_free_page_atomic_exclusive, double free");
+	CHECK(lmm_free_pages(&mm, p0, 0) == LMM_OK, "free refused");
+	(void)lmm_page_put(&mm, p0, 0);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_ALREADY_FREE, "lmm_page_put, double free of a cached page");
+	CHECK(lmm_free_pages(&mm, p2, 2) == LMM_OK, "free refused");
+	(void)lmm_free_pages(&mm, p2, 2);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_ALREADY_FREE, "lmm_free_pages, double free of order 2");
+	CHECK(lmm_check(&mm) == 0, "check failed");
+	lmm_set_default(NULL);
+}
+
 static void address_translation(void)
 {
 	ASSERT(setup16() == LMM_OK, "init failed");
@@ -657,6 +778,7 @@ int main(void)
 	TEST(cache_and_pool_off);
 	TEST(locked_function_asserts_lock);
 	TEST(unusable_index_reported);
+	TEST(reports_name_the_call_site);
 	TEST(address_translation);
 	TEST(status_strings);
 	host_arena_unmap();

@@ -368,12 +368,13 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 
 /*
  * The return address of the public function: who made the call, for reports and holders.
- * The inlined halves of a call (alloc_common(), free_common()) take it as @caller or, from
- * a public function, as CALLER_HERE: then it is read only on a branch that hands it on.
+ * The halves of a call forced inline into it (lmm_inline_entry: alloc_common(),
+ * free_common() and what they call) take it as @caller or, from a public function, as
+ * CALLER_HERE: then it is read only on a branch that hands it on (caller_or_here()).
  * Read at entry, it is one more value kept across the port's hooks, in a saved register
- * (5 instructions a free).  In a function they are inlined into, LMM_CALLER is that
- * function's return address; the coverage build does not force them inline, so there
- * CALLER_HERE is the value read at entry.
+ * (5 instructions a free).  Inlined, LMM_CALLER is the public function's return
+ * address; the coverage build does not force them inline, so there CALLER_HERE is the
+ * value read at entry.
  */
 #define LMM_CALLER __builtin_return_address(0)
 #ifdef LMM_COVERAGE_BUILD
@@ -398,13 +399,18 @@ static lmm_cold void *alloc_from_cpu_slow(struct lmm *mm, struct lmm_cpu *c, lmm
  * The end of an allocation that this CPU's cache or slice served: @idx was just popped
  * there, with interrupts off (saved in @fl).  No lock.
  */
-static inline void *alloc_from_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, uint32_t idx,
+lmm_inline_entry void *alloc_from_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, uint32_t idx,
 				   lmm_gfp_t gfp, uint16_t owner, enum lmm_source from, const void *caller)
 {
+	/*
+	 * The region's delta first: after hand_out()'s byte store, which may alias anything,
+	 * GCC would load mm->frames and the frame's region again.
+	 */
+	uintptr_t vdelta = lmm_frame_vdelta(mm, idx);
 	hand_out(mm, c, idx, 0, gfp, owner, from);
 	if (alloc_has_extras(mm, gfp))
-		return alloc_from_cpu_slow(mm, c, fl, idx, gfp, caller);
-	void *p = lmm_frame_virt(mm, idx); /* while the frame record is at hand */
+		return alloc_from_cpu_slow(mm, c, fl, idx, gfp, caller_or_here(caller));
+	void *p = lmm_index_virt(vdelta, idx);
 	lmm_port_irq_restore(fl);
 	return p;
 }
@@ -433,10 +439,10 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 	if (gfp & LMM_GFPB_RESERVE) {
 		if (likely(c->slice_count))
 			return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->slice_head, &c->slice_count), gfp,
-					      owner, FROM_SLICE, caller_or_here(caller));
+					      owner, FROM_SLICE, caller);
 	} else if (likely(c->cache_count)) {
 		return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), gfp, owner,
-				      FROM_CACHE, caller_or_here(caller));
+				      FROM_CACHE, caller);
 	}
 	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
 }

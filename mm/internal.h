@@ -148,9 +148,20 @@ static inline uint64_t lmm_frame_phys(const struct lmm *mm, uint32_t idx)
 	return lmm_frame_pfn(mm, idx) << LMM_PAGE_SHIFT;
 }
 
+/* A frame's address: its region's delta (struct lmm, vdelta) plus its index in pages. */
+static inline uintptr_t lmm_frame_vdelta(const struct lmm *mm, uint32_t idx)
+{
+	return mm->vdelta[mm->frames[idx].region];
+}
+
+static inline void *lmm_index_virt(uintptr_t vdelta, uint32_t idx)
+{
+	return (void *)(vdelta + ((uintptr_t)idx << LMM_PAGE_SHIFT));
+}
+
 static inline void *lmm_frame_virt(const struct lmm *mm, uint32_t idx)
 {
-	return (void *)(mm->vdelta[mm->frames[idx].region] + ((uintptr_t)idx << LMM_PAGE_SHIFT));
+	return lmm_index_virt(lmm_frame_vdelta(mm, idx), idx);
 }
 
 /* Index of the frame at physical page @pfn, or LMM_NIL if no region holds it. */
@@ -259,7 +270,14 @@ static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm)
 	unsigned cpu = LMM_PORT_MAX_CPUS == 1 ? 0 : lmm_port_cpu_id();
 	if (LMM_DEBUG && unlikely(cpu >= LMM_PORT_MAX_CPUS))
 		lmm_port_fatal("lmm: lmm_port_cpu_id() is not below LMM_PORT_MAX_CPUS");
-	return &mm->cpu[cpu];
+	struct lmm_cpu *c = &mm->cpu[cpu];
+	/*
+	 * An empty asm, no instruction (Linux's OPTIMIZER_HIDE_VAR): GCC otherwise folds the
+	 * array's offset into the index and keeps two bases for one slot, its fields and
+	 * &c->cache_head, at three instructions each (make bench-ir: 3 to 5 a pair).
+	 */
+	__asm__("" : "+r"(c));
+	return c;
 }
 
 /* ---- LIFO stacks of order-0 frames: caches, slices, the shared pool ------------------ */
@@ -283,7 +301,9 @@ static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *coun
 static inline uint32_t lmm_stack_pop(struct lmm *mm, uint32_t *head, uint32_t *count)
 {
 	uint32_t idx = *head;
-	*head = mm->frames[idx].next;
+	/* Not for other CPUs: a plain store, GCC pairs with the count's in one vector store,
+	 * one instruction more than the two stores (make bench-ir). */
+	LMM_WRITE_ONCE(*head, mm->frames[idx].next);
 	LMM_OWN_ADD(*count, (uint32_t)-1);
 	return idx;
 }

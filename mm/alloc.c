@@ -459,7 +459,7 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
 }
 
 /*
- * lmm_alloc_pages() with other flags than KERNEL.  Here, not in the caller, the port is
+ * lmm_alloc_pages() but for one KERNEL page.  Here, not in the caller, the port is
  * asked for the owner: values kept across that call would give kalloc() a stack frame.
  */
 static lmm_outline void *alloc_any_as_port_owner(struct lmm *mm, unsigned order, lmm_gfp_t gfp,
@@ -470,9 +470,10 @@ static lmm_outline void *alloc_any_as_port_owner(struct lmm *mm, unsigned order,
 
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp)
 {
-	/* A kernel's kalloc(): the same function, with the flags' tests folded away. */
-	if (likely(gfp == LMM_GFP_KERNEL))
-		return alloc_common(mm, order, LMM_GFP_KERNEL, 0, CALLER_HERE);
+	/* A kernel's kalloc() of one page: the same function, with the flags' and the
+	 * order's tests folded away. */
+	if (likely(gfp == LMM_GFP_KERNEL && order == 0))
+		return alloc_common(mm, 0, LMM_GFP_KERNEL, 0, CALLER_HERE);
 	return alloc_any_as_port_owner(mm, order, gfp, LMM_CALLER);
 }
 
@@ -708,14 +709,24 @@ enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, 
 	return free_common(mm, ptr, order, owner, false, CALLER_HERE);
 }
 
+/* A free that names no owner, of any order: one copy of free_common() for all of them. */
+static lmm_outline enum lmm_status free_any_asking_owner(struct lmm *mm, void *ptr, unsigned order,
+							  const void *caller)
+{
+	return free_common(mm, ptr, order, 0, true, caller);
+}
+
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true, CALLER_HERE);
+	/* A kernel's kfree() of one page: the same function, with the order's tests folded away. */
+	if (likely(order == 0))
+		return free_common(mm, ptr, 0, 0, true, CALLER_HERE);
+	return free_any_asking_owner(mm, ptr, order, LMM_CALLER);
 }
 
 enum lmm_status lmm_page_put(struct lmm *mm, void *ptr, unsigned order)
 {
-	return free_common(mm, ptr, order, 0, true, CALLER_HERE);
+	return free_any_asking_owner(mm, ptr, order, LMM_CALLER);
 }
 
 /* ---- The atomic exclusive routine ------------------------------------------------------ */

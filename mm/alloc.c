@@ -66,10 +66,8 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 		LMM_WRITE_ONCE(f->holder, lmm_holder_word(0, 1));
 	LMM_WRITE_ONCE(f->state, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED);
 	LMM_OWN_ADD(c->allocated, 1ul << order);
-	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE))) {
-		LMM_INC(c->pool_hits);
-		LMM_INC(c->reserve_to[gfp_class(gfp)]);
-	}
+	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE)))
+		LMM_INC(c->reserve_to[gfp_class(gfp)]); /* the pool hits, by class */
 }
 
 /*

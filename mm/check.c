@@ -67,12 +67,13 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 		out->alloc_calls += LMM_READ_ONCE(c->alloc_calls);
 		out->alloc_failures += LMM_READ_ONCE(c->alloc_failures);
 		out->free_calls += LMM_READ_ONCE(c->free_calls);
-		out->pool_hits += LMM_READ_ONCE(c->pool_hits);
 		out->cache_refills += LMM_READ_ONCE(c->cache_refills);
 		out->cache_drains += LMM_READ_ONCE(c->cache_drains);
 		for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
 			out->reserve_to[k] += LMM_READ_ONCE(c->reserve_to[k]);
 	}
+	for (unsigned k = 0; k < LMM_CLASS_COUNT; k++) /* every reserve hit is counted once, by class */
+		out->pool_hits += out->reserve_to[k];
 	out->allocated = allocated; /* per-CPU figures wrap; their sum does not */
 	out->available = out->free + out->pool + out->cached;
 	for (unsigned s = 0; s < LMM_STATUS_COUNT; s++) {
@@ -97,7 +98,8 @@ void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out)
 	out->allocs = LMM_READ_ONCE(c->alloc_calls);
 	out->frees = LMM_READ_ONCE(c->free_calls);
 	out->alloc_failures = LMM_READ_ONCE(c->alloc_failures);
-	out->pool_hits = LMM_READ_ONCE(c->pool_hits);
+	for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
+		out->pool_hits += LMM_READ_ONCE(c->reserve_to[k]);
 	out->cache_refills = LMM_READ_ONCE(c->cache_refills);
 	out->cache_drains = LMM_READ_ONCE(c->cache_drains);
 }

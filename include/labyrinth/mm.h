@@ -261,9 +261,9 @@ struct lmm_cpu {
 	_Alignas(LMM_CPU_SLOT_BYTES) uint32_t cache_head;
 	uint32_t cache_count, slice_head, slice_count;
 	lmm_count_t allocated; /* pages handed out here minus taken back here (wraps) */
-	lmm_count_t alloc_calls, alloc_failures, free_calls, pool_hits;
+	lmm_count_t alloc_calls, alloc_failures, free_calls;
 	lmm_count_t cache_refills, cache_drains;
-	lmm_count_t reserve_to[LMM_CLASS_COUNT];
+	lmm_count_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out; their sum: pool_hits */
 	uint32_t holder_seq; /* LMM_CFG_HOLDERS: this CPU's allocation sequence numbers */
 	uint32_t lock_tag;   /* this slot's index + 1: what lmm.lock_holder says while it holds the lock */
 };

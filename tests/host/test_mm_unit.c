@@ -32,6 +32,23 @@ static void frame_record_is_16_bytes(void)
 	CHECK(LMM_FRAME_BYTES == sizeof(struct lmm_frame), "LMM_FRAME_BYTES out of date");
 }
 
+/*
+ * The porting guide (mm/README.md, section 8) gives sizeof(struct lmm) as a
+ * formula in LMM_PORT_MAX_CPUS for the ABIs the cross suite runs; change both together.
+ */
+static void struct_lmm_size_as_documented(void)
+{
+#if defined(__x86_64__) || defined(__aarch64__) || (defined(__riscv) && __riscv_xlen == 64)
+	const size_t documented = 6912 + 128 * (size_t)LMM_PORT_MAX_CPUS;
+#elif defined(__i386__)
+	const size_t documented = 5952 + 64 * (size_t)LMM_PORT_MAX_CPUS;
+#else
+	const size_t documented = sizeof(struct lmm); /* an ABI the guide does not cover */
+#endif
+	CHECK(sizeof(struct lmm) == documented, "sizeof(struct lmm) = %zu with %u CPUs, mm/README.md says %zu",
+	      sizeof(struct lmm), (unsigned)LMM_PORT_MAX_CPUS, documented);
+}
+
 static void zero_length_range_refused(void)
 {
 	host_arena_map(16 * MiB);
@@ -748,6 +765,7 @@ static void status_strings(void)
 int main(void)
 {
 	TEST(frame_record_is_16_bytes);
+	TEST(struct_lmm_size_as_documented);
 	TEST(zero_length_range_refused);
 	TEST(absurd_ranges_refused_or_trimmed);
 	TEST(unaligned_range_trimmed_to_whole_pages);

@@ -445,7 +445,7 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
 }
 
-/* Any allocation but a kernel's kalloc(): one copy of alloc_common() for all of them. */
+/* Any allocation but a kernel's one-page kalloc(): one copy of alloc_common() for all of them. */
 static lmm_outline void *alloc_any(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner, const void *caller)
 {
 	return alloc_common(mm, order, gfp, owner, caller);

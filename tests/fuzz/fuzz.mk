@@ -33,7 +33,7 @@ $(FUZZ_BUILD)/obj/%.o: tests/host/%.c tests/host/*.h include/labyrinth/*.h | too
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_SAN) -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_mm: tests/fuzz/fuzz_mm.c $(FUZZ_SCAFFOLD) $(MM_SRCS) tests/host/*.h include/labyrinth/*.h | tools-fuzz
+$(FUZZ_BUILD)/fuzz_mm: tests/fuzz/fuzz_mm.c $(FUZZ_SCAFFOLD) $(MM_SRCS) $(MM_HDRS) tests/host/*.h include/labyrinth/*.h | tools-fuzz
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_mm.c $(MM_SRCS) $(FUZZ_SCAFFOLD) -lrt
 

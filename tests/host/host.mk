@@ -9,9 +9,12 @@ HOST_BUILD  := $(BUILD)/host
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST_WARN   := -Wall -Wextra -Werror
 # Threads play CPUs: up to 16 at once (port_host.c gives each live thread a slot).
-HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -MMD -MP -pthread $(HOST_WARN) -DLMM_PORT_MAX_CPUS=16
+HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -DLMM_PORT_MAX_CPUS=16
 
 MM_SRCS      := $(sort $(wildcard mm/*.c))
+# Named as prerequisites: each binary is compiled and linked in one command, so there is
+# no per-object dependency file, and an edit to mm/internal.h must still rebuild it.
+MM_HDRS      := $(wildcard mm/*.h)
 HOST_PORT    := tests/host/port_host.c
 # The reference model (tests/host/model.h), linked into every mm test; test_mm_model drives it.
 HOST_MODEL   := tests/host/model.c
@@ -27,7 +30,7 @@ HOST_TEST_BINS += $(HOST_BUILD)/test_mm_atomic_tsan
 .PHONY: host-tests-build host-tests
 host-tests-build: $(HOST_TEST_BINS)
 
-$(HOST_BUILD)/test_mm_%: tests/host/test_mm_%.c $(MM_SRCS) $(HOST_PORT) $(HOST_MODEL) tests/host/*.h include/labyrinth/*.h | tools-host
+$(HOST_BUILD)/test_mm_%: tests/host/test_mm_%.c $(MM_SRCS) $(MM_HDRS) $(HOST_PORT) $(HOST_MODEL) tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) $(HOST_MODEL) -lrt
 
@@ -43,7 +46,7 @@ $(HOST_BUILD)/test_kernel_%: tests/host/test_kernel_%.c $(KPARSE_SRCS) kernel/by
 # build keeps it as an error.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -Wno-maybe-uninitialized
 
-$(HOST_BUILD)/tsan/test_mm_atomic: tests/host/test_mm_atomic.c $(MM_SRCS) $(HOST_PORT) tests/host/*.h include/labyrinth/*.h | tools-host
+$(HOST_BUILD)/tsan/test_mm_atomic: tests/host/test_mm_atomic.c $(MM_SRCS) $(MM_HDRS) $(HOST_PORT) tests/host/*.h include/labyrinth/*.h | tools-host
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_COMMON) $(HOSTCFLAGS) $(TSAN_FLAGS) -o $@ $< $(MM_SRCS) $(HOST_PORT) -lrt
 

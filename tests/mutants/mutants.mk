@@ -15,5 +15,5 @@ MUTANTS_FUZZ ?= 0
 mutants: | tools-host
 	@BUILD=$(BUILD) HOSTCC='$(HOSTCC)' MUTANTS='$(MUTANTS)' MUTANTS_FUZZ='$(MUTANTS_FUZZ)' \
 		FUZZ_CC='$(FUZZ_CC)' FUZZ_SAN='$(FUZZ_SAN)' FUZZ_FLAGS='$(FUZZ_FLAGS)' \
-		MUT_CFLAGS='$(filter-out -MMD -MP,$(HOST_COMMON)) $(HOSTCFLAGS) $(SAN_FLAGS)' \
+		MUT_CFLAGS='$(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS)' \
 		sh tests/mutants/run-mutants.sh

@@ -32,6 +32,20 @@ static void frame_record_is_16_bytes(void)
 	CHECK(LMM_FRAME_BYTES == sizeof(struct lmm_frame), "LMM_FRAME_BYTES out of date");
 }
 
+/* mm/internal.h builds the frame's state_order word with shifts: they must match the union. */
+static void state_order_word_matches_the_frame(void)
+{
+	for (unsigned state = 0; state < LMM_FRAME_STATE_COUNT; state++)
+		for (unsigned order = 0; order <= LMM_MAX_ORDER; order++) {
+			struct lmm_frame f = { .state = (uint8_t)state, .order = (uint8_t)order };
+			CHECK(lmm_state_order((uint8_t)state, order) == f.state_order,
+			      "state %u order %u: word %#x, the frame holds %#x", state, order,
+			      lmm_state_order((uint8_t)state, order), f.state_order);
+			CHECK(lmm_state_in(f.state_order) == state, "state %u read back as %u", state,
+			      lmm_state_in(f.state_order));
+		}
+}
+
 /*
  * The porting guide (mm/README.md, section 8) gives sizeof(struct lmm) as a
  * formula in LMM_PORT_MAX_CPUS for the ABIs the cross suite runs; change both together.
@@ -766,6 +780,7 @@ int main(void)
 {
 	TEST(frame_record_is_16_bytes);
 	TEST(struct_lmm_size_as_documented);
+	TEST(state_order_word_matches_the_frame);
 	TEST(zero_length_range_refused);
 	TEST(absurd_ranges_refused_or_trimmed);
 	TEST(unaligned_range_trimmed_to_whole_pages);

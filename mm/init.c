@@ -327,6 +327,22 @@ static void setup_pool_and_cpus(struct lmm *mm)
 	mm->cache_batch = batch;
 }
 
+/*
+ * A failed lmm_init() leaves no region behind: lmm_locate() tests region 0 before it
+ * looks at nregions, and there are no frames behind it.  Every later call then finds
+ * no managed memory (a free is refused as NOT_MANAGED) instead of reading frames.
+ */
+static enum lmm_status forget_regions(struct lmm *mm, enum lmm_status st)
+{
+	for (uint32_t i = 0; i < LMM_MAX_REGIONS; i++) {
+		mm->regions[i] = (struct lmm_region){ 0 };
+		mm->vdelta[i] = 0;
+	}
+	mm->nregions = 0;
+	mm->nframes = 0;
+	return st;
+}
+
 enum lmm_status lmm_init(struct lmm *mm)
 {
 	lmm_check_canary(mm);
@@ -342,14 +358,13 @@ enum lmm_status lmm_init(struct lmm *mm)
 	}
 	enum lmm_status st = build_regions(mm);
 	if (st != LMM_OK)
-		return st;
+		return forget_regions(mm, st);
 	uint64_t bytes = meta_bytes_for(mm, mm->nframes);
 	uint64_t home = find_metadata_home(mm, bytes);
 	if (home == LMM_PHYS_INVALID) {
 		lmm_logf("lmm: init failed: no unreserved run of %llu bytes for the frame metadata",
 			 (unsigned long long)bytes);
-		mm->nregions = 0;
-		return LMM_ERR_NO_MEMORY;
+		return forget_regions(mm, LMM_ERR_NO_MEMORY);
 	}
 	insert_reserved(mm, home, home + bytes);
 	mm->metadata_phys = home;

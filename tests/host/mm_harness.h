@@ -86,6 +86,19 @@ static inline int mm_conserved(struct lmm *mm)
 	return s.free + s.allocated + s.pool + s.cached + s.reserved == s.managed;
 }
 
+/*
+ * After a failed lmm_init(), the memory it was given is not managed: a free or a
+ * reference is refused as NOT_MANAGED (not a crash on frames never built), translations
+ * find nothing, and nothing is handed out.  @pa: a page inside that memory.
+ */
+static inline int mm_manages_nothing(struct lmm *mm, uint64_t pa)
+{
+	void *va = lmm_port_phys_to_virt(pa);
+	return lmm_free_pages(mm, va, 0) == LMM_ERR_NOT_MANAGED && lmm_page_get(mm, va) == LMM_ERR_NOT_MANAGED &&
+	       lmm_virt_to_phys(mm, va) == LMM_PHYS_INVALID && lmm_phys_to_virt(mm, pa) == NULL &&
+	       lmm_alloc_pages(mm, 0, LMM_GFP_KERNEL) == NULL;
+}
+
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 

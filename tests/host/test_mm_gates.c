@@ -579,9 +579,11 @@ static void init_drops_what_it_cannot_hold(void)
 			8 * MiB - 4096;
 	if (adjacent)
 		CHECK(lmm_init(&mm) == LMM_OK, "a range across two adjacent mappings: %s", host_log_last());
-	else
+	else {
 		CHECK(lmm_init(&mm) == LMM_ERR_STATE && host_log_contains("not virtually contiguous"),
 		      "a range across two mappings: %s", host_log_last());
+		CHECK(mm_manages_nothing(&mm, 4096), "memory of a failed init still looks managed");
+	}
 	host_arena_unmap();
 }
 

@@ -150,6 +150,7 @@ static void metadata_needs_room(void)
 	struct range use[] = { { 0, 1 * MiB } };
 	struct range res[] = { { 0, 1 * MiB } };
 	CHECK(mm_setup(&mm, 1 * MiB, use, 1, res, 1, NULL) == LMM_ERR_NO_MEMORY, "init succeeded");
+	CHECK(mm_manages_nothing(&mm, 0x5000), "memory of a failed init still looks managed");
 }
 
 static void reservations_widen_and_are_never_handed_out(void)

@@ -609,7 +609,7 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 				.order = order, .caller_owner = req_ask_owner(rq) ? lmm_port_owner() : req_owner(rq),
 				.caller = caller };
 	uint32_t idx;
-	if (lmm_locate(mm, ptr, &idx) == LMM_OK) {
+	if (lmm_locate_page(mm, ptr, &idx) == LMM_OK) { /* an unaligned pointer names its page */
 		r.phys = lmm_frame_phys(mm, idx);
 		uint32_t h = block_head(mm, idx);
 		const struct lmm_frame *f = &mm->frames[h == LMM_NIL ? idx : h];

@@ -149,7 +149,7 @@ void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx
 uint64_t lmm_virt_to_phys(const struct lmm *mm, const void *ptr)
 {
 	uint32_t idx;
-	if (lmm_locate(mm, (const void *)((uintptr_t)ptr & ~(uintptr_t)(LMM_PAGE_SIZE - 1)), &idx) != LMM_OK)
+	if (lmm_locate_page(mm, ptr, &idx) != LMM_OK)
 		return LMM_PHYS_INVALID;
 	return lmm_frame_phys(mm, idx) | ((uintptr_t)ptr & (LMM_PAGE_SIZE - 1));
 }

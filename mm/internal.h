@@ -210,6 +210,12 @@ static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, 
 	return (va & (LMM_PAGE_SIZE - 1)) ? LMM_ERR_NOT_ALIGNED : LMM_ERR_NOT_MANAGED;
 }
 
+/* The page holding @ptr, aligned or not: the one a refusal names (lmm_report.phys). */
+static inline enum lmm_status lmm_locate_page(const struct lmm *mm, const void *ptr, uint32_t *idx)
+{
+	return lmm_locate(mm, (const void *)((uintptr_t)ptr & ~(uintptr_t)(LMM_PAGE_SIZE - 1)), idx);
+}
+
 /* ---- The core lock ------------------------------------------------------------------ */
 
 /*

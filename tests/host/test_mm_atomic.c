@@ -1049,6 +1049,11 @@ static void exclusive_transfer_by_non_owner_refused(void)
 	CHECK(lmm_page_transfer(&mm, p, thief, thief) == LMM_ERR_WRONG_OWNER, "transfer by a non-owner accepted");
 	CHECK(host_log_contains(hex_phys(p)), "not logged with the address: %s", host_log_last());
 	CHECK(lmm_page_transfer(&mm, p, me, 0) == LMM_ERR_BAD_OWNER, "transfer to owner 0 accepted");
+	CHECK(host_report_last() && host_report_last()->phys == lmm_virt_to_phys(&mm, p),
+	      "the refused transfer to owner 0 does not name page %s", hex_phys(p));
+	CHECK(lmm_page_get(&mm, (char *)p + 8) == LMM_ERR_NOT_ALIGNED, "get of an unaligned pointer accepted");
+	CHECK(host_report_last() && host_report_last()->phys == lmm_virt_to_phys(&mm, p),
+	      "the refused get of an unaligned pointer does not name page %s", hex_phys(p));
 	CHECK(lmm_page_unexclusive(&mm, p, thief) == LMM_ERR_WRONG_OWNER, "unexclusive by a non-owner accepted");
 	struct lmm_stats s1 = mm_stats(&mm);
 	CHECK(s1.refused[LMM_ERR_WRONG_OWNER] == s0.refused[LMM_ERR_WRONG_OWNER] + 2 &&

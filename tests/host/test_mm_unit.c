@@ -289,7 +289,13 @@ static void expect_refused_free(void *ptr, unsigned order, enum lmm_status want,
 	       "%s: counters changed", what);
 	CHECK(host_log_count() >= 1 && strstr(host_log_last(), lmm_status_str(want)), "%s: log '%s'", what,
 	       host_log_last());
+	/* The record names the caller's pointer and its page, aligned or not. */
+	const struct lmm_report *r = host_report_last();
 	uint64_t a = lmm_virt_to_phys(&mm, ptr);
+	uint64_t page = a == LMM_PHYS_INVALID ? LMM_PHYS_INVALID : a & ~4095ull;
+	CHECK(r && r->reason == want && r->ptr == ptr && r->phys == page,
+	      "%s: record %s ptr %p phys 0x%" PRIx64 ", want %p 0x%" PRIx64, what,
+	      r ? lmm_status_str(r->reason) : "(none)", r ? r->ptr : NULL, r ? r->phys : 0, ptr, page);
 	if (a != LMM_PHYS_INVALID && (a & 4095) == 0) {
 		char hex[32];
 		snprintf(hex, sizeof(hex), "0x%" PRIx64, a);

@@ -32,7 +32,7 @@ MUT_CFLAGS=${MUT_CFLAGS:--std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextr
 LIST=${MUTANTS_LIST:-tests/mutants/mutants.txt}
 OUT=$BUILD/mutants
 # Fastest first: most mutants die in the unit tests, in well under a second.
-TESTS="test_mm_unit test_mm_gates test_mm_layouts test_mm_model test_mm_atomic"
+TESTS="test_mm_unit test_mm_gates test_mm_layouts test_mm_walk test_mm_model test_mm_atomic"
 
 mkdir -p "$OUT/common" || exit 1
 

@@ -414,10 +414,22 @@ static void reserve_budget_kept_and_marks(struct ktest_ctx *t)
 	KT_EXPECT(s.pool == ARENA_POOL && s.reserve_held == 0, "irqs-off free: reserve %lu (+%lu out) of %u",
 		  s.pool, s.reserve_held, ARENA_POOL);
 
+	/* Lowered with frames out: what waits leaves now, the rest of the surplus when freed. */
+	void *out[ARENA_POOL - 2];
+	for (unsigned i = 0; i < ARENA_POOL - 2; i++)
+		out[i] = lmm_alloc_pages(&arena, 0, LMM_GFP_ATOMIC);
 	KT_EXPECT(lmm_pool_set_marks(&arena, 2, ARENA_POOL / 2) == LMM_OK, "lowering the target refused");
-	KT_EXPECT(stats_of(&arena).pool == ARENA_POOL / 2, "pool %lu after lowering", stats_of(&arena).pool);
+	s = stats_of(&arena);
+	KT_EXPECT(s.pool == 0 && s.reserve_held == ARENA_POOL - 2, "after lowering: %lu waiting, %lu out", s.pool,
+		  s.reserve_held);
+	for (unsigned i = 0; i < ARENA_POOL - 2; i++)
+		KT_EXPECT(lmm_free_pages(&arena, out[i], 0) == LMM_OK, "free after lowering refused");
+	s = stats_of(&arena);
+	KT_EXPECT(s.pool == ARENA_POOL / 2 && s.reserve_held == 0, "pool %lu (+%lu out) after lowering and the frees",
+		  s.pool, s.reserve_held);
 	KT_EXPECT(lmm_check(&arena) == 0, "frames that left the reserve are not ordinary again");
 
+	/* Raised: the next slow path brings the reserve back, an order-0 or a larger one. */
 	KT_EXPECT(lmm_pool_set_marks(&arena, ARENA_POOL, ARENA_POOL) == LMM_OK, "raising the target refused");
 	lmm_cpu_drain(&arena, arch_cpu_id()); /* the next KERNEL allocation takes the slow path */
 	void *k = lmm_alloc_pages(&arena, 0, LMM_GFP_KERNEL);
@@ -425,6 +437,14 @@ static void reserve_budget_kept_and_marks(struct ktest_ctx *t)
 		  "a KERNEL slow path below the low mark did not bring the reserve back: pool %lu",
 		  stats_of(&arena).pool);
 	lmm_free_pages(&arena, k, 0);
+	KT_EXPECT(lmm_pool_set_marks(&arena, 2, ARENA_POOL / 2) == LMM_OK &&
+			  lmm_pool_set_marks(&arena, ARENA_POOL, ARENA_POOL) == LMM_OK,
+		  "marks refused");
+	void *big = lmm_alloc_pages(&arena, 1, LMM_GFP_KERNEL);
+	KT_EXPECT(big != NULL && stats_of(&arena).pool == ARENA_POOL,
+		  "an order-1 KERNEL allocation below the low mark did not bring the reserve back: pool %lu",
+		  stats_of(&arena).pool);
+	lmm_free_pages(&arena, big, 1);
 	arena_end(t);
 }
 

@@ -24,7 +24,9 @@
  *
  * Context rules.  Nothing here waits; the interrupts-off work of an order-0 call is a
  * few stores, or one batch (cache_batch frames, each O(LMM_MAX_ORDER)) when a cache or
- * slice must be refilled or drained.  ATOMIC callers never refill the reserve.
+ * slice must be refilled or drained, plus, on a KERNEL/NOWAIT slow path while a raised
+ * target is being filled, one reserve batch (LMM_POOL_BATCH frames).  ATOMIC callers
+ * never refill the reserve.
  */
 #include "internal.h"
 
@@ -167,13 +169,17 @@ static bool slice_refill_locked(struct lmm *mm, struct lmm_cpu *c)
  * CPUs' caches cannot be reached, and may keep up to cache_high pages each.
  *
  * ATOMIC order 0 looks, in this order, at: the shared pool (via this CPU's slice),
- * this CPU's cache, one page from the buddy lists.  It refills nothing else.
- * KERNEL/NOWAIT order 0 refills this CPU's cache in one batch, and tops the reserve up
- * by one batch while it is short of its low mark (after the target was raised).
+ * this CPU's cache, one page from the buddy lists.  It refills nothing else; other
+ * CPUs' slices (at most pool_slice frames each) are theirs.  KERNEL/NOWAIT order 0
+ * refills this CPU's cache in one batch.  Every KERNEL/NOWAIT request here first tops
+ * the reserve up by one batch while it is short of its low mark (after the target was
+ * raised).
  */
 static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned order, lmm_gfp_t gfp)
 {
 	LMM_ASSERT_LOCKED(mm, c);
+	if (!(gfp & LMM_GFPB_RESERVE) && mm->reserve_frames < mm->pool_low)
+		lmm_pool_topup_locked(mm, c, LMM_POOL_BATCH);
 	if (order != 0) {
 		uint32_t idx = lmm_buddy_alloc_locked(mm, c, order);
 		/* Pages waiting in this CPU's cache may be what keeps a block from merging. */
@@ -195,8 +201,6 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 		return idx;
 	}
 
-	if (mm->reserve_frames < mm->pool_low)
-		lmm_pool_topup_locked(mm, c, mm->cache_batch);
 	if (mm->cache_high == 0)
 		return lmm_buddy_alloc_locked(mm, c, 0);
 	if (!cache_refill_locked(mm, c))
@@ -218,12 +222,11 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
 	struct lmm_frame *f = &mm->frames[idx];
 
 	if (order == 0 && (f->flags & LMM_FRAME_F_RESERVE)) {
-		if (c->slice_count < mm->pool_slice) { /* where the per-CPU layer puts it */
-			lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
-			return;
-		}
 		if (mm->reserve_frames <= mm->pool_target) {
-			lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
+			if (c->slice_count < mm->pool_slice) /* where the per-CPU layer puts it */
+				lmm_stack_push(mm, &c->slice_head, &c->slice_count, idx, LMM_FRAME_POOL);
+			else
+				lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
 			return;
 		}
 		lmm_reserve_leave_locked(mm, c, idx);
@@ -665,7 +668,7 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 	 * before the verdict says whose the page is: a bogus free may aim at any frame.
 	 */
 	if (LMM_READ_ONCE(mm->frames[idx].flags) & LMM_FRAME_F_RESERVE) {
-		if (likely(c->slice_count < mm->pool_slice) &&
+		if (likely(c->slice_count < LMM_READ_ONCE(mm->pool_slice)) &&
 		    likely(free_verdict(mm, idx, 0, owner, ask_owner, false) == LMM_OK))
 			return take_back_to_cpu(mm, c, fl, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
 	} else if (likely(c->cache_count < mm->cache_high) &&
@@ -773,8 +776,14 @@ void lmm_cpu_drain(struct lmm *mm, unsigned cpu)
 	struct lmm_cpu *self = lmm_lock_here(mm, &h), *c = &mm->cpu[cpu];
 	while (c->cache_count)
 		lmm_buddy_free_locked(mm, self, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), 0);
-	while (c->slice_count)
-		lmm_stack_push(mm, &mm->pool_head, &mm->npool,
-			       lmm_stack_pop(mm, &c->slice_head, &c->slice_count), LMM_FRAME_POOL);
+	while (c->slice_count) {
+		uint32_t idx = lmm_stack_pop(mm, &c->slice_head, &c->slice_count);
+		if (mm->reserve_frames > mm->pool_target) { /* the target was lowered meanwhile */
+			lmm_reserve_leave_locked(mm, self, idx);
+			lmm_buddy_free_locked(mm, self, idx, 0);
+		} else {
+			lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
+		}
+	}
 	lmm_unlock_here(mm, &h);
 }

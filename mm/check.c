@@ -314,7 +314,7 @@ static uint64_t check_stacks(struct lmm *mm, struct check_ctx *c, uint64_t *cach
 			    cpu->cache_count, LMM_FRAME_CACHED, false);
 		if (cpu->cache_count > mm->cache_high)
 			problem(c, "cpu cache above its high mark (cpu, pages)", i, cpu->cache_count);
-		if (cpu->slice_count > mm->pool_slice)
+		if (cpu->slice_count > lmm_slice_most(mm)) /* a lowered target may leave more than pool_slice */
 			problem(c, "pool slice above its size (cpu, pages)", i, cpu->slice_count);
 		pool += cpu->slice_count;
 		*cached += cpu->cache_count;

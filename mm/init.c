@@ -292,7 +292,6 @@ static void populate(struct lmm *mm)
 /* Defaults of the per-CPU layer: see struct lmm_config for what each one bounds. */
 #define CACHE_BATCH_AUTO 16
 #define CACHE_HIGH_AUTO 64
-#define POOL_SLICE_AUTO 16
 
 static uint32_t pick(uint32_t v, uint32_t dflt)
 {
@@ -311,11 +310,7 @@ static void setup_pool_and_cpus(struct lmm *mm)
 	mm->pool_low = low;
 	mm->pool_low_water = 0;
 
-	/* A slice never holds more than half the reserve's share of one CPU. */
-	uint32_t slice = pick(mm->cfg.pool_slice, POOL_SLICE_AUTO);
-	if (slice > target / (2 * LMM_PORT_MAX_CPUS))
-		slice = target / (2 * LMM_PORT_MAX_CPUS);
-	mm->pool_slice = slice;
+	mm->pool_slice = lmm_slice_size(mm);
 
 	uint32_t high = pick(mm->cfg.cache_high, CACHE_HIGH_AUTO);
 	uint32_t batch = pick(mm->cfg.cache_batch, CACHE_BATCH_AUTO);

@@ -333,6 +333,9 @@ uint32_t lmm_pool_auto_target(uint64_t free_pages);
 uint32_t lmm_reserve_level(const struct lmm *mm); /* waiting: shared pool + every slice */
 uint32_t lmm_reserve_held(const struct lmm *mm);  /* handed out, not yet back (snapshot) */
 void lmm_reserve_leave_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx);
+uint32_t lmm_slice_most(const struct lmm *mm); /* the configured slice size */
+uint32_t lmm_slice_size(const struct lmm *mm); /* ... within the current target */
+#define LMM_POOL_BATCH 32 /* reserve frames joining or leaving per lock hold: bounds it */
 uint32_t lmm_pool_topup_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t max);
 /* Top the pool up to its target; no context check (init, lmm_pool_refill). */
 uint32_t lmm_pool_fill(struct lmm *mm);

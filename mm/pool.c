@@ -31,7 +31,7 @@
  */
 #include "internal.h"
 
-#define POOL_REFILL_BATCH 32 /* pages moved per lock hold: bounds the irqs-off time */
+#define POOL_SLICE_AUTO 16
 
 uint32_t lmm_pool_auto_target(uint64_t free_pages)
 {
@@ -59,6 +59,29 @@ uint32_t lmm_reserve_held(const struct lmm *mm)
 	return frames > level ? frames - level : 0; /* a snapshot: other CPUs go on */
 }
 
+uint32_t lmm_slice_most(const struct lmm *mm)
+{
+	uint32_t v = mm->cfg.pool_slice;
+	return v == 0 ? POOL_SLICE_AUTO : v == LMM_CPU_OFF ? 0 : v;
+}
+
+/* A slice never holds more than half the reserve's share of one CPU. */
+uint32_t lmm_slice_size(const struct lmm *mm)
+{
+	uint32_t most = lmm_slice_most(mm), share = mm->pool_target / (2 * LMM_PORT_MAX_CPUS);
+	return most < share ? most : share;
+}
+
+/*
+ * The slice size the per-CPU layer fills to (read there without the lock): none while
+ * the reserve holds more frames than its target, so that every reserve frame freed in
+ * the meantime reaches the core, which takes it out (core_place_locked()).
+ */
+static void slice_resize_locked(struct lmm *mm)
+{
+	LMM_WRITE_ONCE(mm->pool_slice, mm->reserve_frames > mm->pool_target ? 0 : lmm_slice_size(mm));
+}
+
 /*
  * A frame leaves the reserve for the buddy lists (the target was lowered).  Frames
  * join and leave only under the lock, so reserve_frames is exact, unlike a sum of
@@ -69,6 +92,7 @@ void lmm_reserve_leave_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
 	LMM_ASSERT_LOCKED(mm, c);
 	mm->frames[idx].flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
 	LMM_WRITE_ONCE(mm->reserve_frames, mm->reserve_frames - 1);
+	slice_resize_locked(mm);
 }
 
 /*
@@ -101,10 +125,10 @@ uint32_t lmm_pool_fill(struct lmm *mm)
 	do {
 		struct lmm_held h;
 		struct lmm_cpu *c = lmm_lock_here(mm, &h);
-		n = lmm_pool_topup_locked(mm, c, POOL_REFILL_BATCH);
+		n = lmm_pool_topup_locked(mm, c, LMM_POOL_BATCH);
 		lmm_unlock_here(mm, &h);
 		added += n;
-	} while (n == POOL_REFILL_BATCH);
+	} while (n == LMM_POOL_BATCH);
 	return added;
 }
 
@@ -153,19 +177,28 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 		return LMM_ERR_STATE;
 	}
 
-	/* Shrinking returns the shared surplus to the buddy lists now, a batch per hold. */
+	/*
+	 * Shrinking returns the surplus waiting in the shared pool and in this CPU's slice
+	 * to the buddy lists now, a batch per hold.  Other CPUs' slices are theirs alone:
+	 * while a surplus is left (there, or out with callers), slices are off, every
+	 * reserve frame freed comes through the core, and the core takes it out.
+	 */
 	bool more = true;
 	while (more) {
 		struct lmm_held h;
 		struct lmm_cpu *c = lmm_lock_here(mm, &h);
 		LMM_WRITE_ONCE(mm->pool_low, low);
 		LMM_WRITE_ONCE(mm->pool_target, target);
-		for (unsigned n = 0; n < POOL_REFILL_BATCH && mm->npool && mm->reserve_frames > target; n++) {
+		while (mm->reserve_frames > target && c->slice_count)
+			lmm_stack_push(mm, &mm->pool_head, &mm->npool,
+				       lmm_stack_pop(mm, &c->slice_head, &c->slice_count), LMM_FRAME_POOL);
+		for (unsigned n = 0; n < LMM_POOL_BATCH && mm->npool && mm->reserve_frames > target; n++) {
 			uint32_t idx = lmm_stack_pop(mm, &mm->pool_head, &mm->npool);
 			lmm_reserve_leave_locked(mm, c, idx);
 			lmm_buddy_free_locked(mm, c, idx, 0);
 		}
 		more = mm->npool && mm->reserve_frames > target;
+		slice_resize_locked(mm);
 		mm->pool_low_water = lmm_reserve_level(mm);
 		lmm_unlock_here(mm, &h);
 	}

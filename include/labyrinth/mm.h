@@ -219,7 +219,8 @@ struct lmm_config {
 	 * most a CPU keeps (0: the default, 64).  cache_high = LMM_CPU_OFF: no cache. */
 	uint32_t cache_batch, cache_high;
 	/* Per-CPU pool slice: the most reserve pages one CPU keeps for itself without the
-	 * lock (0: the default, 16, capped at target / (2 * LMM_PORT_MAX_CPUS)).
+	 * lock (0: the default, 16, capped at target / (2 * LMM_PORT_MAX_CPUS) for the
+	 * current target; none while a lowered target leaves the reserve over budget).
 	 * LMM_CPU_OFF: no slices, every reserve page comes through the lock. */
 	uint32_t pool_slice;
 	/* LMM_CFG_* bits. */
@@ -290,7 +291,7 @@ struct lmm_stats {
 	uint64_t refused_total;
 	uint32_t pool_target, pool_low, pool_low_water, pool_slice;
 	uint64_t pool_hits;           /* reserve allocations (ATOMIC order 0)            */
-	uint64_t pool_empty_failures; /* ATOMIC order 0 that found nothing anywhere      */
+	uint64_t pool_empty_failures; /* ATOMIC order 0 that found nothing it may take   */
 	uint64_t pool_refills;        /* refill operations that added at least one page   */
 	uint64_t pool_refill_pages;
 	uint64_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out, per class */
@@ -443,7 +444,14 @@ uint32_t lmm_pool_refill(struct lmm *mm);
 bool lmm_pool_needs_refill(struct lmm *mm); /* budget below the low mark.  Any context. */
 /* Start a new low-water measurement from the current fill.  Any context. */
 void lmm_pool_reset_low_water(struct lmm *mm);
-/* Change the marks; shrinking returns the surplus at once.  Normal only. */
+/*
+ * Change the marks.  Normal only.  Shrinking returns the surplus waiting in the shared
+ * pool and in this CPU's slice at once; frames out with callers leave the reserve when
+ * they are freed, and those waiting in another CPU's slice when it uses or frees them
+ * or is drained (lmm_cpu_drain).  Until then slices are off (stats.pool_slice 0): no
+ * reserve frame goes back to one.  Growing is filled by lmm_pool_refill() or the slow
+ * paths.
+ */
 enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target);
 
 /*
@@ -523,7 +531,9 @@ struct lmm *lmm_default(void);
  * One 4 KiB page, allocated in atomic context and owned exclusively by the caller
  * (lmm_port_owner()): lmm_alloc_pages(lmm_default(), 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE).
  * Any context; never waits; O(1) and lock-free while this CPU's pool slice has a page.
- * Returns NULL at once (and counts it) when the reserve and the lists are both empty.
+ * Returns NULL at once (and counts it) when nothing it may take is left: this CPU's
+ * slice, the shared pool, this CPU's cache and the lists are empty.  Other CPUs' slices
+ * (at most pool_slice frames each) are theirs.
  *
  * Interrupts-off work, worst case: one lock hold that moves half a slice from the
  * shared pool (pool_slice/2 pops), or, with the reserve empty, one pop from this CPU's

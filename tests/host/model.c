@@ -81,6 +81,7 @@ void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes)
 	m->pool_target = s.pool_target;
 	m->pool_low = s.pool_low;
 	m->pool_slice = s.pool_slice;
+	m->slice_most = mm->cfg.pool_slice == 0 ? 16 : mm->cfg.pool_slice == LMM_CPU_OFF ? 0 : mm->cfg.pool_slice;
 	m->cache_batch = s.cache_batch;
 	m->cache_high = s.cache_high;
 	m->shared = m->pool = m->pool_unknown = m->reserve_frames = s.pool;
@@ -120,6 +121,30 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/*
+ * The slice size: the configured one within half of one CPU's share of the target, and
+ * none while the reserve holds more frames than its target (they must reach the core).
+ */
+static void slice_resize(struct model *m)
+{
+	uint64_t share = m->pool_target / (2 * LMM_PORT_MAX_CPUS);
+	m->pool_slice = m->reserve_frames > m->pool_target ? 0 : (uint32_t)min64(m->slice_most, share);
+}
+
+/* @n reserve frames waiting leave the budget for the buddy lists; which ones is mm/'s
+ * choice, so forget which pool pages were known. */
+static void reserve_leave_waiting(struct model *m, uint64_t n)
+{
+	if (!n)
+		return;
+	m->pool -= n;
+	m->reserve_frames -= n;
+	for (uint64_t p = 0; p < m->npages; p++)
+		m->page[p].known_pool = 0;
+	m->pool_unknown = m->pool;
+	slice_resize(m);
+}
+
 /* Frames from the buddy lists join the reserve (shared pool), at most @max. */
 static uint64_t topup(struct model *m, uint64_t max)
 {
@@ -152,6 +177,10 @@ enum source { SRC_RESERVE, SRC_NORMAL, SRC_FAIL, SRC_LARGE };
 
 static enum source alloc_policy(struct model *m, unsigned order, lmm_gfp_t gfp)
 {
+	/* Every slow path but ATOMIC's tops the reserve up first, a batch of 32. */
+	bool slow_topup = !(gfp & LMM_GFPB_RESERVE) && (order != 0 || !m->cached);
+	if (slow_topup && m->reserve_frames < m->pool_low)
+		topup(m, 32);
 	if (order != 0)
 		return SRC_LARGE;
 	if (gfp & LMM_GFPB_RESERVE) {
@@ -186,8 +215,6 @@ static enum source alloc_policy(struct model *m, unsigned order, lmm_gfp_t gfp)
 		m->cached--;
 		return SRC_NORMAL;
 	}
-	if (m->reserve_frames < m->pool_low)
-		topup(m, m->cache_batch);
 	if (m->cache_high == 0)
 		return buddy_pages(m) ? SRC_NORMAL : SRC_FAIL;
 	uint64_t n = min64(m->cache_batch, buddy_pages(m));
@@ -216,17 +243,16 @@ static bool free_policy(struct model *m, unsigned order, bool reserve)
 	if (order != 0)
 		return false;
 	if (reserve) {
-		if (m->slice < m->pool_slice) {
-			m->slice++;
-			m->pool++;
-			return true;
-		}
 		if (m->reserve_frames <= m->pool_target) {
-			m->shared++;
+			if (m->slice < m->pool_slice)
+				m->slice++;
+			else
+				m->shared++;
 			m->pool++;
 			return true;
 		}
 		m->reserve_frames--;
+		slice_resize(m);
 	}
 	if (m->cached < m->cache_high)
 		m->cached++;
@@ -650,17 +676,16 @@ enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t tar
 	}
 	m->pool_low = low;
 	m->pool_target = target;
-	/* Lowered: frames waiting in the shared pool leave the budget for the buddy lists.
-	 * Which ones is mm/'s choice: forget which pool pages were known. */
-	uint64_t leave = m->reserve_frames > target ? min64(m->reserve_frames - target, m->shared) : 0;
-	if (leave) {
-		m->shared -= leave;
-		m->pool -= leave;
-		m->reserve_frames -= leave;
-		for (uint64_t p = 0; p < m->npages; p++)
-			m->page[p].known_pool = 0;
-		m->pool_unknown = m->pool;
+	/* Lowered: frames waiting in this CPU's slice and the shared pool leave the budget
+	 * for the buddy lists. */
+	if (m->reserve_frames > target) {
+		m->shared += m->slice;
+		m->slice = 0;
 	}
+	uint64_t leave = m->reserve_frames > target ? min64(m->reserve_frames - target, m->shared) : 0;
+	m->shared -= leave;
+	reserve_leave_waiting(m, leave);
+	slice_resize(m);
 	m->pool_low_water = (uint32_t)m->pool;
 	return got;
 }
@@ -677,8 +702,11 @@ void model_drain(struct model *m)
 	lmm_cpu_drain(m->mm, lmm_port_cpu_id());
 	m->op_no++;
 	m->cached = 0;
-	m->shared += m->slice;
+	/* The slice goes to the shared pool, less what a lowered target left over. */
+	uint64_t leave = m->reserve_frames > m->pool_target ? min64(m->reserve_frames - m->pool_target, m->slice) : 0;
+	m->shared += m->slice - leave;
 	m->slice = 0;
+	reserve_leave_waiting(m, leave);
 }
 
 bool model_scribble(struct model *m, uint64_t pfn, unsigned offset)

@@ -56,6 +56,7 @@ struct model {
 	uint64_t shared, slice, cached; /* pool = shared + slice (this CPU's); this CPU's cache */
 	uint64_t reserve_frames;        /* the reserve's budget: waiting + held */
 	uint32_t pool_target, pool_low, pool_low_water, pool_slice, cache_batch, cache_high;
+	uint32_t slice_most; /* the configured slice size; pool_slice is it within the target */
 	uint64_t pool_hits, pool_empty_failures, pool_refills, pool_refill_pages;
 	uint64_t reserve_to[LMM_CLASS_COUNT];
 	uint64_t cache_refills, cache_drains;

@@ -830,6 +830,88 @@ static void pool_marks_configurable(void)
 	       s.pool_low, s.pool);
 }
 
+/*
+ * Lowering the target reaches every slice: what waits in the shared pool and this CPU's
+ * slice leaves at once; frames out with callers leave when freed, however many slices
+ * had room for them; another CPU's slice leaves when that CPU is drained.  Meanwhile
+ * no reserve frame returns to a slice (pool_slice 0), and then slices come back.
+ */
+static void pool_shrink_reaches_every_slice(void)
+{
+	ASSERT(setup_slice(16 * MiB, 256, 16, 8, 0) == LMM_OK, "init failed");
+	unsigned me = lmm_port_cpu_id(), other = (me + 3) % LMM_PORT_MAX_CPUS;
+	struct lmm_stats s = mm_stats(&mm);
+	ASSERT(s.pool == 256 && s.pool_slice == 8, "fixture: fill %" PRIu64 " slice %u", s.pool, s.pool_slice);
+	void *p[64];
+	host_set_cpu(other); /* the other CPU's slice gets 2 waiting frames */
+	for (int i = 0; i < 2; i++)
+		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+	for (int i = 0; i < 2; i++)
+		lmm_free_pages(&mm, p[i], 0);
+	host_set_cpu(me);
+	for (int i = 0; i < 64; i++)
+		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");
+	for (int i = 60; i < 64; i++) /* and this CPU's slice has 4 */
+		lmm_free_pages(&mm, p[i], 0);
+	struct lmm_cpu_stats c_me, c_other;
+	lmm_get_cpu_stats(&mm, me, &c_me);
+	lmm_get_cpu_stats(&mm, other, &c_other);
+	ASSERT(c_me.pool_pages > 0 && c_other.pool_pages > 0, "fixture: slices %u and %u", c_me.pool_pages,
+	       c_other.pool_pages);
+
+	CHECK(lmm_pool_set_marks(&mm, 0, 0) == LMM_OK, "set_marks refused");
+	s = mm_stats(&mm);
+	lmm_get_cpu_stats(&mm, me, &c_me);
+	CHECK(s.pool == c_other.pool_pages && c_me.pool_pages == 0,
+	      "target 0: %" PRIu64 " frames wait (this CPU's slice %u), want only the other CPU's %u", s.pool,
+	      c_me.pool_pages, c_other.pool_pages);
+	CHECK(s.pool_slice == 0, "slices stay on (%u) while a surplus is out", s.pool_slice);
+	for (int i = 0; i < 60; i++)
+		CHECK(lmm_free_pages(&mm, p[i], 0) == LMM_OK, "free refused");
+	s = mm_stats(&mm);
+	CHECK(s.pool == c_other.pool_pages && s.reserve_held == 0,
+	      "target 0, every frame back: %" PRIu64 " wait (want %u), %" PRIu64 " out", s.pool, c_other.pool_pages,
+	      s.reserve_held);
+	uint64_t hits = s.reserve_to[LMM_CLASS_ATOMIC];
+	void *q = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC);
+	CHECK(q && mm_stats(&mm).reserve_to[LMM_CLASS_ATOMIC] == hits, "target 0, yet ATOMIC took a reserve frame");
+	lmm_free_pages(&mm, q, 0);
+	lmm_cpu_drain(&mm, other);
+	s = mm_stats(&mm);
+	CHECK(s.pool == 0 && s.pool_slice == 0 && mm.reserve_frames == 0, "after draining the other CPU: fill %" PRIu64
+	      ", %u reserve frames", s.pool, mm.reserve_frames);
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm) && s.allocated == 0, "not healthy at target 0");
+
+	/* Raised again: slices are back, and the refill makes the whole budget. */
+	CHECK(lmm_pool_set_marks(&mm, 16, 256) == LMM_OK && lmm_pool_refill(&mm) == 256, "refill to 256");
+	CHECK(mm_stats(&mm).pool_slice == 8, "slice %u after raising the target", mm_stats(&mm).pool_slice);
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "not healthy at target 256");
+}
+
+/* After the target is raised, every non-ATOMIC slow path tops the reserve up: larger orders, no cache. */
+static void pool_topped_up_by_every_slow_path(void)
+{
+	for (int no_cache = 0; no_cache <= 1; no_cache++) {
+		struct range use[] = { { 0, 16 * MiB } };
+		struct lmm_config cfg = { .pool_target = 16, .pool_low = 8, .flags = LMM_CFG_QUIET,
+					  .cache_high = no_cache ? LMM_CPU_OFF : 0 };
+		ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+		ASSERT(lmm_pool_set_marks(&mm, 64, 128) == LMM_OK && lmm_pool_needs_refill(&mm), "raise");
+		unsigned order = no_cache ? 0 : 1; /* with a cache, order 0 is tested in pool_marks_configurable */
+		void *b[8];
+		for (int i = 0; i < 8 && lmm_pool_needs_refill(&mm); i++)
+			ASSERT((b[i] = lmm_alloc_pages(&mm, order, LMM_GFP_KERNEL)) != NULL, "alloc failed");
+		struct lmm_stats s = mm_stats(&mm);
+		CHECK(!lmm_pool_needs_refill(&mm) && s.pool >= 64 && s.reserve_to[LMM_CLASS_KERNEL] == 0,
+		      "%s: order-%u KERNEL slow paths left the reserve at %" PRIu64 " (low 64)",
+		      no_cache ? "no cache" : "cache", order, s.pool);
+		for (int i = 0; i < 8; i++)
+			if (b[i])
+				lmm_free_pages(&mm, b[i], order);
+		CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "not healthy afterwards");
+	}
+}
+
 /* ---- Exclusive ownership ------------------------------------------------------------------- */
 
 static void exclusive_page_owned_by_caller(void)
@@ -2372,6 +2454,8 @@ int main(void)
 	RUN_CASE(stats_count_every_call);
 	RUN_CASE(pool_refill_refused_only_in_handler);
 	RUN_CASE(pool_marks_configurable);
+	RUN_CASE(pool_shrink_reaches_every_slice);
+	RUN_CASE(pool_topped_up_by_every_slow_path);
 	RUN_CASE(exclusive_page_owned_by_caller);
 	RUN_CASE(exclusive_second_reference_refused);
 	RUN_CASE(exclusive_free_by_other_owner_refused);

@@ -246,13 +246,14 @@ static void check_names_stack_corruption(void)
 	mm.frames[ch].next = (uint32_t)mm.nframes + 3;
 	EXPECT_PROBLEM("cpu cache runs out of the frame array");
 	mm.frames[ch] = cs;
-	uint32_t high = mm.cache_high, slice = mm.pool_slice;
+	uint32_t high = mm.cache_high, slice = mm.cfg.pool_slice;
 	mm.cache_high = 0;
 	EXPECT_PROBLEM("cpu cache above its high mark");
 	mm.cache_high = high;
-	mm.pool_slice = 0;
+	/* The bound is the configured size: a lowered target leaves slices above pool_slice. */
+	mm.cfg.pool_slice = LMM_CPU_OFF;
 	EXPECT_PROBLEM("pool slice above its size");
-	mm.pool_slice = slice;
+	mm.cfg.pool_slice = slice;
 	EXPECT_HEALTHY();
 
 	/* Many problems at once: the log keeps the first few and counts the rest. */

@@ -80,7 +80,7 @@ endef
 # cross_embed VARIANT PORT: one example port for one variant.
 define cross_embed
 $(CROSS_DIR)/$(1)/$(2): $(CROSS_EMBED.$(2)) $(sort $(wildcard mm/*.c)) mm/internal.h include/labyrinth/mm.h \
-		include/labyrinth/mm_port.h tests/embed/example.h tests/embed/teach.h $(CROSS_DIR)/$(1)/flags \
+		include/labyrinth/mm_port.h tests/embed/example.h tests/embed/example_hooks.h tests/embed/teach.h $(CROSS_DIR)/$(1)/flags \
 		| tools-cross $(CROSS_PREREQ.$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CROSS_CC.$(1)) $$(filter-out -MMD -MP,$$(CROSS_COMMON)) $$(CROSS_CFLAGS.$(1)) $(CROSS_EFLAGS.$(2)) -o $$@ \

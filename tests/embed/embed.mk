@@ -57,6 +57,8 @@ EMBED_WARN   := -Wall -Wextra -Werror
 EMBED_HOSTCFLAGS := -std=c11 -O2 -g $(EMBED_WARN) -I$(LIBMM_INC) -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer
 
+# The programs below compile the extracted sources themselves: keep them after the build.
+.SECONDARY: $(GUIDE_SRCS)
 $(EMBED_DIR)/guide/%.c: mm/README.md tests/embed/extract.sh
 	@mkdir -p $(dir $@)
 	sh tests/embed/extract.sh mm/README.md $*.c >$@

@@ -37,7 +37,7 @@ $(FUZZ_BUILD)/fuzz_mm: tests/fuzz/fuzz_mm.c $(FUZZ_SCAFFOLD) $(MM_SRCS) $(MM_HDR
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_mm.c $(MM_SRCS) $(FUZZ_SCAFFOLD) -lrt
 
-$(FUZZ_BUILD)/fuzz_multiboot2: tests/fuzz/fuzz_multiboot2.c kernel/multiboot2.c include/labyrinth/*.h | tools-fuzz
+$(FUZZ_BUILD)/fuzz_multiboot2: tests/fuzz/fuzz_multiboot2.c kernel/multiboot2.c kernel/bytes.h include/labyrinth/*.h | tools-fuzz
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 

@@ -4,8 +4,8 @@
 # usage: sh tests/run-all.sh [SUITE...]      (make test builds everything, then runs this)
 #
 # Each suite prints "PASS name" / "FAIL name: reason" lines (other lines are commentary).
-# A suite command that exits non-zero without printing any FAIL line gets one added for
-# it, so a crash never passes quietly.  The last line is exactly "N passed, M failed";
+# A suite command that exits non-zero without printing any FAIL line, or that prints no
+# PASS line at all, gets a FAIL line added for it, so a crash never passes quietly.  The last line is exactly "N passed, M failed";
 # the exit status is 1 if M > 0 or N == 0.
 #
 # Adding a suite: one `suite NAME COMMAND...` line in suites() below.  The command runs
@@ -27,16 +27,26 @@ suites() {
 	suite cross sh tests/cross/run-cross.sh
 }
 
-# --host-binaries: run every test program in $BUILD/host (built with the sanitizers by
-# tests/host/host.mk), streaming its output; a non-zero exit without a FAIL line (a
-# sanitizer report, a crash, a timeout) becomes "FAIL <binary>: exit N".
+# --host-binaries: run the test program of every tests/host/test_*.c (built with the
+# sanitizers by tests/host/host.mk into $BUILD/host), and test_mm_atomic's ThreadSanitizer
+# build, streaming the output.  The list comes from the sources, so a program whose source
+# is gone never runs stale and a program that was not built fails.  A non-zero exit
+# without a FAIL line (a sanitizer report, a crash, a timeout), or a program that printed
+# no PASS line at all, becomes "FAIL <program>: reason".
 if [ "${1:-}" = "--host-binaries" ]; then
-	found=0
 	failed=0
-	for bin in "$BUILD"/host/test_*; do
-		case $bin in *.d | *.o) continue ;; esac
-		if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then continue; fi
-		found=1
+	progs=""
+	for src in tests/host/test_*.c; do
+		progs="$progs $(basename "$src" .c)"
+	done
+	[ -n "$progs" ] || { echo "FAIL host-tests: no tests/host/test_*.c"; exit 1; }
+	for prog in $progs test_mm_atomic_tsan; do
+		bin=$BUILD/host/$prog
+		if [ ! -x "$bin" ]; then
+			echo "FAIL $bin: not built (run make host-tests-build)"
+			failed=1
+			continue
+		fi
 		out=$(mktemp) || exit 1
 		echo "== $bin"
 		{
@@ -52,13 +62,12 @@ if [ "${1:-}" = "--host-binaries" ]; then
 				*) echo "FAIL $bin: exit $rc" ;;
 				esac
 			fi
+		elif ! grep -q '^PASS ' "$out"; then
+			echo "FAIL $bin: exit 0 without a PASS line"
+			failed=1
 		fi
 		rm -f "$out" "$out.rc"
 	done
-	if [ "$found" = 0 ]; then
-		echo "FAIL host-tests: no test programs in $BUILD/host (run make host-tests-build)"
-		exit 1
-	fi
 	exit "$failed"
 fi
 
@@ -82,6 +91,8 @@ suite() {
 	rc=$(cat "$all.rc")
 	if [ "$rc" != 0 ] && ! grep -q '^FAIL ' "$all.suite"; then
 		echo "FAIL $name: exit $rc without a FAIL line" | tee -a "$all.suite"
+	elif ! grep -q '^PASS ' "$all.suite"; then
+		echo "FAIL $name: no PASS line" | tee -a "$all.suite"
 	fi
 	cat "$all.suite" >>"$all"
 	echo "==== $name: $(($(date +%s) - start)) s"

@@ -22,11 +22,18 @@ TIMEOUT=${COVERAGE_TEST_TIMEOUT:-300}
 dir=$BUILD/coverage
 failed=0
 
-bins=$(find "$dir" -maxdepth 1 -type f -name 'test_mm_*' -perm -u+x 2>/dev/null | sort)
-if [ -z "$bins" ]; then
-	echo "FAIL coverage: no test programs in $dir (run make coverage-build)"
-	exit 1
-fi
+# One coverage program per tests/host/test_mm_*.c (tests/coverage/coverage.mk): the list
+# comes from the sources, so a stale program never runs and a missing one fails.
+bins=""
+for src in tests/host/test_mm_*.c; do
+	bins="$bins $dir/$(basename "$src" .c)"
+done
+for b in $bins; do
+	if [ ! -x "$b" ]; then
+		echo "FAIL coverage: $b not built (run make coverage-build)"
+		exit 1
+	fi
+done
 if ! command -v gcovr >/dev/null 2>&1; then
 	echo "FAIL coverage: gcovr not installed (sh tests/scripts/ensure-tools.sh coverage)"
 	exit 1
@@ -35,14 +42,23 @@ fi
 find "$dir" -name '*.gcda' -delete
 # The tests' own PASS lines belong to the host suite; here only whether they all ran.
 tests_ok=1
+nbins=0
 for b in $bins; do
-	if ! timeout -k 10 "$TIMEOUT" "$b" >"$dir/$(basename "$b").log" 2>&1; then
-		echo "FAIL coverage-tests: $b exit $? (log: $dir/$(basename "$b").log)"
-		tests_ok=0
-		failed=1
+	nbins=$((nbins + 1))
+	log=$dir/$(basename "$b").log
+	timeout -k 10 "$TIMEOUT" "$b" >"$log" 2>&1
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "FAIL coverage-tests: $b exit $rc (log: $log)"
+	elif ! grep -q '^PASS ' "$log"; then
+		echo "FAIL coverage-tests: $b printed no PASS line (log: $log)"
+	else
+		continue
 	fi
+	tests_ok=0
+	failed=1
 done
-[ "$tests_ok" = 1 ] && echo "PASS coverage-tests: $(echo "$bins" | wc -l) programs"
+[ "$tests_ok" = 1 ] && echo "PASS coverage-tests: $nbins programs"
 
 # gcovr --txt lists, per file, the lines (or with --branches, the branches' lines)
 # not covered.  Only mm/ is measured: the tests and the port are scaffolding.
@@ -78,9 +94,12 @@ cat "$dir/branches.txt"
 
 # One line per file: name, line %, branch %; then the totals.  json-summary carries the
 # exact counts, so the percentages here are recomputed, not re-parsed from the tables.
-python3 - "$dir/summary.json" "$LINE_MIN" "$BRANCH_MIN" <<'PY' || failed=1
+# Every mm/*.c must be in the summary: a file no test program reached is not 100% covered.
+# shellcheck disable=SC2046 # one argument per source file
+python3 - "$dir/summary.json" "$LINE_MIN" "$BRANCH_MIN" $(ls mm/*.c) <<'PY' || failed=1
 import json, sys
 summary, line_min, branch_min = json.load(open(sys.argv[1])), float(sys.argv[2]), float(sys.argv[3])
+expected = set(sys.argv[4:])
 
 def pct(covered, total):
     # Floored to one decimal, so 99.96% prints (and gates) as 99.9%, never as 100.0%.
@@ -97,6 +116,10 @@ for f in sorted(summary["files"], key=lambda f: f["filename"]):
         bad["lines"].append("%s %.1f%% < %g%%" % (f["filename"], lp, line_min))
     if bp < branch_min:
         bad["branches"].append("%s %.1f%% < %g%%" % (f["filename"], bp, branch_min))
+measured = set(f["filename"] for f in summary["files"])
+for missing in sorted(expected - measured):
+    bad["lines"].append("%s not measured (no test program reached it)" % missing)
+    bad["branches"].append("%s not measured (no test program reached it)" % missing)
 tl = pct(summary["line_covered"], summary["line_total"])
 tb = pct(summary["branch_covered"], summary["branch_total"])
 print("mm/ total      lines %5.1f%%  branches %5.1f%%" % (tl, tb))

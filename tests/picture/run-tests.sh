@@ -14,6 +14,9 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 tool=$BUILD/picture/mmpicture
+# Every run has a time limit: a loop in the tool fails its case instead of hanging the suite.
+TIMEOUT=${PICTURE_TIMEOUT:-60}
+run_tool() { timeout -k 5 "$TIMEOUT" "$tool" "$@"; }
 cases=tests/picture/cases
 if [ ! -x "$tool" ]; then
 	echo "FAIL picture-tool: $tool not built (make picture-tool)"
@@ -39,7 +42,7 @@ for log in "$cases"/*.log; do
 	name=$(basename "$log" .log)
 	rm -rf "$tmp/out" && mkdir "$tmp/out"
 	if [ -f "$cases/$name.expect" ]; then
-		"$tool" "$log" "$tmp/out" >"$tmp/stdout" 2>"$tmp/stderr"
+		run_tool "$log" "$tmp/out" >"$tmp/stdout" 2>"$tmp/stderr"
 		rc=$?
 		want="mmpicture: $log:$(cat "$cases/$name.expect")"
 		case $(head -c 1 "$cases/$name.expect") in [0-9]) ;; *) want="mmpicture: $log: $(cat "$cases/$name.expect")" ;; esac
@@ -54,7 +57,7 @@ for log in "$cases"/*.log; do
 		fi
 		continue
 	fi
-	"$tool" "$log" "$tmp/out" >"$tmp/stdout" 2>"$tmp/stderr"
+	run_tool "$log" "$tmp/out" >"$tmp/stdout" 2>"$tmp/stderr"
 	rc=$?
 	blocks=$(grep -c '^--- lmm-map v1 begin ' "$log")
 	pngs=$(ls "$tmp/out" | grep -c '^memory-.*\.png$')
@@ -67,7 +70,7 @@ for log in "$cases"/*.log; do
 	elif [ -n "$bad" ]; then
 		fail "$name" "not a complete PNG:$bad"
 	elif [ -f "$cases/$name.cells" ]; then
-		if "$tool" --text "$log" >"$tmp/cells" 2>&1 && cmp -s "$tmp/cells" "$cases/$name.cells"; then
+		if run_tool --text "$log" >"$tmp/cells" 2>&1 && cmp -s "$tmp/cells" "$cases/$name.cells"; then
 			pass "$name"
 		else
 			fail "$name" "cells differ from $name.cells: $(diff "$cases/$name.cells" "$tmp/cells" | head -n 3 | tr '\n' ' ')"

@@ -109,6 +109,13 @@ recheck() {
 recheck "$@"
 [ -z "$missing" ] && exit 0
 
+# make -j starts several groups at once, and dpkg allows one apt-get at a time: install
+# under one lock (flock, util-linux), re-checking once it is held, since the group that
+# held it before may have installed these tools already.
+if [ -z "${ENSURE_TOOLS_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+	ENSURE_TOOLS_LOCKED=1 exec flock "${TMPDIR:-/tmp}/labyrinth-ensure-tools.lock" sh "$0" "$@"
+fi
+
 pkgs=$missing
 if [ "$(id -u)" = 0 ]; then
 	sudo=""

@@ -108,6 +108,8 @@ void lmm_dump(struct lmm *mm)
 {
 	struct lmm_stats s;
 	lmm_get_stats(mm, &s);
+	if (lmm_refuse_context_above(mm, LMM_CTX_IRQS_OFF, "dump", __builtin_return_address(0)))
+		return;
 
 	lmm_logf("lmm: managed %llu pages (%llu MiB) in %u regions, metadata %llu KiB (%u B/frame)",
 		 (unsigned long long)s.managed, (unsigned long long)(s.managed >> 8), s.regions,
@@ -327,6 +329,9 @@ uint64_t lmm_check(struct lmm *mm)
 	struct check_ctx c = { 0 };
 	uint64_t sums[LMM_FRAME_STATE_COUNT + 1] = { 0 };
 	lmm_check_canary(mm);
+	/* Refused, it has verified nothing: one problem, so no caller reads it as healthy. */
+	if (lmm_refuse_context_above(mm, LMM_CTX_IRQS_OFF, "check", __builtin_return_address(0)))
+		return 1;
 	if (mm->phase != LMM_PHASE_READY) {
 		lmm_logf("lmm: check: allocator not initialised");
 		return 1;

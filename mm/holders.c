@@ -59,6 +59,9 @@ unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
 	struct site sites[HOLDER_SITES] = { { 0 } };
 	uint64_t other_pages = 0;
 
+	lmm_check_canary(mm);
+	if (lmm_refuse_context_above(mm, LMM_CTX_IRQS_OFF, "dump holders", __builtin_return_address(0)))
+		return 0;
 	if (!mm->holders) {
 		lmm_logf("lmm: holders: off (configure LMM_CFG_HOLDERS to record who holds memory)");
 		return 0;

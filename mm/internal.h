@@ -365,4 +365,11 @@ const char *lmm_state_str(uint8_t state);
  */
 void lmm_refuse(struct lmm *mm, struct lmm_report *r);
 
+/*
+ * The context gate of the calls that are not for every context: true (and the call
+ * refused as LMM_ERR_BAD_CONTEXT, naming @op and @caller) when lmm_port_context() is
+ * above @most, e.g. LMM_CTX_IRQS_OFF for "not in a handler".
+ */
+bool lmm_refuse_context_above(struct lmm *mm, enum lmm_context most, const char *op, const void *caller);
+
 #endif /* LMM_INTERNAL_H */

@@ -223,6 +223,21 @@ void lmm_refuse(struct lmm *mm, struct lmm_report *r)
 	lmm_port_report(r);
 }
 
+static lmm_cold void refuse_context(struct lmm *mm, const char *op, const void *caller)
+{
+	struct lmm_report r = { .reason = LMM_ERR_BAD_CONTEXT, .op = op, .phys = LMM_PHYS_INVALID,
+				.caller = caller };
+	lmm_refuse(mm, &r);
+}
+
+bool lmm_refuse_context_above(struct lmm *mm, enum lmm_context most, const char *op, const void *caller)
+{
+	if (likely(lmm_port_context() <= most))
+		return false;
+	refuse_context(mm, op, caller);
+	return true;
+}
+
 static const char *context_str(enum lmm_context ctx)
 {
 	switch (ctx) {

@@ -132,21 +132,11 @@ uint32_t lmm_pool_fill(struct lmm *mm)
 	return added;
 }
 
-/* Refuse a call its contract keeps out of this context. */
-static lmm_cold void refuse_context(struct lmm *mm, const char *op, const void *caller)
-{
-	struct lmm_report r = { .reason = LMM_ERR_BAD_CONTEXT, .op = op, .phys = LMM_PHYS_INVALID,
-				.caller = caller };
-	lmm_refuse(mm, &r);
-}
-
 uint32_t lmm_pool_refill(struct lmm *mm)
 {
 	lmm_check_canary(mm);
-	if (lmm_port_context() == LMM_CTX_INTERRUPT) {
-		refuse_context(mm, "pool refill", __builtin_return_address(0));
+	if (lmm_refuse_context_above(mm, LMM_CTX_IRQS_OFF, "pool refill", __builtin_return_address(0)))
 		return 0;
-	}
 	return lmm_pool_fill(mm);
 }
 
@@ -165,10 +155,8 @@ void lmm_pool_reset_low_water(struct lmm *mm)
 
 enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target)
 {
-	if (lmm_port_context() != LMM_CTX_NORMAL) {
-		refuse_context(mm, "pool marks", __builtin_return_address(0));
+	if (lmm_refuse_context_above(mm, LMM_CTX_NORMAL, "pool marks", __builtin_return_address(0)))
 		return LMM_ERR_BAD_CONTEXT;
-	}
 	if (low > target) {
 		struct lmm_report r = { .reason = LMM_ERR_STATE, .op = "pool marks", .phys = LMM_PHYS_INVALID,
 					.order = low, .found_order = target,

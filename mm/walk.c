@@ -129,12 +129,8 @@ static uint32_t walk_chunk_locked(struct lmm *mm, const struct lmm_cpu *c, struc
 uint64_t lmm_walk(struct lmm *mm, lmm_walk_fn fn, void *ctx)
 {
 	lmm_check_canary(mm);
-	if (lmm_port_context() != LMM_CTX_NORMAL) {
-		struct lmm_report r = { .reason = LMM_ERR_BAD_CONTEXT, .op = "walk",
-					.phys = LMM_PHYS_INVALID, .caller = __builtin_return_address(0) };
-		lmm_refuse(mm, &r);
+	if (lmm_refuse_context_above(mm, LMM_CTX_NORMAL, "walk", __builtin_return_address(0)))
 		return 0;
-	}
 
 	struct walk w = { .fn = fn, .ctx = ctx };
 	uint64_t next_pfn = 0;

@@ -467,19 +467,20 @@ void lmm_cpu_drain(struct lmm *mm, unsigned cpu);
 void lmm_get_stats(struct lmm *mm, struct lmm_stats *out);
 /* One CPU's cache, slice and counters.  Any context. */
 void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out);
-void lmm_dump(struct lmm *mm); /* normal only; logs counters */
+void lmm_dump(struct lmm *mm); /* logs counters; not in a handler (refused there) */
 /*
  * Walk every frame and list and verify every invariant (list/metadata agreement,
  * alignment, full coalescing, no overlap, every cache and slice, conservation).  Logs
  * each violation and returns their number (0 = healthy).  Holds lmm.lock for
- * O(frames): normal only, and no other CPU may be allocating (their caches are read).
+ * O(frames): not in a handler (refused there, returning 1), and no other CPU may be
+ * allocating (their caches are read).
  */
 uint64_t lmm_check(struct lmm *mm);
 
 /*
  * With LMM_CFG_HOLDERS: log the call sites holding the most pages, like Linux's
  * page_owner sorted output, at most @max lines.  Returns the number of call sites
- * found (0 when holder records are off).  Normal only; O(frames).
+ * found (0 when holder records are off, or refused in a handler).  O(frames).
  */
 unsigned lmm_dump_holders(struct lmm *mm, unsigned max);
 

@@ -678,6 +678,68 @@ static bool last_report_is(enum lmm_status reason, const char *op, enum lmm_cont
 	       r->phys == LMM_PHYS_INVALID && r->caller != NULL;
 }
 
+static volatile uint64_t irq_u64;
+
+static void check_in_handler(void)
+{
+	irq_u64 = lmm_check(&mm);
+}
+
+static void dump_in_handler(void)
+{
+	lmm_dump(&mm);
+}
+
+static void dump_holders_in_handler(void)
+{
+	irq_u32 = lmm_dump_holders(&mm, 8);
+}
+
+/*
+ * lmm_check, lmm_dump and lmm_dump_holders walk memory or format text: refused in a
+ * handler (counted, one record each, nothing logged, a check never "healthy"), allowed
+ * with interrupts off (boot code, a kernel whose code all runs so).
+ */
+static void observers_refused_only_in_handler(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	struct lmm_stats s0 = mm_stats(&mm);
+	host_reports_clear();
+	uint64_t lines = host_log_count();
+
+	irq_u64 = 0;
+	ASSERT(interrupt(check_in_handler) == 1, "handler did not run");
+	CHECK(irq_u64 == 1, "lmm_check from a handler returned %" PRIu64 ", want 1 (refused)", irq_u64);
+	CHECK(last_report_is(LMM_ERR_BAD_CONTEXT, "check", LMM_CTX_INTERRUPT), "handler check not reported");
+	ASSERT(interrupt(dump_in_handler) == 1, "handler did not run");
+	CHECK(last_report_is(LMM_ERR_BAD_CONTEXT, "dump", LMM_CTX_INTERRUPT), "handler dump not reported");
+	irq_u32 = 99;
+	ASSERT(interrupt(dump_holders_in_handler) == 1, "handler did not run");
+	CHECK(irq_u32 == 0, "lmm_dump_holders from a handler returned %u", irq_u32);
+	CHECK(last_report_is(LMM_ERR_BAD_CONTEXT, "dump holders", LMM_CTX_INTERRUPT),
+	      "handler dump_holders not reported");
+	CHECK(host_report_count() == 3, "%" PRIu64 " reports, want 3", host_report_count());
+	/* The port logs each refusal: one line each, none of the dump's own. */
+	CHECK(host_log_count() == lines + 3 && !host_log_contains("free blocks by order"),
+	      "a refused observer logged %" PRIu64 " lines", host_log_count() - lines);
+	struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.refused[LMM_ERR_BAD_CONTEXT] == s0.refused[LMM_ERR_BAD_CONTEXT] + 3,
+	      "BAD_CONTEXT refusals +%" PRIu64 ", want +3",
+	      s1.refused[LMM_ERR_BAD_CONTEXT] - s0.refused[LMM_ERR_BAD_CONTEXT]);
+
+	/* With interrupts off (not a handler) all three run. */
+	host_reports_clear();
+	lmm_irqflags_t fl = host_irq_save();
+	uint64_t problems = lmm_check(&mm);
+	lmm_dump(&mm);
+	lmm_dump_holders(&mm, 8);
+	host_irq_restore(fl);
+	CHECK(problems == 0, "lmm_check with interrupts off found %" PRIu64 " problems", problems);
+	CHECK(host_log_contains("free blocks by order"), "lmm_dump with interrupts off logged nothing");
+	CHECK(host_report_count() == 0, "interrupts-off observers refused (%" PRIu64 " reports)", host_report_count());
+	CHECK(lmm_check(&mm) == 0, "check failed afterwards");
+}
+
 static void pool_refill_refused_only_in_handler(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
@@ -2453,6 +2515,7 @@ int main(void)
 	RUN_CASE(pool_empty_failures_count_only_an_empty_pool);
 	RUN_CASE(stats_count_every_call);
 	RUN_CASE(pool_refill_refused_only_in_handler);
+	RUN_CASE(observers_refused_only_in_handler);
 	RUN_CASE(pool_marks_configurable);
 	RUN_CASE(pool_shrink_reaches_every_slice);
 	RUN_CASE(pool_topped_up_by_every_slow_path);

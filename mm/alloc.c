@@ -737,6 +737,16 @@ static struct lmm *default_mm;
 
 void lmm_set_default(struct lmm *mm)
 {
+	if (mm != NULL) {
+		lmm_check_canary(mm);
+		/* The routine may run in the next interrupt: never hand it a half-built allocator. */
+		if (mm->phase != LMM_PHASE_READY) {
+			struct lmm_report r = { .reason = LMM_ERR_STATE, .op = "set default",
+						.phys = LMM_PHYS_INVALID, .caller = LMM_CALLER };
+			lmm_refuse(mm, &r);
+			return;
+		}
+	}
 	__atomic_store_n(&default_mm, mm, __ATOMIC_RELEASE);
 }
 

@@ -136,6 +136,25 @@ static void ranges_after_init_refused(void)
 	CHECK(lmm_init(&mm) == LMM_ERR_STATE, "second init accepted");
 }
 
+/* The routine may run in the next interrupt: a default that is not initialised is refused. */
+static void default_before_init_refused(void)
+{
+	static struct lmm other;
+	ASSERT(setup16() == LMM_OK, "init failed");
+	lmm_set_default(&mm);
+	lmm_begin(&other, NULL);
+	host_reports_clear();
+	lmm_set_default(&other);
+	const struct lmm_report *r = host_report_last();
+	CHECK(lmm_default() == &mm, "a begun, uninitialised allocator became the default");
+	CHECK(host_report_count() == 1 && r->reason == LMM_ERR_STATE && strcmp(r->op, "set default") == 0 &&
+		      r->caller != NULL,
+	      "the refusal was not reported as a STATE record of \"set default\"");
+	CHECK(other.refused[LMM_ERR_STATE] == 1, "the refusal was not counted");
+	lmm_set_default(NULL);
+	CHECK(lmm_default() == NULL, "NULL did not unset the default");
+}
+
 static void no_usable_memory(void)
 {
 	host_arena_map(1 * MiB);
@@ -795,6 +814,7 @@ int main(void)
 	TEST(overlapping_out_of_order_ranges_merged);
 	TEST(too_many_ranges_refused);
 	TEST(ranges_after_init_refused);
+	TEST(default_before_init_refused);
 	TEST(no_usable_memory);
 	TEST(metadata_needs_room);
 	TEST(reservations_widen_and_are_never_handed_out);

@@ -157,6 +157,8 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 {
 	if (lmm_refuse_context_above(mm, LMM_CTX_NORMAL, "pool marks", __builtin_return_address(0)))
 		return LMM_ERR_BAD_CONTEXT;
+	if (low == LMM_POOL_AUTO) /* as in struct lmm_config */
+		low = target / 2;
 	if (low > target) {
 		struct lmm_report r = { .reason = LMM_ERR_STATE, .op = "pool marks", .phys = LMM_PHYS_INVALID,
 					.order = low, .found_order = target,

@@ -664,6 +664,8 @@ uint32_t model_pool_refill(struct model *m)
 enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t target)
 {
 	enum lmm_context ctx = lmm_port_context();
+	if (low == LMM_POOL_AUTO)
+		low = target / 2;
 	enum lmm_status want = ctx != LMM_CTX_NORMAL ? LMM_ERR_BAD_CONTEXT : low > target ? LMM_ERR_STATE : LMM_OK;
 	enum lmm_status got = lmm_pool_set_marks(m->mm, low, target);
 	m->op_no++;

@@ -874,6 +874,8 @@ static void pool_marks_configurable(void)
 	      s.free - free0);
 	CHECK(lmm_pool_set_marks(&mm, 10, 5) == LMM_ERR_STATE, "low above target accepted");
 	CHECK(mm_stats(&mm).pool_target == 8, "refused set_marks changed the target");
+	CHECK(lmm_pool_set_marks(&mm, LMM_POOL_AUTO, 8) == LMM_OK && mm_stats(&mm).pool_low == 4,
+	      "set_marks(LMM_POOL_AUTO, 8): low mark %u, want 4 (target / 2)", mm_stats(&mm).pool_low);
 	/* Shrink while frames are out: those come back and the budget settles on the target. */
 	for (int i = 0; i < 8; i++)
 		ASSERT((p[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_ATOMIC)) != NULL, "atomic alloc failed");

@@ -178,7 +178,9 @@ static void do_pool(void)
 	case 0:
 	case 1: {
 		uint32_t target = (uint32_t)(rnd() % 96), low = (uint32_t)(rnd() % 100);
-		model_pool_set_marks(&model, low, target); /* low > target: refused */
+		if (low == 99)
+			low = LMM_POOL_AUTO;
+		model_pool_set_marks(&model, low, target); /* low > target: refused; AUTO: target/2 */
 		break;
 	}
 	case 2:

@@ -271,6 +271,8 @@ struct lmm_cpu {
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */
 struct lmm_stats {
+	/* The five below sum to managed exactly while no other CPU is in mm/; a snapshot
+	 * taken while one allocates may be a few pages off (each counter is read alone). */
 	uint64_t managed;   /* frames with metadata = free+allocated+pool+cached+reserved */
 	uint64_t free;      /* in the buddy free lists                                    */
 	uint64_t allocated; /* handed out, exclusive or not                               */
@@ -357,9 +359,10 @@ struct lmm {
 };
 
 /*
- * Initialisation, in this order, before any other call:
+ * Initialisation, before any other call: lmm_begin first, lmm_init last, the ranges
+ * in between in any order (a reservation may come before the range it lies in):
  *   lmm_begin(mm, cfg);                 cfg may be NULL for the defaults
- *   lmm_add_range(mm, base, len)...     every usable RAM range, in any order
+ *   lmm_add_range(mm, base, len)...     every usable RAM range
  *   lmm_reserve_range(mm, base, len)... what must never be handed out
  *   lmm_init(mm);                       carves the metadata, builds the free lists
  * All four: init only.  Ranges are trimmed inward to whole pages (usable) or widened
@@ -385,7 +388,8 @@ uint64_t lmm_metadata_bytes(const struct lmm *mm);
  * KERNEL from a handler in debug builds: counted and reported).
  * Context: any for NOWAIT/ATOMIC; not handler for KERNEL.  Order 0 is served by this
  * CPU's cache (no lock) and refilled in batches; larger orders take lmm.lock.
- * EXCLUSIVE pages are order 0 and owned by lmm_port_owner() (or @owner).
+ * EXCLUSIVE pages are order 0 and owned by lmm_port_owner() (lmm_alloc_pages) or by
+ * @owner (lmm_alloc_pages_owned: 0 is no owner, refused as LMM_ERR_BAD_OWNER).
  */
 void *lmm_alloc_pages(struct lmm *mm, unsigned order, lmm_gfp_t gfp);
 void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint16_t owner);
@@ -445,7 +449,8 @@ bool lmm_pool_needs_refill(struct lmm *mm); /* budget below the low mark.  Any c
 /* Start a new low-water measurement from the current fill.  Any context. */
 void lmm_pool_reset_low_water(struct lmm *mm);
 /*
- * Change the marks.  Normal only.  Shrinking returns the surplus waiting in the shared
+ * Change the marks.  Normal only.  @low LMM_POOL_AUTO: @target / 2; any other
+ * @low above @target is refused (LMM_ERR_STATE).  Shrinking returns the surplus waiting in the shared
  * pool and in this CPU's slice at once; frames out with callers leave the reserve when
  * they are freed, and those waiting in another CPU's slice when it uses or frees them
  * or is drained (lmm_cpu_drain).  Until then slices are off (stats.pool_slice 0): no
@@ -522,8 +527,10 @@ uint64_t lmm_walk(struct lmm *mm, lmm_walk_fn fn, void *ctx);
 /* ---- The atomic exclusive routine ---------------------------------------------------- */
 
 /*
- * The allocator that labyrinth_* entry points use; set once after lmm_init().
- * Any context to read, init only to set.
+ * The allocator that labyrinth_* entry points use; set once after lmm_init() (refused,
+ * LMM_ERR_STATE, before it: the default is left as it was; NULL unsets it).  Any
+ * context to read, init only to set.  With no default the routine returns NULL and
+ * the free LMM_ERR_NOT_MANAGED, unreported: there is no allocator to count them.
  */
 void lmm_set_default(struct lmm *mm);
 struct lmm *lmm_default(void);

@@ -289,7 +289,7 @@ static lmm_cold void *alloc_finish_slow(struct lmm *mm, uint32_t idx, unsigned o
 	if (mm->holders != NULL)
 		lmm_holder_record(mm, idx, order, caller);
 	if (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))
-		lmm_poison_verify(mm, idx, order);
+		lmm_poison_verify(mm, idx, order, caller);
 	if (gfp & LMM_GFPB_ZERO)
 		zero_block(p, order);
 	return p;

@@ -390,7 +390,7 @@ void lmm_poison_page(struct lmm *mm, uint32_t idx)
 }
 
 /* The block is ours now (the lock is not held): check pages poisoned since their free. */
-void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order)
+void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order, const void *caller)
 {
 	for (uint32_t k = 0; k < (1u << order); k++) {
 		struct lmm_frame *f = &mm->frames[idx + k];
@@ -403,7 +403,8 @@ void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order)
 				/* phys: the first word found overwritten, not just its page. */
 				struct lmm_report r = { .reason = LMM_ERR_POISONED, .op = "poison check",
 							.ptr = &w[i], .phys = lmm_frame_phys(mm, idx + k) + i * sizeof(*w),
-							.order = order, .found_state = LMM_READ_ONCE(f->state) };
+							.order = order, .found_state = LMM_READ_ONCE(f->state),
+							.caller = caller };
 				lmm_refuse(mm, &r);
 				break;
 			}

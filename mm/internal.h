@@ -340,12 +340,9 @@ uint32_t lmm_pool_topup_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t max);
 /* Top the pool up to its target; no context check (init, lmm_pool_refill). */
 uint32_t lmm_pool_fill(struct lmm *mm);
 
-/* cpu.c */
-void lmm_cpu_setup(struct lmm *mm); /* init: derive batch/high/slice from the config */
-
 /* check.c: poisoning */
 void lmm_poison_page(struct lmm *mm, uint32_t idx);
-void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order);
+void lmm_poison_verify(struct lmm *mm, uint32_t idx, unsigned order, const void *caller);
 
 /* holders.c */
 void lmm_holder_record(struct lmm *mm, uint32_t idx, unsigned order, const void *caller);

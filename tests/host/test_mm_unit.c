@@ -422,6 +422,8 @@ static void poison_catches_use_after_free(void)
 	CHECK(r && r->reason == LMM_ERR_POISONED && r->phys == phys(p) + 800,
 	      "report: reason %d phys 0x%" PRIx64 ", want the overwritten word 0x%" PRIx64, r ? (int)r->reason : -1,
 	      r ? r->phys : 0, phys(p) + 800);
+	CHECK(r && r->caller != NULL, "the poison report names no caller");
+	CHECK(host_log_contains("word at phys"), "the poison report's line names a page: %s", host_log_last());
 	lmm_free_pages(&mm, q, 0);
 }
 

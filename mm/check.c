@@ -107,9 +107,10 @@ void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out)
 void lmm_dump(struct lmm *mm)
 {
 	struct lmm_stats s;
-	lmm_get_stats(mm, &s);
+	lmm_check_canary(mm);
 	if (lmm_refuse_context_above(mm, LMM_CTX_IRQS_OFF, "dump", __builtin_return_address(0)))
 		return;
+	lmm_get_stats(mm, &s);
 
 	lmm_logf("lmm: managed %llu pages (%llu MiB) in %u regions, metadata %llu KiB (%u B/frame)",
 		 (unsigned long long)s.managed, (unsigned long long)(s.managed >> 8), s.regions,

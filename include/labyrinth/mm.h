@@ -462,7 +462,8 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 /*
  * Return @cpu's cache and pool slice to the core.  For the calling CPU (any context),
  * or for a CPU that is not running mm/ code (offline, or parked by the caller), e.g.
- * before lmm_check() or when a CPU goes offline.  Takes lmm.lock.
+ * before lmm_check() or when a CPU goes offline.  Takes lmm.lock.  An index not below
+ * LMM_PORT_MAX_CPUS names no slot: nothing is drained (lmm_get_cpu_stats reads zeros).
  */
 void lmm_cpu_drain(struct lmm *mm, unsigned cpu);
 

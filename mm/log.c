@@ -248,6 +248,14 @@ static const char *context_str(enum lmm_context ctx)
 	return "?";
 }
 
+/* Whether @op is @name (no libc here). */
+static bool op_is(const char *op, const char *name)
+{
+	while (op && *op && *op == *name)
+		op++, name++;
+	return op && *op == *name;
+}
+
 size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
 {
 	const char *why = lmm_status_str(r->reason);
@@ -255,9 +263,13 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
 
 	lmm_format(where, sizeof(where), "cpu %u, %s context, caller %p", r->cpu, context_str(r->context),
 		   r->caller);
-	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL)
+	/* A call on no page: an allocation says what it asked for; the rest (walk, check,
+	 * pool marks...) have only their name. */
+	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL && op_is(r->op, "alloc"))
 		return lmm_format(buf, len, "lmm: refused %s (order %u, gfp 0x%x, owner 0x%04x): %s [%s]",
 				  r->op, r->order, r->gfp, r->caller_owner, why, where);
+	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL)
+		return lmm_format(buf, len, "lmm: refused %s: %s [%s]", r->op, why, where);
 	if (r->phys == LMM_PHYS_INVALID)
 		return lmm_format(buf, len, "lmm: refused %s of %p (order %u): %s [%s]", r->op, r->ptr,
 				  r->order, why, where);

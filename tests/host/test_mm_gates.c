@@ -462,6 +462,20 @@ static void formatter_conversions(void)
 	r.context = (enum lmm_context)7;
 	lmm_report_format(&r, buf, sizeof(buf));
 	CHECK(strstr(buf, "? context"), "report '%s'", buf);
+	/* A call on no page: an allocation's line says what it asked for, any other only its name. */
+	struct lmm_report a = { .reason = LMM_ERR_BAD_ORDER, .op = "alloc", .phys = LMM_PHYS_INVALID, .order = 12,
+				.gfp = 0x3 };
+	lmm_report_format(&a, buf, sizeof(buf));
+	CHECK(strncmp(buf, "lmm: refused alloc (order 12, gfp 0x3, owner 0x0000): ", strlen("lmm: refused alloc (order 12, gfp 0x3, owner 0x0000): ")) == 0, "report '%s'", buf);
+	struct lmm_report w = { .reason = LMM_ERR_BAD_CONTEXT, .op = "walk", .phys = LMM_PHYS_INVALID };
+	lmm_report_format(&w, buf, sizeof(buf));
+	CHECK(strncmp(buf, "lmm: refused walk: call not allowed", strlen("lmm: refused walk: call not allowed")) == 0, "report '%s'", buf);
+	w.op = "allocate";
+	lmm_report_format(&w, buf, sizeof(buf));
+	CHECK(strncmp(buf, "lmm: refused allocate: ", strlen("lmm: refused allocate: ")) == 0, "report '%s'", buf);
+	w.op = NULL;
+	lmm_report_format(&w, buf, sizeof(buf));
+	CHECK(strncmp(buf, "lmm: refused (null): ", strlen("lmm: refused (null): ")) == 0, "report '%s'", buf);
 }
 
 /* 8 MiB from pfn 1: a region whose first frame is not aligned to anything. */

@@ -276,9 +276,14 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
 	if (r->reason == LMM_ERR_WRONG_OWNER || r->reason == LMM_ERR_EXCLUSIVE)
 		return lmm_format(buf, len, "lmm: refused %s of page phys 0x%llx: %s (owner 0x%04x, caller 0x%04x) [%s]",
 				  r->op, (unsigned long long)r->phys, why, r->owner, r->caller_owner, where);
-	/* A poison report names the word found overwritten, not its page. */
-	const char *what = (r->phys & (LMM_PAGE_SIZE - 1)) ? "word at phys" : "page phys";
-	return lmm_format(buf, len, "lmm: refused %s of %s 0x%llx (order %u): %s, frame %s order %u [%s]", r->op,
-			  what, (unsigned long long)r->phys, r->order, why, lmm_state_str(r->found_state),
-			  r->found_order, where);
+	/* A poison report names the word found overwritten; an unaligned pointer, its page. */
+	char subject[64];
+	if (r->phys & (LMM_PAGE_SIZE - 1))
+		lmm_format(subject, sizeof(subject), "word at phys 0x%llx", (unsigned long long)r->phys);
+	else if (r->reason == LMM_ERR_NOT_ALIGNED && r->ptr != NULL)
+		lmm_format(subject, sizeof(subject), "%p in page phys 0x%llx", r->ptr, (unsigned long long)r->phys);
+	else
+		lmm_format(subject, sizeof(subject), "page phys 0x%llx", (unsigned long long)r->phys);
+	return lmm_format(buf, len, "lmm: refused %s of %s (order %u): %s, frame %s order %u [%s]", r->op, subject,
+			  r->order, why, lmm_state_str(r->found_state), r->found_order, where);
 }

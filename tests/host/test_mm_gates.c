@@ -473,6 +473,11 @@ static void formatter_conversions(void)
 	w.op = "allocate";
 	lmm_report_format(&w, buf, sizeof(buf));
 	CHECK(strncmp(buf, "lmm: refused allocate: ", strlen("lmm: refused allocate: ")) == 0, "report '%s'", buf);
+	struct lmm_report u = { .reason = LMM_ERR_NOT_ALIGNED, .op = "free", .ptr = (void *)0x5010, .phys = 0x5000 };
+	lmm_report_format(&u, buf, sizeof(buf));
+	CHECK(strncmp(buf, "lmm: refused free of 0x5010 in page phys 0x5000 (order 0): ",
+		      strlen("lmm: refused free of 0x5010 in page phys 0x5000 (order 0): ")) == 0,
+	      "report '%s'", buf);
 	w.op = NULL;
 	lmm_report_format(&w, buf, sizeof(buf));
 	CHECK(strncmp(buf, "lmm: refused (null): ", strlen("lmm: refused (null): ")) == 0, "report '%s'", buf);

@@ -161,20 +161,47 @@ void lmm_dump(struct lmm *mm)
  */
 #define CHECK_KEEP 8
 
+/* How a kept value is printed: a count, a physical address, or a bit pattern. */
+enum value_form { AS_COUNT, AS_PHYS, AS_BITS };
+
 struct check_ctx {
 	uint64_t problems;
 	unsigned kept;
 	struct check_item {
 		const char *what;
 		uint64_t a, b;
+		uint8_t a_form, b_form;
 	} keep[CHECK_KEEP];
 };
 
-static void problem(struct check_ctx *c, const char *what, uint64_t a, uint64_t b)
+static void note_problem(struct check_ctx *c, const char *what, uint64_t a, enum value_form a_form, uint64_t b,
+			 enum value_form b_form)
 {
 	if (c->kept < CHECK_KEEP)
-		c->keep[c->kept++] = (struct check_item){ what, a, b };
+		c->keep[c->kept++] = (struct check_item){ what, a, b, (uint8_t)a_form, (uint8_t)b_form };
 	c->problems++;
+}
+
+/* Two counts (or orders, indices, states). */
+static void problem(struct check_ctx *c, const char *what, uint64_t a, uint64_t b)
+{
+	note_problem(c, what, a, AS_COUNT, b, AS_COUNT);
+}
+
+/* A frame's physical address, then a count. */
+static void problem_at(struct check_ctx *c, const char *what, uint64_t phys, uint64_t b)
+{
+	note_problem(c, what, phys, AS_PHYS, b, AS_COUNT);
+}
+
+static void format_value(char *buf, size_t len, uint64_t v, uint8_t form)
+{
+	if (form == AS_PHYS)
+		lmm_format(buf, len, "phys 0x%llx", (unsigned long long)v);
+	else if (form == AS_BITS)
+		lmm_format(buf, len, "0x%llx", (unsigned long long)v);
+	else
+		lmm_format(buf, len, "%llu", (unsigned long long)v);
 }
 
 static uint64_t phys_of(const struct lmm *mm, uint32_t idx)
@@ -190,7 +217,7 @@ static uint64_t check_free_lists(struct lmm *mm, struct check_ctx *c)
 		uint64_t n = 0;
 		uint32_t prev = LMM_NIL;
 		if (((mm->free_mask >> o) & 1) != (mm->free_head[o] != LMM_NIL))
-			problem(c, "free_mask disagrees with list of order", o, mm->free_mask);
+			note_problem(c, "free_mask disagrees with list of order", o, AS_COUNT, mm->free_mask, AS_BITS);
 		for (uint32_t i = mm->free_head[o]; i != LMM_NIL; i = mm->frames[i].next) {
 			if (i >= mm->nframes || n > mm->nframes) {
 				problem(c, "free list runs out of the frame array at order", o, i);
@@ -200,18 +227,18 @@ static uint64_t check_free_lists(struct lmm *mm, struct check_ctx *c)
 			const struct lmm_region *r = lmm_region_of(mm, i);
 			uint64_t pfn = lmm_frame_pfn(mm, i);
 			if (f->state != LMM_FRAME_FREE || f->order != o)
-				problem(c, "free list holds a non-free frame (phys, order)", phys_of(mm, i), o);
+				problem_at(c, "free list holds a non-free frame (phys, order)", phys_of(mm, i), o);
 			if (f->prev != prev)
-				problem(c, "free list back link broken at phys", phys_of(mm, i), f->prev);
+				problem_at(c, "free list back link broken (phys, back link index)", phys_of(mm, i), f->prev);
 			if (pfn & ((1ull << o) - 1))
-				problem(c, "free block misaligned (phys, order)", phys_of(mm, i), o);
+				problem_at(c, "free block misaligned (phys, order)", phys_of(mm, i), o);
 			if (pfn + (1ull << o) > r->base_pfn + r->npages)
-				problem(c, "free block runs past its region (phys, order)", phys_of(mm, i), o);
+				problem_at(c, "free block runs past its region (phys, order)", phys_of(mm, i), o);
 			uint64_t bpfn = pfn ^ (1ull << o);
 			if (o < LMM_MAX_ORDER && bpfn - r->base_pfn < r->npages) {
 				const struct lmm_frame *b = &mm->frames[r->first_index + (bpfn - r->base_pfn)];
 				if (b->state == LMM_FRAME_FREE && b->order == o)
-					problem(c, "free block not merged with its free buddy (phys, order)",
+					problem_at(c, "free block not merged with its free buddy (phys, order)",
 						phys_of(mm, i), o);
 			}
 			prev = i;
@@ -235,44 +262,44 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_
 			uint32_t idx = r->first_index + (uint32_t)k;
 			const struct lmm_frame *f = &mm->frames[idx];
 			if (f->region != ri)
-				problem(c, "frame records the wrong region (phys, region)", phys_of(mm, idx), f->region);
+				problem_at(c, "frame records the wrong region (phys, region)", phys_of(mm, idx), f->region);
 			if (f->state == LMM_FRAME_TAIL || f->state >= LMM_FRAME_STATE_COUNT) {
-				problem(c, "frame belongs to no block (phys, state)", phys_of(mm, idx), f->state);
+				problem_at(c, "frame belongs to no block (phys, state)", phys_of(mm, idx), f->state);
 				k++;
 				continue;
 			}
 			unsigned o = f->order;
 			if (o > LMM_MAX_ORDER || ((r->base_pfn + k) & ((1ull << o) - 1)) || k + (1ull << o) > r->npages) {
-				problem(c, "block head with a bad order (phys, order)", phys_of(mm, idx), o);
+				problem_at(c, "block head with a bad order (phys, order)", phys_of(mm, idx), o);
 				o = 0;
 			}
 			if ((f->state == LMM_FRAME_POOL || f->state == LMM_FRAME_EXCLUSIVE ||
 			     f->state == LMM_FRAME_CACHED || f->state == LMM_FRAME_RESERVED) && o != 0)
-				problem(c, "single-page state on a larger block (phys, order)", phys_of(mm, idx), o);
+				problem_at(c, "single-page state on a larger block (phys, order)", phys_of(mm, idx), o);
 			if (f->state == LMM_FRAME_ALLOCATED && f->refcount == 0)
-				problem(c, "allocated block with no reference (phys)", phys_of(mm, idx), 0);
+				problem_at(c, "allocated block with no reference (phys)", phys_of(mm, idx), 0);
 			if (f->state == LMM_FRAME_EXCLUSIVE && f->owner == 0)
-				problem(c, "exclusive page without an owner (phys)", phys_of(mm, idx), 0);
+				problem_at(c, "exclusive page without an owner (phys)", phys_of(mm, idx), 0);
 			/* hand_out() writes only what changes: it relies on these being zero. */
 			if ((f->state != LMM_FRAME_EXCLUSIVE && f->owner != 0) ||
 			    (f->state != LMM_FRAME_ALLOCATED && f->refcount != 0))
-				problem(c, "owner or references left on a frame (phys, owner << 16 | refcount)",
-					phys_of(mm, idx), (uint64_t)f->owner << 16 | f->refcount);
+				note_problem(c, "owner or references left on a frame (phys, owner << 16 | refcount)",
+					     phys_of(mm, idx), AS_PHYS, (uint64_t)f->owner << 16 | f->refcount, AS_BITS);
 			if ((f->flags & LMM_FRAME_F_RESERVE) && o != 0)
-				problem(c, "reserve flag on a block larger than a page (phys, order)", phys_of(mm, idx), o);
+				problem_at(c, "reserve flag on a block larger than a page (phys, order)", phys_of(mm, idx), o);
 			if ((f->flags & LMM_FRAME_F_RESERVE) && f->state == LMM_FRAME_FREE)
-				problem(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx), 0);
+				problem_at(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx), 0);
 			if (f->flags & LMM_FRAME_F_RESERVE)
 				sums[LMM_FRAME_STATE_COUNT]++;
 			for (uint64_t t = 1; t < (1ull << o); t++) {
 				const struct lmm_frame *tail = &mm->frames[idx + t];
 				if (tail->state != LMM_FRAME_TAIL)
-					problem(c, "block overlaps another block (head phys, frame phys)",
-						phys_of(mm, idx), phys_of(mm, idx + (uint32_t)t));
+					note_problem(c, "block overlaps another block (head phys, frame phys)",
+						     phys_of(mm, idx), AS_PHYS, phys_of(mm, idx + (uint32_t)t), AS_PHYS);
 				else if (tail->owner != 0 || tail->refcount != 0)
-					problem(c, "owner or references left on a frame (phys, owner << 16 | refcount)",
-						phys_of(mm, idx + (uint32_t)t),
-						(uint64_t)tail->owner << 16 | tail->refcount);
+					note_problem(c, "owner or references left on a frame (phys, owner << 16 | refcount)",
+						     phys_of(mm, idx + (uint32_t)t), AS_PHYS,
+						     (uint64_t)tail->owner << 16 | tail->refcount, AS_BITS);
 			}
 			sums[f->state] += 1ull << o;
 			k += 1ull << o;
@@ -292,10 +319,10 @@ static void check_stack(struct lmm *mm, struct check_ctx *c, const char *what, u
 		}
 		const struct lmm_frame *f = &mm->frames[i];
 		if (f->state != state || f->order != 0)
-			problem(c, "stack holds a frame in the wrong state (phys, state)", phys_of(mm, i), f->state);
+			problem_at(c, "stack holds a frame in the wrong state (phys, state)", phys_of(mm, i), f->state);
 		if (!(f->flags & LMM_FRAME_F_RESERVE) != !reserve)
-			problem(c, "reserve flag wrong on a cached or pooled frame (phys, flags)", phys_of(mm, i),
-				f->flags);
+			note_problem(c, "reserve flag wrong on a cached or pooled frame (phys, flags)", phys_of(mm, i),
+				     AS_PHYS, f->flags, AS_BITS);
 		n++;
 	}
 	if (n != count)
@@ -371,9 +398,12 @@ uint64_t lmm_check(struct lmm *mm)
 		problem(&c, "conservation: free+allocated+pool+cached+reserved != managed", total, mm->nframes);
 	lmm_unlock_here(mm, &h);
 
-	for (unsigned i = 0; i < c.kept; i++)
-		lmm_logf("lmm: check: %s: 0x%llx 0x%llx", c.keep[i].what, (unsigned long long)c.keep[i].a,
-			 (unsigned long long)c.keep[i].b);
+	for (unsigned i = 0; i < c.kept; i++) {
+		char a[32], b[32];
+		format_value(a, sizeof(a), c.keep[i].a, c.keep[i].a_form);
+		format_value(b, sizeof(b), c.keep[i].b, c.keep[i].b_form);
+		lmm_logf("lmm: check: %s: %s, %s", c.keep[i].what, a, b);
+	}
 	if (c.problems > c.kept)
 		lmm_logf("lmm: check: ... and %llu more problems", (unsigned long long)(c.problems - c.kept));
 	return c.problems;

@@ -171,6 +171,12 @@ static void check_names_list_corruption(void)
 	mm.frames[h].state = LMM_FRAME_ALLOCATED;
 	mm.frames[h].refcount = 1;
 	EXPECT_PROBLEM("free list holds a non-free frame");
+	{ /* addresses in hex, counts in decimal */
+		char want[128];
+		snprintf(want, sizeof(want), "lmm: check: free list holds a non-free frame (phys, order): phys 0x%llx, %u",
+			 (unsigned long long)lmm_frame_phys(&mm, h), o);
+		CHECK(host_log_contains(want), "check line is not '%s'", want);
+	}
 	mm.frames[h] = save;
 	mm.frames[h].prev = h;
 	EXPECT_PROBLEM("free list back link broken");

@@ -501,6 +501,20 @@ static lmm_cold uint32_t block_head(const struct lmm *mm, uint32_t idx)
 	return LMM_NIL;
 }
 
+void lmm_report_page(const struct lmm *mm, struct lmm_report *r)
+{
+	uint32_t idx;
+	if (lmm_locate_page(mm, r->ptr, &idx) != LMM_OK)
+		return;
+	r->phys = lmm_frame_phys(mm, idx);
+	uint32_t h = block_head(mm, idx);
+	const struct lmm_frame *f = &mm->frames[h == LMM_NIL ? idx : h];
+	r->found_state = LMM_READ_ONCE(f->state);
+	r->found_order = f->order;
+	if (r->found_state == LMM_FRAME_EXCLUSIVE)
+		r->owner = LMM_READ_ONCE(f->owner);
+}
+
 static bool state_is_free(uint8_t state)
 {
 	return state == LMM_FRAME_FREE || state == LMM_FRAME_CACHED || state == LMM_FRAME_POOL;
@@ -611,16 +625,7 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 	struct lmm_report r = { .reason = st, .op = "free", .ptr = ptr, .phys = LMM_PHYS_INVALID,
 				.order = order, .caller_owner = req_ask_owner(rq) ? lmm_port_owner() : req_owner(rq),
 				.caller = caller };
-	uint32_t idx;
-	if (lmm_locate_page(mm, ptr, &idx) == LMM_OK) { /* an unaligned pointer names its page */
-		r.phys = lmm_frame_phys(mm, idx);
-		uint32_t h = block_head(mm, idx);
-		const struct lmm_frame *f = &mm->frames[h == LMM_NIL ? idx : h];
-		r.found_state = LMM_READ_ONCE(f->state);
-		r.found_order = f->order;
-		if (r.found_state == LMM_FRAME_EXCLUSIVE)
-			r.owner = LMM_READ_ONCE(f->owner);
-	}
+	lmm_report_page(mm, &r);
 	lmm_refuse(mm, &r);
 	return st;
 }

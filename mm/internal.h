@@ -363,6 +363,13 @@ const char *lmm_state_str(uint8_t state);
 void lmm_refuse(struct lmm *mm, struct lmm_report *r);
 
 /*
+ * What a refusal's record says of the page at r->ptr (unaligned: the page it points
+ * into): its phys, and the state, order and owner of the block that holds it.  Read
+ * without the lock: a refusal path.  Nothing is filled in when r->ptr is not managed.
+ */
+void lmm_report_page(const struct lmm *mm, struct lmm_report *r);
+
+/*
  * The context gate of the calls that are not for every context: true (and the call
  * refused as LMM_ERR_BAD_CONTEXT, naming @op and @caller) when lmm_port_context() is
  * above @most, e.g. LMM_CTX_IRQS_OFF for "not in a handler".

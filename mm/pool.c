@@ -217,9 +217,7 @@ static enum lmm_status ownership_op(struct lmm *mm, const void *ptr, enum own_op
 	if (st != LMM_OK) {
 		if (op != OWN_QUERY) {
 			r.reason = st;
-			uint32_t page;
-			if (lmm_locate_page(mm, ptr, &page) == LMM_OK) /* an unaligned pointer names its page */
-				r.phys = lmm_frame_phys(mm, page);
+			lmm_report_page(mm, &r);
 			lmm_refuse(mm, &r);
 		}
 		return st;

@@ -1197,9 +1197,22 @@ static void exclusive_transfer_by_non_owner_refused(void)
 	CHECK(lmm_page_transfer(&mm, p, me, 0) == LMM_ERR_BAD_OWNER, "transfer to owner 0 accepted");
 	CHECK(host_report_last() && host_report_last()->phys == lmm_virt_to_phys(&mm, p),
 	      "the refused transfer to owner 0 does not name page %s", hex_phys(p));
+	CHECK(host_report_last() && host_report_last()->found_state == LMM_FRAME_EXCLUSIVE &&
+		      host_report_last()->owner == me,
+	      "the refused transfer to owner 0 does not say the page is exclusive to its owner");
 	CHECK(lmm_page_get(&mm, (char *)p + 8) == LMM_ERR_NOT_ALIGNED, "get of an unaligned pointer accepted");
 	CHECK(host_report_last() && host_report_last()->phys == lmm_virt_to_phys(&mm, p),
 	      "the refused get of an unaligned pointer does not name page %s", hex_phys(p));
+	/* An unaligned pointer into the third page of an order-2 block: the block is named. */
+	char *blk = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL);
+	ASSERT(blk, "order-2 alloc failed");
+	CHECK(lmm_page_get(&mm, blk + 2 * 4096 + 5) == LMM_ERR_NOT_ALIGNED, "get of an unaligned pointer accepted");
+	CHECK(host_report_last() && host_report_last()->phys == lmm_virt_to_phys(&mm, blk) + 2 * 4096 &&
+		      host_report_last()->found_state == LMM_FRAME_ALLOCATED && host_report_last()->found_order == 2,
+	      "the refused get inside an order-2 block reads state %u order %u",
+	      host_report_last() ? host_report_last()->found_state : 99u,
+	      host_report_last() ? host_report_last()->found_order : 99u);
+	lmm_free_pages(&mm, blk, 2);
 	CHECK(lmm_page_unexclusive(&mm, p, thief) == LMM_ERR_WRONG_OWNER, "unexclusive by a non-owner accepted");
 	struct lmm_stats s1 = mm_stats(&mm);
 	CHECK(s1.refused[LMM_ERR_WRONG_OWNER] == s0.refused[LMM_ERR_WRONG_OWNER] + 2 &&

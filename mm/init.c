@@ -141,11 +141,26 @@ static uint32_t merge_ranges(struct lmm_range *r, uint32_t n, const char *what, 
 	return out + 1;
 }
 
-static uint64_t total_pages(const struct lmm *mm)
+/*
+ * Pages in the union of the usable ranges, which may overlap until lmm_init() merges
+ * them.  Taken in (base, index) order, each range adds what lies past the furthest end
+ * of those before it.  O(ranges^2), without sorting the table: init only.
+ */
+static uint64_t union_pages(const struct lmm *mm)
 {
 	uint64_t n = 0;
-	for (uint32_t i = 0; i < mm->nranges; i++)
-		n += (mm->ranges[i].end - mm->ranges[i].base) >> LMM_PAGE_SHIFT;
+	for (uint32_t i = 0; i < mm->nranges; i++) {
+		const struct lmm_range *r = &mm->ranges[i];
+		uint64_t from = r->base;
+		for (uint32_t j = 0; j < mm->nranges; j++) {
+			const struct lmm_range *q = &mm->ranges[j];
+			bool before = q->base < r->base || (q->base == r->base && j < i);
+			if (before && q->end > from)
+				from = q->end;
+		}
+		if (r->end > from)
+			n += (r->end - from) >> LMM_PAGE_SHIFT;
+	}
 	return n;
 }
 
@@ -160,8 +175,7 @@ static uint64_t meta_bytes_for(const struct lmm *mm, uint64_t pages)
 
 uint64_t lmm_metadata_bytes(const struct lmm *mm)
 {
-	/* Overlapping ranges are merged only at init; count them as given (an upper bound). */
-	return meta_bytes_for(mm, total_pages(mm));
+	return meta_bytes_for(mm, union_pages(mm));
 }
 
 /*

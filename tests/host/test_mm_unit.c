@@ -117,6 +117,22 @@ static void overlapping_out_of_order_ranges_merged(void)
 	CHECK(lmm_check(&mm) == 0, "check failed");
 }
 
+/* The estimate before init is what init carves, however the ranges overlap. */
+static void metadata_estimate_counts_overlaps_once(void)
+{
+	host_arena_map(16 * MiB);
+	lmm_begin(&mm, &(struct lmm_config){ .flags = LMM_CFG_QUIET });
+	ASSERT(lmm_add_range(&mm, 4 * MiB, 8 * MiB) == LMM_OK && lmm_add_range(&mm, 0, 16 * MiB) == LMM_OK &&
+		       lmm_add_range(&mm, 0, 16 * MiB) == LMM_OK && lmm_add_range(&mm, 12 * MiB, 2 * MiB) == LMM_OK,
+	       "ranges refused");
+	uint64_t est = lmm_metadata_bytes(&mm);
+	CHECK(est == 16 * MiB / 4096 * 16, "estimate %" PRIu64 " bytes for 16 MiB given as four overlapping ranges", est);
+	ASSERT(lmm_init(&mm) == LMM_OK, "init failed");
+	CHECK(mm_stats(&mm).metadata_bytes == est, "init carved %" PRIu64 " bytes, estimated %" PRIu64,
+	      mm_stats(&mm).metadata_bytes, est);
+	host_arena_unmap();
+}
+
 static void too_many_ranges_refused(void)
 {
 	host_arena_map(64 * MiB);
@@ -814,6 +830,7 @@ int main(void)
 	TEST(unaligned_range_trimmed_to_whole_pages);
 	TEST(sub_page_range_refused);
 	TEST(overlapping_out_of_order_ranges_merged);
+	TEST(metadata_estimate_counts_overlaps_once);
 	TEST(too_many_ranges_refused);
 	TEST(ranges_after_init_refused);
 	TEST(default_before_init_refused);

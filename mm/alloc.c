@@ -568,7 +568,7 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 	    likely(so == lmm_state_order(LMM_FRAME_EXCLUSIVE, order)))
 		return owner_verdict(f, owner, false);
 	if (likely(so == lmm_state_order(LMM_FRAME_ALLOCATED, order)))
-		return LMM_READ_ONCE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK;
+		return LMM_LOAD_ACQUIRE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK; /* pairs with the drop below */
 	const uint8_t state = lmm_state_in(so);
 	if (state == LMM_FRAME_ALLOCATED)
 		return LMM_ERR_WRONG_ORDER;
@@ -594,7 +594,7 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 	struct lmm_frame *f = &mm->frames[idx];
 	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, true);
 	if (st == FREE_DROP_REF) {
-		LMM_WRITE_ONCE(f->refcount, (uint16_t)(f->refcount - 1));
+		LMM_STORE_RELEASE(f->refcount, (uint16_t)(LMM_READ_ONCE(f->refcount) - 1));
 		return LMM_OK;
 	}
 	/*

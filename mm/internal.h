@@ -101,6 +101,18 @@ enum lmm_phase {
 #endif
 #define LMM_INC(x) LMM_OWN_ADD(x, 1)
 
+/*
+ * The one hand-over between CPUs that no lock orders: a shared block's last reference
+ * may be dropped on the per-CPU path, without the lock, by a CPU that reuses the page at
+ * once.  Every other reference is dropped under the lock with a release store, and the
+ * per-CPU verdict reads the count with an acquire load, so what a holder wrote to the
+ * block before its put happens before the next owner's writes (on AArch64 or RISC-V a
+ * late store of the old holder could otherwise land in the new owner's page).  On x86
+ * both are plain moves.
+ */
+#define LMM_LOAD_ACQUIRE(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define LMM_STORE_RELEASE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+
 /* struct lmm_frame's holder word for @owner and @refcount, whatever the byte order. */
 static inline uint32_t lmm_holder_word(uint16_t owner, uint16_t refcount)
 {

@@ -1228,6 +1228,64 @@ static void exclusive_transfer_by_non_owner_refused(void)
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/*
+ * Two holders of a shared page; the one that drops the last reference (on the per-CPU
+ * path, without the lock) reuses the page at once.  The other holder wrote the page
+ * before its put.  The reference itself is handed over properly (release, acquire); that
+ * the other holder is done is signalled with relaxed atomics only, so the one ordering
+ * between its writes and the reuse is mm/'s: under ThreadSanitizer
+ * (test_mm_atomic_tsan) a missing release/acquire on the count is a reported race.
+ */
+#define HANDOVER_ROUNDS 500
+static void *_Atomic handover_page;
+static atomic_int handover_turn;
+
+static void *last_holder(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < HANDOVER_ROUNDS; i++) {
+		void *p;
+		while (!(p = atomic_load_explicit(&handover_page, memory_order_acquire)))
+			;
+		atomic_store_explicit(&handover_page, NULL, memory_order_relaxed);
+		while (atomic_load_explicit(&handover_turn, memory_order_relaxed) != 2 * i + 1)
+			; /* the other holder has put its reference */
+		if (lmm_page_put(&mm, p, 0) != LMM_OK)
+			return p;
+		char *q = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* this CPU's cache: most likely p */
+		if (q == NULL)
+			return p;
+		memset(q, 0x22, 4096);
+		lmm_free_pages(&mm, q, 0);
+		atomic_store_explicit(&handover_turn, 2 * i + 2, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static void shared_page_last_put_hands_over_its_writes(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	atomic_store(&handover_page, NULL);
+	atomic_store(&handover_turn, 0);
+	pthread_t t;
+	ASSERT(pthread_create(&t, NULL, last_holder, NULL) == 0, "pthread_create");
+	enum lmm_status st = LMM_OK;
+	for (int i = 0; i < HANDOVER_ROUNDS && st == LMM_OK; i++) {
+		while (atomic_load_explicit(&handover_turn, memory_order_relaxed) != 2 * i)
+			;
+		char *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+		ASSERT(p && lmm_page_get(&mm, p) == LMM_OK, "fixture: a page with two references");
+		atomic_store_explicit(&handover_page, p, memory_order_release); /* the second reference */
+		memset(p, 0x11, 4096);
+		st = lmm_page_put(&mm, p, 0); /* 2 -> 1, under the lock */
+		atomic_store_explicit(&handover_turn, 2 * i + 1, memory_order_relaxed);
+	}
+	void *stuck;
+	pthread_join(t, &stuck);
+	CHECK(st == LMM_OK && stuck == NULL, "a put or the reuse failed (page %p)", stuck);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void exclusive_unexclusive_then_shared(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
@@ -2541,6 +2599,7 @@ int main(void)
 	RUN_CASE(exclusive_transfer_handler_to_thread);
 	RUN_CASE(exclusive_transfer_by_non_owner_refused);
 	RUN_CASE(exclusive_unexclusive_then_shared);
+	RUN_CASE(shared_page_last_put_hands_over_its_writes);
 	RUN_CASE(kernel_alloc_in_handler_refused);
 	RUN_CASE(lock_retaken_by_holder_is_fatal);
 	RUN_CASE(lock_holder_is_the_cpu_not_the_owner_tag);

@@ -404,6 +404,10 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
  * not a block head, wrong order, already free, reserved, an exclusive page freed by a
  * non-owner) is refused, counted, reported, and changes nothing.  An exclusive page may
  * be freed only by its owner: lmm_port_owner(), or @owner.
+ * One exception, the price of a per-CPU path with no atomic read-modify-write: two CPUs
+ * freeing the same order-0 page at the same moment can both pass its check there (the
+ * page then sits in two caches; lmm_check() reports it).  With cache_high and
+ * pool_slice LMM_CPU_OFF every free takes the lock and the second is refused.
  */
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order);
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner);

@@ -1286,6 +1286,59 @@ static void shared_page_last_put_hands_over_its_writes(void)
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/*
+ * Two CPUs freeing the same page at the same moment.  The per-CPU path takes no atomic
+ * read-modify-write, so there both frees can pass the check (mm/README, section 8);
+ * with the cache off every free takes the lock, and exactly one of the two succeeds.
+ */
+#define RACE_ROUNDS 2000
+static pthread_barrier_t race_start, race_done;
+static void *_Atomic race_page;
+static enum lmm_status race_peer_st[RACE_ROUNDS];
+
+static void *race_free_peer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		pthread_barrier_wait(&race_start);
+		race_peer_st[i] = lmm_free_pages(&mm, atomic_load_explicit(&race_page, memory_order_acquire), 0);
+		pthread_barrier_wait(&race_done);
+	}
+	return NULL;
+}
+
+static void racing_double_free_refused_with_the_cache_off(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	struct lmm_config cfg = { .cache_high = LMM_CPU_OFF, .pool_slice = LMM_CPU_OFF, .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	pthread_barrier_init(&race_start, NULL, 2);
+	pthread_barrier_init(&race_done, NULL, 2);
+	pthread_t t;
+	ASSERT(pthread_create(&t, NULL, race_free_peer, NULL) == 0, "pthread_create");
+	unsigned both = 0, neither = 0, wrong = 0;
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+		atomic_store_explicit(&race_page, p, memory_order_release);
+		pthread_barrier_wait(&race_start);
+		enum lmm_status mine = lmm_free_pages(&mm, p, 0);
+		pthread_barrier_wait(&race_done);
+		enum lmm_status peer = race_peer_st[i];
+		both += mine == LMM_OK && peer == LMM_OK;
+		neither += mine != LMM_OK && peer != LMM_OK;
+		wrong += (mine != LMM_OK && mine != LMM_ERR_ALREADY_FREE) || (peer != LMM_OK && peer != LMM_ERR_ALREADY_FREE);
+	}
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&race_start);
+	pthread_barrier_destroy(&race_done);
+	CHECK(both == 0 && neither == 0 && wrong == 0,
+	      "%d racing double frees: both accepted %u times, both refused %u, a wrong reason %u", RACE_ROUNDS, both,
+	      neither, wrong);
+	CHECK(mm_stats(&mm).refused[LMM_ERR_ALREADY_FREE] == RACE_ROUNDS, "%" PRIu64 " double frees counted, want %d",
+	      mm_stats(&mm).refused[LMM_ERR_ALREADY_FREE], RACE_ROUNDS);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void exclusive_unexclusive_then_shared(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
@@ -2600,6 +2653,7 @@ int main(void)
 	RUN_CASE(exclusive_transfer_by_non_owner_refused);
 	RUN_CASE(exclusive_unexclusive_then_shared);
 	RUN_CASE(shared_page_last_put_hands_over_its_writes);
+	RUN_CASE(racing_double_free_refused_with_the_cache_off);
 	RUN_CASE(kernel_alloc_in_handler_refused);
 	RUN_CASE(lock_retaken_by_holder_is_fatal);
 	RUN_CASE(lock_holder_is_the_cpu_not_the_owner_tag);

@@ -56,9 +56,12 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	out->pool_refill_pages = mm->pool_refill_pages;
 	out->cache_batch = mm->cache_batch;
 	out->cache_high = mm->cache_high;
-	lmm_unlock_here(mm, &h);
 
-	/* Other CPUs go on while their counters are read: each figure is a snapshot. */
+	/*
+	 * The per-CPU figures under the same hold: a cache refill or drain moves a batch
+	 * between the lists and a cache under the lock, so free + cached cannot be read half
+	 * way through one.  A CPU's lock-free pop or push may still be in flight: one page.
+	 */
 	lmm_count_t allocated = 0;
 	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
 		const struct lmm_cpu *c = &mm->cpu[i];
@@ -72,6 +75,7 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 		for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
 			out->reserve_to[k] += LMM_READ_ONCE(c->reserve_to[k]);
 	}
+	lmm_unlock_here(mm, &h);
 	for (unsigned k = 0; k < LMM_CLASS_COUNT; k++) /* every reserve hit is counted once, by class */
 		out->pool_hits += out->reserve_to[k];
 	out->allocated = allocated; /* per-CPU figures wrap; their sum does not */

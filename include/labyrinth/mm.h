@@ -271,8 +271,10 @@ struct lmm_cpu {
 
 /* Snapshot of every counter.  Page counts unless named otherwise. */
 struct lmm_stats {
-	/* The five below sum to managed exactly while no other CPU is in mm/; a snapshot
-	 * taken while one allocates may be a few pages off (each counter is read alone). */
+	/* The five below sum to managed exactly while no other CPU is in mm/.  A snapshot
+	 * is taken under the lock, so batches moving between the lists and the caches are
+	 * never seen half way; only the page another CPU is taking or giving back on its
+	 * per-CPU path at that instant may be counted on either side (a page per CPU). */
 	uint64_t managed;   /* frames with metadata = free+allocated+pool+cached+reserved */
 	uint64_t free;      /* in the buddy free lists                                    */
 	uint64_t allocated; /* handed out, exclusive or not                               */

@@ -1339,6 +1339,48 @@ static void racing_double_free_refused_with_the_cache_off(void)
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/*
+ * stats.available while another CPU refills and drains its cache in batches, holding
+ * at most one page at a time: every snapshot is within that page of the quiet figure.
+ */
+static atomic_int avail_stop;
+
+static void *refill_and_drain(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&avail_stop)) {
+		void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* refills a batch into the cache */
+		lmm_free_pages(&mm, p, 0);
+		lmm_cpu_drain(&mm, lmm_port_cpu_id()); /* the batch goes back */
+	}
+	return NULL;
+}
+
+static void available_steady_while_caches_move(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	const uint64_t base = mm_stats(&mm).available;
+	atomic_store(&avail_stop, 0);
+	pthread_t t;
+	ASSERT(pthread_create(&t, NULL, refill_and_drain, NULL) == 0, "pthread_create");
+	uint64_t lo = base, hi = base, moves = 0;
+	for (int i = 0; i < 200000; i++) {
+		struct lmm_stats s = mm_stats(&mm);
+		lo = s.available < lo ? s.available : lo;
+		hi = s.available > hi ? s.available : hi;
+		moves = s.cache_refills;
+	}
+	atomic_store(&avail_stop, 1);
+	pthread_join(t, NULL);
+	CHECK(moves > 0, "the other CPU never refilled its cache: the test proves nothing");
+	CHECK(lo + 1 >= base && hi == base,
+	      "available %" PRIu64 " when quiet, %" PRIu64 "..%" PRIu64 " while a cache was refilled and drained %" PRIu64
+	      " times",
+	      base, lo, hi, moves);
+	CHECK(mm_stats(&mm).available == base && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void exclusive_unexclusive_then_shared(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
@@ -2654,6 +2696,7 @@ int main(void)
 	RUN_CASE(exclusive_unexclusive_then_shared);
 	RUN_CASE(shared_page_last_put_hands_over_its_writes);
 	RUN_CASE(racing_double_free_refused_with_the_cache_off);
+	RUN_CASE(available_steady_while_caches_move);
 	RUN_CASE(kernel_alloc_in_handler_refused);
 	RUN_CASE(lock_retaken_by_holder_is_fatal);
 	RUN_CASE(lock_holder_is_the_cpu_not_the_owner_tag);

@@ -78,8 +78,9 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
  */
 static void holder_stamp(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
 {
-	mm->holders[idx].seq = c->holder_seq++;
-	mm->holders[idx].cpu = (uint8_t)(c - mm->cpu);
+	/* Whole-field stores: lmm_dump_holders() reads live records from another CPU. */
+	LMM_WRITE_ONCE(mm->holders[idx].seq, c->holder_seq++);
+	LMM_WRITE_ONCE(mm->holders[idx].cpu, (uint8_t)(c - mm->cpu));
 }
 
 /*

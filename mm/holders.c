@@ -19,9 +19,9 @@
 void lmm_holder_record(struct lmm *mm, uint32_t idx, unsigned order, const void *caller)
 {
 	struct lmm_holder *h = &mm->holders[idx];
-	h->caller = caller;
-	h->context = (uint8_t)lmm_port_context();
-	h->order = (uint8_t)order;
+	LMM_WRITE_ONCE(h->caller, caller);
+	LMM_WRITE_ONCE(h->context, (uint8_t)lmm_port_context());
+	LMM_WRITE_ONCE(h->order, (uint8_t)order);
 }
 
 #define HOLDER_SITES 64 /* distinct call sites tallied; the rest are counted as "other" */
@@ -33,26 +33,35 @@ struct site {
 	uint8_t last_cpu, contexts; /* bit per enum lmm_context seen */
 };
 
-/* Add one live block to the tally: an open-addressed table keyed by call site. */
-static bool tally(struct site *sites, const struct lmm_holder *h, const struct lmm_frame *f)
+/*
+ * Add one live block of 2^@order pages to the tally: an open-addressed table keyed by
+ * call site.  The record is another CPU's to write (its allocation path fills it in
+ * without the lock): each field is read once, whole.
+ */
+static bool tally(struct site *sites, const struct lmm_holder *rec, unsigned order)
 {
-	unsigned slot = (unsigned)(((uintptr_t)h->caller >> 2) * 2654435761u) % HOLDER_SITES;
+	const struct lmm_holder h = { .caller = LMM_READ_ONCE(rec->caller), .seq = LMM_READ_ONCE(rec->seq),
+				      .cpu = LMM_READ_ONCE(rec->cpu), .context = LMM_READ_ONCE(rec->context) };
+	unsigned slot = (unsigned)(((uintptr_t)h.caller >> 2) * 2654435761u) % HOLDER_SITES;
 	for (unsigned probe = 0; probe < HOLDER_SITES; probe++, slot = (slot + 1) % HOLDER_SITES) {
 		struct site *s = &sites[slot];
-		if (s->blocks && s->caller != h->caller)
+		if (s->blocks && s->caller != h.caller)
 			continue;
-		s->caller = h->caller;
-		s->pages += 1ull << f->order;
+		s->caller = h.caller;
+		s->pages += 1ull << order;
 		s->blocks++;
-		s->contexts |= (uint8_t)(1u << (h->context & 3));
-		if (s->blocks == 1 || h->seq > s->last_seq) { /* the newest block of this site */
-			s->last_seq = h->seq;
-			s->last_cpu = h->cpu;
+		s->contexts |= (uint8_t)(1u << (h.context & 3));
+		if (s->blocks == 1 || h.seq > s->last_seq) { /* the newest block of this site */
+			s->last_seq = h.seq;
+			s->last_cpu = h.cpu;
 		}
 		return true;
 	}
 	return false;
 }
+
+/* Frames looked at per lock hold: bounds the interrupts-off time of a dump. */
+#define HOLDER_CHUNK 4096u
 
 unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
 {
@@ -66,14 +75,24 @@ unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
 		lmm_logf("lmm: holders: off (configure LMM_CFG_HOLDERS to record who holds memory)");
 		return 0;
 	}
-	/* Read-only and unlocked: a block changing hands meanwhile is counted either way. */
-	for (uint64_t i = 0; i < mm->nframes; i++) {
-		const struct lmm_frame *f = &mm->frames[i];
-		uint8_t state = LMM_READ_ONCE(f->state);
-		if (state != LMM_FRAME_ALLOCATED && state != LMM_FRAME_EXCLUSIVE)
-			continue;
-		if (!tally(sites, &mm->holders[i], f))
-			other_pages += 1ull << f->order;
+	/*
+	 * A chunk of frames per lock hold, so no block splits or merges under the walk (the
+	 * buddy code writes the orders under the lock).  The per-CPU paths still hand out and
+	 * take back single pages meanwhile: such a page is counted or not, either way.
+	 */
+	for (uint64_t from = 0; from < mm->nframes; from += HOLDER_CHUNK) {
+		uint64_t to = mm->nframes - from > HOLDER_CHUNK ? from + HOLDER_CHUNK : mm->nframes;
+		struct lmm_held held;
+		lmm_lock_here(mm, &held);
+		for (uint64_t i = from; i < to; i++) {
+			const struct lmm_frame *f = &mm->frames[i];
+			uint8_t state = LMM_READ_ONCE(f->state);
+			if (state != LMM_FRAME_ALLOCATED && state != LMM_FRAME_EXCLUSIVE)
+				continue;
+			if (!tally(sites, &mm->holders[i], f->order))
+				other_pages += 1ull << f->order;
+		}
+		lmm_unlock_here(mm, &held);
 	}
 
 	/* Largest holders first: a selection sort over 64 entries, in place. */

@@ -1381,6 +1381,43 @@ static void available_steady_while_caches_move(void)
 	CHECK(mm_stats(&mm).available == base && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/*
+ * lmm_dump_holders while another CPU allocates and frees blocks of every small order
+ * (with holder records): under ThreadSanitizer any unordered access is a reported race.
+ */
+static void *holders_churn(void *arg)
+{
+	(void)arg;
+	unsigned n = 0;
+	while (!atomic_load(&avail_stop)) {
+		unsigned order = n++ % 4;
+		void *p = lmm_alloc_pages(&mm, order, LMM_GFP_KERNEL);
+		if (p)
+			lmm_free_pages(&mm, p, order);
+	}
+	return NULL;
+}
+
+static void holders_dumped_while_others_allocate(void)
+{
+	ASSERT(setup_with(16 * MiB, POOL_TARGET, POOL_LOW, LMM_CFG_HOLDERS) == LMM_OK, "init failed");
+	void *mine = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL); /* one site that is always there */
+	ASSERT(mine, "alloc failed");
+	atomic_store(&avail_stop, 0);
+	pthread_t t;
+	ASSERT(pthread_create(&t, NULL, holders_churn, NULL) == 0, "pthread_create");
+	unsigned least = ~0u;
+	for (int i = 0; i < 200; i++) {
+		unsigned found = lmm_dump_holders(&mm, 2);
+		least = found < least ? found : least;
+	}
+	atomic_store(&avail_stop, 1);
+	pthread_join(t, NULL);
+	CHECK(least >= 1, "a dump found no call site although this one holds an order-2 block");
+	lmm_free_pages(&mm, mine, 2);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void exclusive_unexclusive_then_shared(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
@@ -2697,6 +2734,7 @@ int main(void)
 	RUN_CASE(shared_page_last_put_hands_over_its_writes);
 	RUN_CASE(racing_double_free_refused_with_the_cache_off);
 	RUN_CASE(available_steady_while_caches_move);
+	RUN_CASE(holders_dumped_while_others_allocate);
 	RUN_CASE(kernel_alloc_in_handler_refused);
 	RUN_CASE(lock_retaken_by_holder_is_fatal);
 	RUN_CASE(lock_holder_is_the_cpu_not_the_owner_tag);

@@ -172,15 +172,10 @@ static bool slice_refill_locked(struct lmm *mm, struct lmm_cpu *c)
  * ATOMIC order 0 looks, in this order, at: the shared pool (via this CPU's slice),
  * this CPU's cache, one page from the buddy lists.  It refills nothing else; other
  * CPUs' slices (at most pool_slice frames each) are theirs.  KERNEL/NOWAIT order 0
- * refills this CPU's cache in one batch.  Every KERNEL/NOWAIT request here first tops
- * the reserve up by one batch while it is short of its low mark (after the target was
- * raised).
+ * refills this CPU's cache in one batch.  core_alloc_locked() then tops the reserve up.
  */
-static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned order, lmm_gfp_t gfp)
+static uint32_t core_take_locked(struct lmm *mm, struct lmm_cpu *c, unsigned order, lmm_gfp_t gfp)
 {
-	LMM_ASSERT_LOCKED(mm, c);
-	if (!(gfp & LMM_GFPB_RESERVE) && mm->reserve_frames < mm->pool_low)
-		lmm_pool_topup_locked(mm, c, LMM_POOL_BATCH);
 	if (order != 0) {
 		uint32_t idx = lmm_buddy_alloc_locked(mm, c, order);
 		/* Pages waiting in this CPU's cache may be what keeps a block from merging. */
@@ -207,6 +202,21 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
 	if (!cache_refill_locked(mm, c))
 		return LMM_NIL;
 	return lmm_stack_pop(mm, &c->cache_head, &c->cache_count);
+}
+
+static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned order, lmm_gfp_t gfp)
+{
+	LMM_ASSERT_LOCKED(mm, c);
+	uint32_t idx = core_take_locked(mm, c, order, gfp);
+	/*
+	 * Then, for all but ATOMIC, a batch for a reserve below its low mark (after the
+	 * target was raised): after the request, so a top-up never takes the pages the
+	 * request needed.  The block taken is still FREE but on no list; a top-up only
+	 * splits, it never merges, so it cannot reach it.
+	 */
+	if (!(gfp & LMM_GFPB_RESERVE) && mm->reserve_frames < mm->pool_low)
+		lmm_pool_topup_locked(mm, c, LMM_POOL_BATCH);
+	return idx;
 }
 
 /*

@@ -175,12 +175,11 @@ static void drain_cache(struct model *m, uint64_t n)
  */
 enum source { SRC_RESERVE, SRC_NORMAL, SRC_FAIL, SRC_LARGE };
 
-static enum source alloc_policy(struct model *m, unsigned order, lmm_gfp_t gfp)
+static enum source alloc_policy(struct model *m, unsigned order, lmm_gfp_t gfp, bool *topup_after)
 {
-	/* Every slow path but ATOMIC's tops the reserve up first, a batch of 32. */
-	bool slow_topup = !(gfp & LMM_GFPB_RESERVE) && (order != 0 || !m->cached);
-	if (slow_topup && m->reserve_frames < m->pool_low)
-		topup(m, 32);
+	/* Every slow path but ATOMIC's tops the reserve up, a batch of 32, once the request
+	 * has been served (or has failed): see after_core(). */
+	*topup_after = !(gfp & LMM_GFPB_RESERVE) && (order != 0 || !m->cached) && m->reserve_frames < m->pool_low;
 	if (order != 0)
 		return SRC_LARGE;
 	if (gfp & LMM_GFPB_RESERVE) {
@@ -435,7 +434,8 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 		want = LMM_ERR_BAD_OWNER;
 	else if (!(gfp & LMM_GFPB_NOWAIT) && kernel_refused_in(ctx))
 		want = LMM_ERR_BAD_CONTEXT;
-	enum source src = want == LMM_OK ? alloc_policy(m, order, gfp) : SRC_FAIL;
+	bool topup_after = false;
+	enum source src = want == LMM_OK ? alloc_policy(m, order, gfp, &topup_after) : SRC_FAIL;
 	uint64_t drains_before = m->cache_drains;
 	struct lmm_stats before;
 	if (src == SRC_LARGE)
@@ -479,6 +479,8 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 		if (src == SRC_LARGE && runs > m->pool_unknown)
 			diverge(m, "order %u alloc (gfp 0x%x) failed with %llu free aligned runs and %llu pool pages",
 				order, gfp, (unsigned long long)runs, (unsigned long long)m->pool_unknown);
+		if (topup_after)
+			topup(m, 32);
 		return NULL;
 	}
 	if (src == SRC_FAIL) {
@@ -518,6 +520,8 @@ static void *alloc_common(struct model *m, unsigned order, lmm_gfp_t gfp, uint16
 			}
 	}
 	hold(m, pfn, order, excl, owner, src == SRC_RESERVE);
+	if (topup_after)
+		topup(m, 32);
 	fill_block(m, pfn, order);
 	model_check_page(m, pfn);
 	return p;

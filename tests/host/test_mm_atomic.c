@@ -953,6 +953,36 @@ static void pool_shrink_reaches_every_slice(void)
 }
 
 /* After the target is raised, every non-ATOMIC slow path tops the reserve up: larger orders, no cache. */
+/*
+ * A KERNEL request that finds the reserve below its low mark and only a few pages free:
+ * the top-up comes after the request, so the request gets its page first.
+ */
+static void topup_leaves_the_request_its_page(void)
+{
+	ASSERT(setup_slice(4 * MiB, 16, 0, LMM_CPU_OFF, 0) == LMM_OK, "init failed");
+	static void *held[1024];
+	unsigned n = 0;
+	while (n < 1024 && (held[n] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)) != NULL)
+		n++;
+	ASSERT(n > 5 && n < 1024, "fixture: %u pages before exhaustion", n);
+	for (int i = 0; i < 5; i++)
+		lmm_free_pages(&mm, held[--n], 0);
+	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	ASSERT(mm_stats(&mm).free == 5, "fixture: %" PRIu64 " pages free, want 5", mm_stats(&mm).free);
+	ASSERT(lmm_pool_set_marks(&mm, 100, 200) == LMM_OK, "raising the marks refused");
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(p != NULL, "KERNEL got NULL with 5 pages free: the reserve's top-up took them first (pool %" PRIu64
+	      ", free %" PRIu64 ")", s.pool, s.free);
+	CHECK(s.available == 16 + 4, "available %" PRIu64 " after taking one of 5 pages, want the reserve's 16 + 4",
+	      s.available);
+	if (p)
+		held[n++] = p;
+	while (n)
+		lmm_free_pages(&mm, held[--n], 0);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void pool_topped_up_by_every_slow_path(void)
 {
 	for (int no_cache = 0; no_cache <= 1; no_cache++) {
@@ -2724,6 +2754,7 @@ int main(void)
 	RUN_CASE(pool_marks_configurable);
 	RUN_CASE(pool_shrink_reaches_every_slice);
 	RUN_CASE(pool_topped_up_by_every_slow_path);
+	RUN_CASE(topup_leaves_the_request_its_page);
 	RUN_CASE(exclusive_page_owned_by_caller);
 	RUN_CASE(exclusive_second_reference_refused);
 	RUN_CASE(exclusive_free_by_other_owner_refused);

@@ -223,7 +223,8 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
  * The core's side of a free: a block the per-CPU layer had no room for, or did not
  * decide (an exclusive page whose owner had to be asked).  The one placement policy: a
  * reserve frame goes to this CPU's slice while it has room, else back to the shared
- * pool, unless the target was lowered meanwhile: then it leaves the reserve; an
+ * pool, unless the target was lowered meanwhile: then it leaves the reserve for the
+ * buddy lists; an
  * ordinary order-0 page goes to this CPU's cache, after draining one batch to the buddy
  * lists if it is full; everything else is merged into the lists.
  */
@@ -240,7 +241,14 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
 				lmm_stack_push(mm, &mm->pool_head, &mm->npool, idx, LMM_FRAME_POOL);
 			return;
 		}
+		/*
+		 * Leaving the reserve: straight to the lists, not the cache, so this free
+		 * never drains a cache batch (the atomic routine's free stays one push or one
+		 * O(LMM_MAX_ORDER) merge), and the surplus merges back at once.
+		 */
 		lmm_reserve_leave_locked(mm, c, idx);
+		lmm_buddy_free_locked(mm, c, idx, 0);
+		return;
 	}
 	if (order == 0 && mm->cache_high) {
 		if (c->cache_count >= mm->cache_high)

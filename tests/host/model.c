@@ -236,7 +236,7 @@ static void place_normal_page(struct model *m)
 
 /* A block whose last reference is gone: where it goes.  Returns true if it stays in the
  * reserve (a reserve frame: this CPU's slice, else the shared pool while the budget is
- * within the target, else it leaves the reserve). */
+ * within the target, else it leaves the reserve for the buddy lists). */
 static bool free_policy(struct model *m, unsigned order, bool reserve)
 {
 	if (order != 0)
@@ -250,8 +250,9 @@ static bool free_policy(struct model *m, unsigned order, bool reserve)
 			m->pool++;
 			return true;
 		}
-		m->reserve_frames--;
+		m->reserve_frames--; /* leaves the reserve for the buddy lists */
 		slice_resize(m);
+		return false;
 	}
 	if (m->cached < m->cache_high)
 		m->cached++;

@@ -983,6 +983,42 @@ static void topup_leaves_the_request_its_page(void)
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/*
+ * With the target lowered, an exclusive page freed with interrupts off leaves the
+ * reserve: one merge into the lists, never this CPU's cache (which, full, would drain a
+ * batch with interrupts off: more than mm.h allows the routine's free).
+ */
+static void surplus_reserve_page_skips_the_cache(void)
+{
+	ASSERT(setup_with(16 * MiB, 512, 256, 0) == LMM_OK, "init failed");
+	static void *ex[100], *k[200];
+	for (int i = 0; i < 100; i++)
+		ASSERT((ex[i] = labyrinth_void_alloc_page_gfp_atomic_exclusive()) != NULL, "atomic alloc failed");
+	ASSERT(lmm_pool_set_marks(&mm, 0, 32) == LMM_OK, "lowering the target refused");
+	for (int i = 0; i < 200; i++)
+		ASSERT((k[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)) != NULL, "alloc failed");
+	for (int i = 0; i < 200; i++)
+		lmm_free_pages(&mm, k[i], 0); /* this CPU's cache is now at or near its high mark */
+	unsigned cpu = lmm_port_cpu_id();
+	struct lmm_cpu_stats c0, c1;
+	lmm_get_cpu_stats(&mm, cpu, &c0);
+	uint64_t free0 = mm_stats(&mm).free;
+	lmm_irqflags_t fl = host_irq_save();
+	enum lmm_status st = labyrinth_free_page_atomic_exclusive(ex[0]);
+	host_irq_restore(fl);
+	lmm_get_cpu_stats(&mm, cpu, &c1);
+	CHECK(st == LMM_OK, "the owner's free refused: %s", lmm_status_str(st));
+	CHECK(c1.cache_drains == c0.cache_drains && c1.cache_pages == c0.cache_pages,
+	      "the surplus frame went through the cache: %u -> %u pages, drains %" PRIu64 " -> %" PRIu64,
+	      c0.cache_pages, c1.cache_pages, c0.cache_drains, c1.cache_drains);
+	CHECK(mm_stats(&mm).free == free0 + 1, "the surplus frame is not on the lists: free %" PRIu64 " -> %" PRIu64,
+	      free0, mm_stats(&mm).free);
+	for (int i = 1; i < 100; i++)
+		labyrinth_free_page_atomic_exclusive(ex[i]);
+	CHECK(mm_stats(&mm).allocated == 0 && mm_stats(&mm).pool_target == 32 && lmm_check(&mm) == 0,
+	      "not healthy afterwards");
+}
+
 static void pool_topped_up_by_every_slow_path(void)
 {
 	for (int no_cache = 0; no_cache <= 1; no_cache++) {
@@ -2755,6 +2791,7 @@ int main(void)
 	RUN_CASE(pool_shrink_reaches_every_slice);
 	RUN_CASE(pool_topped_up_by_every_slow_path);
 	RUN_CASE(topup_leaves_the_request_its_page);
+	RUN_CASE(surplus_reserve_page_skips_the_cache);
 	RUN_CASE(exclusive_page_owned_by_caller);
 	RUN_CASE(exclusive_second_reference_refused);
 	RUN_CASE(exclusive_free_by_other_owner_refused);

@@ -553,7 +553,9 @@ struct lmm *lmm_default(void);
  * Interrupts-off work, worst case: one lock hold that moves half a slice from the
  * shared pool (pool_slice/2 pops), or, with the reserve empty, one pop from this CPU's
  * cache or one buddy allocation (O(LMM_MAX_ORDER) splits).  Its free: a push, or one
- * lock hold that pushes to the shared pool.  Never a loop over memory, never a refill.
+ * lock hold that pushes to the shared pool (or, while a lowered target leaves the
+ * reserve over budget, merges the frame into the lists: O(LMM_MAX_ORDER)).  Never a
+ * loop over memory, never a refill.
  */
 void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void);
 

@@ -224,9 +224,8 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
  * decide (an exclusive page whose owner had to be asked).  The one placement policy: a
  * reserve frame goes to this CPU's slice while it has room, else back to the shared
  * pool, unless the target was lowered meanwhile: then it leaves the reserve for the
- * buddy lists; an
- * ordinary order-0 page goes to this CPU's cache, after draining one batch to the buddy
- * lists if it is full; everything else is merged into the lists.
+ * buddy lists; an ordinary order-0 page goes to this CPU's cache, after draining one
+ * batch to the buddy lists if it is full; everything else is merged into the lists.
  */
 static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order)
 {

@@ -800,13 +800,15 @@ enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
 
 /* ---- Draining a CPU ---------------------------------------------------------------------------- */
 
-void lmm_cpu_drain(struct lmm *mm, unsigned cpu)
+enum lmm_status lmm_cpu_drain(struct lmm *mm, unsigned cpu)
 {
 	if (cpu >= LMM_PORT_MAX_CPUS)
-		return;
+		return lmm_refuse_cpu_index(mm, cpu, "cpu drain", LMM_CALLER);
 	/* The lock is recorded as held by the calling CPU; the slot drained may be another. */
 	struct lmm_held h;
 	struct lmm_cpu *self = lmm_lock_here(mm, &h), *c = &mm->cpu[cpu];
+	if (c->cache_count)
+		LMM_INC(c->cache_drains); /* the drained CPU is this one or stopped: its counter */
 	while (c->cache_count)
 		lmm_buddy_free_locked(mm, self, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), 0);
 	while (c->slice_count) {
@@ -819,4 +821,5 @@ void lmm_cpu_drain(struct lmm *mm, unsigned cpu)
 		}
 	}
 	lmm_unlock_here(mm, &h);
+	return LMM_OK;
 }

@@ -91,11 +91,11 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	out->cpus = LMM_PORT_MAX_CPUS;
 }
 
-void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out)
+enum lmm_status lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out)
 {
 	*out = (struct lmm_cpu_stats){ 0 };
 	if (cpu >= LMM_PORT_MAX_CPUS)
-		return;
+		return lmm_refuse_cpu_index(mm, cpu, "cpu stats", __builtin_return_address(0));
 	const struct lmm_cpu *c = &mm->cpu[cpu];
 	out->cache_pages = LMM_READ_ONCE(c->cache_count);
 	out->pool_pages = LMM_READ_ONCE(c->slice_count);
@@ -106,6 +106,7 @@ void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out)
 		out->pool_hits += LMM_READ_ONCE(c->reserve_to[k]);
 	out->cache_refills = LMM_READ_ONCE(c->cache_refills);
 	out->cache_drains = LMM_READ_ONCE(c->cache_drains);
+	return LMM_OK;
 }
 
 void lmm_dump(struct lmm *mm)

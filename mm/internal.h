@@ -381,6 +381,9 @@ void lmm_refuse(struct lmm *mm, struct lmm_report *r);
  */
 void lmm_report_page(const struct lmm *mm, struct lmm_report *r);
 
+/* A call naming CPU @cpu, not below LMM_PORT_MAX_CPUS: refused, named in the record. */
+enum lmm_status lmm_refuse_cpu_index(struct lmm *mm, unsigned cpu, const char *op, const void *caller);
+
 /*
  * The context gate of the calls that are not for every context: true (and the call
  * refused as LMM_ERR_BAD_CONTEXT, naming @op and @caller) when lmm_port_context() is

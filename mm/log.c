@@ -174,6 +174,7 @@ const char *lmm_status_str(enum lmm_status status)
 		[LMM_ERR_STATE] = "call not allowed in this phase",
 		[LMM_ERR_NO_MEMORY] = "no usable memory (or no room for the metadata)",
 		[LMM_ERR_POISONED] = "freed page was written after its free",
+		[LMM_ERR_BAD_CPU] = "CPU index not below LMM_PORT_MAX_CPUS",
 	};
 	if ((unsigned)status >= LMM_STATUS_COUNT || !names[status])
 		return "unknown status";
@@ -230,6 +231,14 @@ static lmm_cold void refuse_context(struct lmm *mm, const char *op, const void *
 	lmm_refuse(mm, &r);
 }
 
+enum lmm_status lmm_refuse_cpu_index(struct lmm *mm, unsigned cpu, const char *op, const void *caller)
+{
+	struct lmm_report r = { .reason = LMM_ERR_BAD_CPU, .op = op, .phys = LMM_PHYS_INVALID,
+				.cpu_named = cpu, .caller = caller };
+	lmm_refuse(mm, &r);
+	return LMM_ERR_BAD_CPU;
+}
+
 bool lmm_refuse_context_above(struct lmm *mm, enum lmm_context most, const char *op, const void *caller)
 {
 	if (likely(lmm_port_context() <= most))
@@ -268,6 +277,9 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
 	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL && op_is(r->op, "alloc"))
 		return lmm_format(buf, len, "lmm: refused %s (order %u, gfp 0x%x, owner 0x%04x): %s [%s]",
 				  r->op, r->order, r->gfp, r->caller_owner, why, where);
+	if (r->reason == LMM_ERR_BAD_CPU)
+		return lmm_format(buf, len, "lmm: refused %s of cpu %u: %s (%u) [%s]", r->op, r->cpu_named, why,
+				  (unsigned)LMM_PORT_MAX_CPUS, where);
 	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL)
 		return lmm_format(buf, len, "lmm: refused %s: %s [%s]", r->op, why, where);
 	if (r->phys == LMM_PHYS_INVALID)

@@ -127,6 +127,7 @@ enum lmm_status {
 	LMM_ERR_NO_MEMORY,       /* init: no usable memory, or no room for the metadata           */
 	LMM_ERR_POISONED,        /* debug: a freed page was written after its free (reported at
 	                          * the allocation that found it; the allocation still succeeds) */
+	LMM_ERR_BAD_CPU,         /* CPU index not below LMM_PORT_MAX_CPUS                          */
 	LMM_STATUS_COUNT
 };
 
@@ -196,6 +197,7 @@ struct lmm_report {
 	const void *caller;       /* return address of the public call                   */
 	enum lmm_context context; /* the caller's context                                */
 	unsigned cpu;             /* the CPU it ran on                                   */
+	unsigned cpu_named;       /* the CPU index the caller passed (cpu calls only)    */
 };
 
 /*
@@ -469,16 +471,17 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
  * Return @cpu's cache and pool slice to the core.  For the calling CPU (any context),
  * or for a CPU that is not running mm/ code (offline, or parked by the caller), e.g.
  * before lmm_check() or when a CPU goes offline.  Takes lmm.lock.  An index not below
- * LMM_PORT_MAX_CPUS names no slot: nothing is drained (lmm_get_cpu_stats reads zeros).
+ * LMM_PORT_MAX_CPUS names no slot: refused as LMM_ERR_BAD_CPU, nothing drained.
  */
-void lmm_cpu_drain(struct lmm *mm, unsigned cpu);
+enum lmm_status lmm_cpu_drain(struct lmm *mm, unsigned cpu);
 
 /* ---- Observability ------------------------------------------------------------------ */
 
 /* Counters, summed over every CPU (each read without stopping it).  Any context. */
 void lmm_get_stats(struct lmm *mm, struct lmm_stats *out);
-/* One CPU's cache, slice and counters.  Any context. */
-void lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out);
+/* One CPU's cache, slice and counters.  Any context.  A @cpu not below
+ * LMM_PORT_MAX_CPUS is refused (LMM_ERR_BAD_CPU) and reads as zeros. */
+enum lmm_status lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_stats *out);
 void lmm_dump(struct lmm *mm); /* logs counters; not in a handler (refused there) */
 /*
  * Walk every frame and list and verify every invariant (list/metadata agreement,

@@ -706,8 +706,12 @@ void model_pool_reset_low_water(struct model *m)
 
 void model_drain(struct model *m)
 {
-	lmm_cpu_drain(m->mm, lmm_port_cpu_id());
+	enum lmm_status st = lmm_cpu_drain(m->mm, lmm_port_cpu_id());
 	m->op_no++;
+	if (st != LMM_OK)
+		diverge(m, "drain of this CPU refused: %s", lmm_status_str(st));
+	if (m->cached) /* a drain of a non-empty cache is one drain */
+		m->cache_drains++;
 	m->cached = 0;
 	/* The slice goes to the shared pool, less what a lowered target left over. */
 	uint64_t leave = m->reserve_frames > m->pool_target ? min64(m->reserve_frames - m->pool_target, m->slice) : 0;

@@ -2140,7 +2140,19 @@ static void cpu_drain_returns_cache_and_slice(void)
 	/* Every slice is empty: the reserve is all in the shared pool. */
 	CHECK(mm.npool == s0.pool, "shared pool %u, reserve %" PRIu64, mm.npool, s0.pool);
 	CHECK(mm_conserved(&mm) && lmm_check(&mm) == 0, "check failed after both drains");
-	lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS); /* out of range: ignored */
+	/* An index past the last slot: refused, named in the record, nothing moved. */
+	host_reports_clear();
+	struct lmm_stats s4 = mm_stats(&mm);
+	enum lmm_status st = lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS + 3);
+	const struct lmm_report *r = host_report_last();
+	struct lmm_stats s5 = mm_stats(&mm);
+	CHECK(st == LMM_ERR_BAD_CPU && r && r->reason == LMM_ERR_BAD_CPU && r->cpu_named == LMM_PORT_MAX_CPUS + 3 &&
+		      strcmp(r->op, "cpu drain") == 0,
+	      "out-of-range drain: status %d, report %s", st, r ? lmm_status_str(r->reason) : "none");
+	CHECK(s5.refused[LMM_ERR_BAD_CPU] == s4.refused[LMM_ERR_BAD_CPU] + 1 && s5.free == s4.free &&
+		      s5.pool == s4.pool && s5.cached == s4.cached,
+	      "out-of-range drain: refused %" PRIu64 " -> %" PRIu64 ", free %" PRIu64 " -> %" PRIu64,
+	      s4.refused[LMM_ERR_BAD_CPU], s5.refused[LMM_ERR_BAD_CPU], s4.free, s5.free);
 	CHECK(lmm_check(&mm) == 0, "an out-of-range drain did something");
 }
 

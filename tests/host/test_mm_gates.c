@@ -335,7 +335,25 @@ static void check_names_subtler_corruption(void)
 	lmm_dump(&mm);
 	CHECK(host_log_contains("cpu 5: cache 1"), "cpu 5 not dumped");
 	lmm_cpu_drain(&mm, 5);
-	lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS); /* no such CPU: nothing */
+	/* No such CPU: refused, and the record and its line name the index. */
+	struct lmm_cpu_stats cs;
+	host_reports_clear();
+	CHECK(lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS) == LMM_ERR_BAD_CPU, "drain of cpu %u accepted",
+	      (unsigned)LMM_PORT_MAX_CPUS);
+	const struct lmm_report *bad = host_report_last();
+	char line[200];
+	if (bad)
+		lmm_report_format(bad, line, sizeof(line));
+	CHECK(bad && bad->reason == LMM_ERR_BAD_CPU && bad->cpu_named == LMM_PORT_MAX_CPUS &&
+		      strstr(line, "refused cpu drain of cpu ") && strstr(line, "LMM_PORT_MAX_CPUS"),
+	      "bad drain record: %s", bad ? line : "none");
+	host_reports_clear();
+	CHECK(lmm_get_cpu_stats(&mm, ~0u, &cs) == LMM_ERR_BAD_CPU && cs.allocs == 0 && cs.cache_pages == 0,
+	      "stats of cpu ~0 accepted");
+	bad = host_report_last();
+	CHECK(bad && bad->reason == LMM_ERR_BAD_CPU && bad->cpu_named == ~0u && strcmp(bad->op, "cpu stats") == 0,
+	      "bad stats record missing");
+	CHECK(lmm_get_cpu_stats(&mm, 5, &cs) == LMM_OK, "stats of cpu 5 refused");
 	EXPECT_HEALTHY();
 	/* An order-10 block whose head is gone: the walk finds no head at any alignment. */
 	struct range use16[] = { { 0, 16 * MiB } };

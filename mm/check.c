@@ -167,7 +167,7 @@ void lmm_dump(struct lmm *mm)
 #define CHECK_KEEP 8
 
 /* How a kept value is printed: a count, a physical address, or a bit pattern. */
-enum value_form { AS_COUNT, AS_PHYS, AS_BITS };
+enum value_form { AS_COUNT, AS_PHYS, AS_BITS, AS_NONE /* an item with one value */ };
 
 struct check_ctx {
 	uint64_t problems;
@@ -199,9 +199,17 @@ static void problem_at(struct check_ctx *c, const char *what, uint64_t phys, uin
 	note_problem(c, what, phys, AS_PHYS, b, AS_COUNT);
 }
 
+/* A frame's physical address alone. */
+static void problem_at_page(struct check_ctx *c, const char *what, uint64_t phys)
+{
+	note_problem(c, what, phys, AS_PHYS, 0, AS_NONE);
+}
+
 static void format_value(char *buf, size_t len, uint64_t v, uint8_t form)
 {
-	if (form == AS_PHYS)
+	if (form == AS_NONE)
+		buf[0] = '\0';
+	else if (form == AS_PHYS)
 		lmm_format(buf, len, "phys 0x%llx", (unsigned long long)v);
 	else if (form == AS_BITS)
 		lmm_format(buf, len, "0x%llx", (unsigned long long)v);
@@ -282,9 +290,9 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_
 			     f->state == LMM_FRAME_CACHED || f->state == LMM_FRAME_RESERVED) && o != 0)
 				problem_at(c, "single-page state on a larger block (phys, order)", phys_of(mm, idx), o);
 			if (f->state == LMM_FRAME_ALLOCATED && f->refcount == 0)
-				problem_at(c, "allocated block with no reference (phys)", phys_of(mm, idx), 0);
+				problem_at_page(c, "allocated block with no reference (phys)", phys_of(mm, idx));
 			if (f->state == LMM_FRAME_EXCLUSIVE && f->owner == 0)
-				problem_at(c, "exclusive page without an owner (phys)", phys_of(mm, idx), 0);
+				problem_at_page(c, "exclusive page without an owner (phys)", phys_of(mm, idx));
 			/* hand_out() writes only what changes: it relies on these being zero. */
 			if ((f->state != LMM_FRAME_EXCLUSIVE && f->owner != 0) ||
 			    (f->state != LMM_FRAME_ALLOCATED && f->refcount != 0))
@@ -293,7 +301,7 @@ static void check_frames(struct lmm *mm, struct check_ctx *c, uint64_t sums[LMM_
 			if ((f->flags & LMM_FRAME_F_RESERVE) && o != 0)
 				problem_at(c, "reserve flag on a block larger than a page (phys, order)", phys_of(mm, idx), o);
 			if ((f->flags & LMM_FRAME_F_RESERVE) && f->state == LMM_FRAME_FREE)
-				problem_at(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx), 0);
+				problem_at_page(c, "reserve frame on a buddy free list (phys)", phys_of(mm, idx));
 			if (f->flags & LMM_FRAME_F_RESERVE)
 				sums[LMM_FRAME_STATE_COUNT]++;
 			for (uint64_t t = 1; t < (1ull << o); t++) {
@@ -407,7 +415,7 @@ uint64_t lmm_check(struct lmm *mm)
 		char a[32], b[32];
 		format_value(a, sizeof(a), c.keep[i].a, c.keep[i].a_form);
 		format_value(b, sizeof(b), c.keep[i].b, c.keep[i].b_form);
-		lmm_logf("lmm: check: %s: %s, %s", c.keep[i].what, a, b);
+		lmm_logf("lmm: check: %s: %s%s%s", c.keep[i].what, a, b[0] ? ", " : "", b);
 	}
 	if (c.problems > c.kept)
 		lmm_logf("lmm: check: ... and %llu more problems", (unsigned long long)(c.problems - c.kept));

@@ -148,6 +148,14 @@ static void check_names_frame_corruption(void)
 	uint32_t fh = mm.free_head[fo];
 	mm.frames[fh].flags |= LMM_FRAME_F_RESERVE;
 	EXPECT_PROBLEM("reserve frame on a buddy free list");
+	{ /* an item with one value prints that value alone */
+		char want[128];
+		snprintf(want, sizeof(want), "lmm: check: reserve frame on a buddy free list (phys): phys 0x%llx",
+			 (unsigned long long)lmm_frame_phys(&mm, fh));
+		char more[160];
+		snprintf(more, sizeof(more), "%s, ", want);
+		CHECK(host_log_contains(want) && !host_log_contains(more), "check line is not '%s' alone", want);
+	}
 	mm.frames[fh].flags &= (uint8_t)~LMM_FRAME_F_RESERVE;
 	EXPECT_HEALTHY();
 }

@@ -48,6 +48,7 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		out->free_blocks[o] = mm->free_blocks[o];
 	out->pool_target = mm->pool_target;
+	out->pool_most = mm->pool_most;
 	out->pool_low = mm->pool_low;
 	out->pool_low_water = mm->pool_low_water;
 	out->pool_slice = mm->pool_slice;

@@ -314,12 +314,19 @@ static uint32_t pick(uint32_t v, uint32_t dflt)
 
 static void setup_pool_and_cpus(struct lmm *mm)
 {
+	/* Half of what is free now: the other half is never the reserve's. */
+	mm->pool_most = mm->nfree / 2 < LMM_POOL_AUTO ? (uint32_t)(mm->nfree / 2) : LMM_POOL_AUTO - 1;
 	uint32_t target = mm->cfg.pool_target;
 	if (target == LMM_POOL_AUTO)
 		target = lmm_pool_auto_target(mm->nfree);
-	uint32_t low = mm->cfg.pool_low;
-	if (low == LMM_POOL_AUTO || low > target)
-		low = target / 2;
+	uint32_t low = mm->cfg.pool_low == LMM_POOL_AUTO ? target / 2 : mm->cfg.pool_low;
+	/* Marks out of range are refused, as lmm_pool_set_marks() would, then cut to fit. */
+	if (lmm_pool_marks_refused(mm, low, target, "init pool marks", __builtin_return_address(0))) {
+		if (target > mm->pool_most)
+			target = mm->pool_most;
+		if (low > target)
+			low = target / 2;
+	}
 	mm->pool_target = target;
 	mm->pool_low = low;
 	mm->pool_low_water = 0;

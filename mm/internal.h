@@ -342,6 +342,8 @@ void lmm_buddy_add_block(struct lmm *mm, unsigned order, uint32_t idx); /* init:
 
 /* pool.c: the reserve.  Lock held. */
 uint32_t lmm_pool_auto_target(uint64_t free_pages);
+/* Marks outside low <= target <= pool_most: refused (reported as @op's), true. */
+bool lmm_pool_marks_refused(struct lmm *mm, uint32_t low, uint32_t target, const char *op, const void *caller);
 uint32_t lmm_reserve_level(const struct lmm *mm); /* waiting: shared pool + every slice */
 uint32_t lmm_reserve_held(const struct lmm *mm);  /* handed out, not yet back (snapshot) */
 void lmm_reserve_leave_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx);

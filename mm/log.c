@@ -175,6 +175,7 @@ const char *lmm_status_str(enum lmm_status status)
 		[LMM_ERR_NO_MEMORY] = "no usable memory (or no room for the metadata)",
 		[LMM_ERR_POISONED] = "freed page was written after its free",
 		[LMM_ERR_BAD_CPU] = "CPU index not below LMM_PORT_MAX_CPUS",
+		[LMM_ERR_BAD_MARKS] = "pool marks out of range (low above target, or target above pool_most)",
 	};
 	if ((unsigned)status >= LMM_STATUS_COUNT || !names[status])
 		return "unknown status";
@@ -280,6 +281,9 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
 	if (r->reason == LMM_ERR_BAD_CPU)
 		return lmm_format(buf, len, "lmm: refused %s of cpu %u: %s (%u) [%s]", r->op, r->cpu_named, why,
 				  (unsigned)LMM_PORT_MAX_CPUS, where);
+	if (r->reason == LMM_ERR_BAD_MARKS)
+		return lmm_format(buf, len, "lmm: refused %s (low %u, target %u): %s [%s]", r->op, r->marks_low,
+				  r->marks_target, why, where);
 	if (r->phys == LMM_PHYS_INVALID && r->ptr == NULL)
 		return lmm_format(buf, len, "lmm: refused %s: %s [%s]", r->op, why, where);
 	if (r->phys == LMM_PHYS_INVALID)

@@ -45,6 +45,16 @@ uint32_t lmm_pool_auto_target(uint64_t free_pages)
 	return (uint32_t)t;
 }
 
+bool lmm_pool_marks_refused(struct lmm *mm, uint32_t low, uint32_t target, const char *op, const void *caller)
+{
+	if (likely(low <= target && target <= mm->pool_most))
+		return false;
+	struct lmm_report r = { .reason = LMM_ERR_BAD_MARKS, .op = op, .phys = LMM_PHYS_INVALID,
+				.marks_low = low, .marks_target = target, .caller = caller };
+	lmm_refuse(mm, &r);
+	return true;
+}
+
 uint32_t lmm_reserve_level(const struct lmm *mm)
 {
 	uint32_t level = LMM_READ_ONCE(mm->npool);
@@ -157,15 +167,16 @@ enum lmm_status lmm_pool_set_marks(struct lmm *mm, uint32_t low, uint32_t target
 {
 	if (lmm_refuse_context_above(mm, LMM_CTX_NORMAL, "pool marks", __builtin_return_address(0)))
 		return LMM_ERR_BAD_CONTEXT;
-	if (low == LMM_POOL_AUTO) /* as in struct lmm_config */
-		low = target / 2;
-	if (low > target) {
+	if (mm->phase != LMM_PHASE_READY) { /* no budget to change yet: lmm_init sets it */
 		struct lmm_report r = { .reason = LMM_ERR_STATE, .op = "pool marks", .phys = LMM_PHYS_INVALID,
-					.order = low, .found_order = target,
 					.caller = __builtin_return_address(0) };
 		lmm_refuse(mm, &r);
 		return LMM_ERR_STATE;
 	}
+	if (low == LMM_POOL_AUTO) /* as in struct lmm_config */
+		low = target / 2;
+	if (lmm_pool_marks_refused(mm, low, target, "pool marks", __builtin_return_address(0)))
+		return LMM_ERR_BAD_MARKS;
 
 	/*
 	 * Shrinking returns the surplus waiting in the shared pool and in this CPU's slice

@@ -128,6 +128,7 @@ enum lmm_status {
 	LMM_ERR_POISONED,        /* debug: a freed page was written after its free (reported at
 	                          * the allocation that found it; the allocation still succeeds) */
 	LMM_ERR_BAD_CPU,         /* CPU index not below LMM_PORT_MAX_CPUS                          */
+	LMM_ERR_BAD_MARKS,       /* pool low mark above the target, or target above pool_most      */
 	LMM_STATUS_COUNT
 };
 
@@ -198,6 +199,7 @@ struct lmm_report {
 	enum lmm_context context; /* the caller's context                                */
 	unsigned cpu;             /* the CPU it ran on                                   */
 	unsigned cpu_named;       /* the CPU index the caller passed (cpu calls only)    */
+	uint32_t marks_low, marks_target; /* the pool marks asked for (BAD_MARKS only)   */
 };
 
 /*
@@ -211,11 +213,13 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len);
 struct lmm_config {
 	/* Frames in the emergency pool's budget.  LMM_POOL_AUTO: the free pages at
 	 * lmm_init (managed less reserved and metadata) / 128, within [16, 4096], never
-	 * more than 1/8 of them.  0: no reserve at all. */
+	 * more than 1/8 of them.  0: no reserve at all.  Above half of those free pages
+	 * (stats.pool_most): refused as LMM_ERR_BAD_MARKS and cut to that. */
 	uint32_t pool_target;
 	/* lmm_pool_needs_refill() once the reserve's budget (frames waiting plus frames
 	 * handed out) is below this, i.e. after the target was raised; LMM_POOL_AUTO:
-	 * target/2.  Non-ATOMIC slow paths then top it up, a batch at a time. */
+	 * target/2.  Non-ATOMIC slow paths then top it up, a batch at a time.  Above the
+	 * target: refused as LMM_ERR_BAD_MARKS and set to target/2. */
 	uint32_t pool_low;
 	/* Per-CPU order-0 cache: pages moved per refill/drain (0: the default, 16) and the
 	 * most a CPU keeps (0: the default, 64).  cache_high = LMM_CPU_OFF: no cache. */
@@ -296,6 +300,7 @@ struct lmm_stats {
 	uint64_t refused[LMM_STATUS_COUNT];      /* refused calls by reason               */
 	uint64_t refused_total;
 	uint32_t pool_target, pool_low, pool_low_water, pool_slice;
+	uint32_t pool_most;           /* the largest target: half the pages free at init  */
 	uint64_t pool_hits;           /* reserve allocations (ATOMIC order 0)            */
 	uint64_t pool_empty_failures; /* ATOMIC order 0 that found nothing it may take   */
 	uint64_t pool_refills;        /* refill operations that added at least one page   */
@@ -353,7 +358,7 @@ struct lmm {
 	uint64_t nfree, nreserved_pages;
 	uint32_t pool_head, npool; /* shared part of the reserve */
 	uint32_t reserve_frames;   /* frames in the reserve's budget, waiting or handed out */
-	uint32_t pool_target, pool_low, pool_low_water, pool_slice;
+	uint32_t pool_target, pool_low, pool_low_water, pool_slice, pool_most;
 	uint32_t cache_batch, cache_high;
 	uint64_t pool_empty_failures, pool_refills, pool_refill_pages;
 
@@ -457,8 +462,10 @@ bool lmm_pool_needs_refill(struct lmm *mm); /* budget below the low mark.  Any c
 /* Start a new low-water measurement from the current fill.  Any context. */
 void lmm_pool_reset_low_water(struct lmm *mm);
 /*
- * Change the marks.  Normal only.  @low LMM_POOL_AUTO: @target / 2; any other
- * @low above @target is refused (LMM_ERR_STATE).  Shrinking returns the surplus waiting in the shared
+ * Change the marks.  Normal only, after lmm_init (else LMM_ERR_STATE).  @low
+ * LMM_POOL_AUTO: @target / 2.  A @low above @target, or a @target above
+ * stats.pool_most (half the pages free at init: the rest is for everyone else), is
+ * refused as LMM_ERR_BAD_MARKS.  Shrinking returns the surplus waiting in the shared
  * pool and in this CPU's slice at once; frames out with callers leave the reserve when
  * they are freed, and those waiting in another CPU's slice when it uses or frees them
  * or is drained (lmm_cpu_drain).  Until then slices are off (stats.pool_slice 0): no

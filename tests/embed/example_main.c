@@ -242,7 +242,7 @@ static void kalloc_irqs_off(void)
 
 static void pool(void)
 {
-	CHECK(lmm_pool_set_marks(&mm, 20, 10) == LMM_ERR_STATE, "low mark above target accepted");
+	CHECK(lmm_pool_set_marks(&mm, 20, 10) == LMM_ERR_BAD_MARKS, "low mark above target accepted");
 	CHECK(lmm_pool_set_marks(&mm, 8, 24) == LMM_OK, "set_marks refused");
 	lmm_pool_refill(&mm);
 	CHECK(stats().pool == 24 && !lmm_pool_needs_refill(&mm), "pool not refilled to its new target");

@@ -46,6 +46,8 @@ uint64_t model_ptr_pfn(const struct model *m, const void *ptr)
 	return host_virt_to_phys(ptr) / PAGE;
 }
 
+static void refuse(struct model *m, enum lmm_status st);
+
 static struct model_page *pg(struct model *m, uint64_t pfn)
 {
 	return pfn < m->npages ? &m->page[pfn] : NULL;
@@ -74,11 +76,26 @@ void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes)
 		m->reserved += m->page[p].kind == MP_RESERVED;
 	}
 	m->managed = m->avail + m->reserved;
+	m->avail_at_init = m->avail;
 
 	/* Which pages init put in the pool is mm/'s choice; how many is checked here. */
 	struct lmm_stats s;
 	lmm_get_stats(mm, &s);
 	m->pool_target = s.pool_target;
+	uint32_t asked = mm->cfg.pool_target;
+	if (s.pool_most != m->avail / 2 || s.pool_target > m->avail / 2 ||
+	    (asked != LMM_POOL_AUTO && s.pool_target != (asked < m->avail / 2 ? asked : m->avail / 2)))
+		diverge(m, "init: pool target %u (asked %u), pool_most %u, %llu pages available", s.pool_target, asked,
+			s.pool_most, (unsigned long long)m->avail);
+	/* Marks out of range were refused, then cut to fit. */
+	uint32_t t = asked == LMM_POOL_AUTO ? s.pool_target : asked;
+	uint32_t low = mm->cfg.pool_low == LMM_POOL_AUTO ? t / 2 : mm->cfg.pool_low;
+	if (low > t || t > m->avail / 2) {
+		refuse(m, LMM_ERR_BAD_MARKS);
+		low = low > s.pool_target ? s.pool_target / 2 : low;
+	}
+	if (s.pool_low != low)
+		diverge(m, "init: low mark %u, want %u (asked %u)", s.pool_low, low, mm->cfg.pool_low);
 	m->pool_low = s.pool_low;
 	m->pool_slice = s.pool_slice;
 	m->slice_most = mm->cfg.pool_slice == 0 ? 16 : mm->cfg.pool_slice == LMM_CPU_OFF ? 0 : mm->cfg.pool_slice;
@@ -671,7 +688,9 @@ enum lmm_status model_pool_set_marks(struct model *m, uint32_t low, uint32_t tar
 	enum lmm_context ctx = lmm_port_context();
 	if (low == LMM_POOL_AUTO)
 		low = target / 2;
-	enum lmm_status want = ctx != LMM_CTX_NORMAL ? LMM_ERR_BAD_CONTEXT : low > target ? LMM_ERR_STATE : LMM_OK;
+	enum lmm_status want = ctx != LMM_CTX_NORMAL			   ? LMM_ERR_BAD_CONTEXT
+			       : low > target || target > m->avail_at_init / 2 ? LMM_ERR_BAD_MARKS
+										 : LMM_OK;
 	enum lmm_status got = lmm_pool_set_marks(m->mm, low, target);
 	m->op_no++;
 	if (got != want)

@@ -52,6 +52,7 @@ struct model {
 
 	/* What mm/'s counters must read. */
 	uint64_t avail, held, reserved, managed;
+	uint64_t avail_at_init; /* half of it: the largest pool target */
 	uint64_t pool, pool_unknown; /* reserve frames waiting, and how many are not known_pool */
 	uint64_t shared, slice, cached; /* pool = shared + slice (this CPU's); this CPU's cache */
 	uint64_t reserve_frames;        /* the reserve's budget: waiting + held */

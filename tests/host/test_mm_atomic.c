@@ -872,7 +872,7 @@ static void pool_marks_configurable(void)
 	s = mm_stats(&mm);
 	CHECK(s.pool == 8 && s.free == free0 + 92, "shrink to 8: fill %" PRIu64 ", free +%" PRIu64, s.pool,
 	      s.free - free0);
-	CHECK(lmm_pool_set_marks(&mm, 10, 5) == LMM_ERR_STATE, "low above target accepted");
+	CHECK(lmm_pool_set_marks(&mm, 10, 5) == LMM_ERR_BAD_MARKS, "low above target accepted");
 	CHECK(mm_stats(&mm).pool_target == 8, "refused set_marks changed the target");
 	CHECK(lmm_pool_set_marks(&mm, LMM_POOL_AUTO, 8) == LMM_OK && mm_stats(&mm).pool_low == 4,
 	      "set_marks(LMM_POOL_AUTO, 8): low mark %u, want 4 (target / 2)", mm_stats(&mm).pool_low);
@@ -892,6 +892,70 @@ static void pool_marks_configurable(void)
 	CHECK(s.pool_target >= 16 && s.pool_target <= 4096 && s.pool_low == s.pool_target / 2 &&
 		       s.pool == s.pool_target, "auto marks: target %u low %u fill %" PRIu64, s.pool_target,
 	       s.pool_low, s.pool);
+}
+
+/*
+ * A reserve never takes more than half of the pages free at init (stats.pool_most):
+ * marks beyond that, or a low mark above the target, are refused with a record naming
+ * them, at lmm_init (then cut to fit) and in lmm_pool_set_marks (then unchanged); before
+ * lmm_init there are no marks to set.
+ */
+static void pool_marks_out_of_range_refused(void)
+{
+	/* 16 MiB: 4096 pages, less 16 reserved and 16 of frame records. */
+	const uint32_t most = (4096 - 16 - 16) / 2;
+	ASSERT(setup_with(16 * MiB, POOL_TARGET, POOL_LOW, 0) == LMM_OK, "init failed");
+	struct lmm_stats s0 = mm_stats(&mm);
+	CHECK(s0.pool_most == most, "pool_most %u, want %u", s0.pool_most, most);
+	host_reports_clear();
+	CHECK(lmm_pool_set_marks(&mm, LMM_POOL_AUTO, LMM_POOL_AUTO) == LMM_ERR_BAD_MARKS, "target ~0 accepted");
+	const struct lmm_report *r = host_report_last();
+	char line[200] = "";
+	if (r)
+		lmm_report_format(r, line, sizeof(line));
+	CHECK(r && r->reason == LMM_ERR_BAD_MARKS && r->marks_target == LMM_POOL_AUTO &&
+		      r->marks_low == LMM_POOL_AUTO / 2 && strstr(line, "refused pool marks (low 2147483647, target 4294967295)"),
+	      "record: %s", line);
+	CHECK(lmm_pool_set_marks(&mm, 0, most + 1) == LMM_ERR_BAD_MARKS, "target %u accepted", most + 1);
+	struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.pool_target == POOL_TARGET && s1.pool_low == POOL_LOW &&
+		      s1.refused[LMM_ERR_BAD_MARKS] == s0.refused[LMM_ERR_BAD_MARKS] + 2,
+	      "refused marks: target %u low %u, %" PRIu64 " counted", s1.pool_target, s1.pool_low,
+	      s1.refused[LMM_ERR_BAD_MARKS] - s0.refused[LMM_ERR_BAD_MARKS]);
+	CHECK(lmm_pool_set_marks(&mm, 0, most) == LMM_OK && lmm_pool_refill(&mm) == most - POOL_TARGET,
+	      "target pool_most refused or not filled");
+	CHECK(lmm_pool_set_marks(&mm, POOL_LOW, POOL_TARGET) == LMM_OK && lmm_check(&mm) == 0, "back to the marks");
+
+	/* At init: refused, cut to fit, and KERNEL callers keep the other half. */
+	host_reports_clear();
+	ASSERT(setup_with(16 * MiB, 0xfffffffeu, LMM_POOL_AUTO, 0) == LMM_OK, "init with target ~0 failed");
+	r = host_report_last();
+	struct lmm_stats s2 = mm_stats(&mm);
+	CHECK(r && r->reason == LMM_ERR_BAD_MARKS && r->marks_target == 0xfffffffeu &&
+		      strcmp(r->op, "init pool marks") == 0 && s2.refused[LMM_ERR_BAD_MARKS] == 1,
+	      "init's refusal: %s", r ? lmm_status_str(r->reason) : "none");
+	CHECK(s2.pool_target == most && s2.pool_low == most / 2 && s2.pool == most, "init marks: target %u low %u fill %"
+	      PRIu64, s2.pool_target, s2.pool_low, s2.pool);
+	uint32_t got = 0;
+	while (lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL) != NULL)
+		got++;
+	CHECK(got >= 4096 - 32 - most, "KERNEL got %u pages, want %u", got, 4096 - 32 - most);
+	host_reports_clear();
+	ASSERT(setup_with(16 * MiB, 10, 50, 0) == LMM_OK, "init with low above target failed");
+	r = host_report_last();
+	s2 = mm_stats(&mm);
+	CHECK(r && r->reason == LMM_ERR_BAD_MARKS && r->marks_low == 50 && r->marks_target == 10 &&
+		      s2.pool_target == 10 && s2.pool_low == 5,
+	      "init low 50 target 10: %s, target %u low %u", r ? lmm_status_str(r->reason) : "no record",
+	      s2.pool_target, s2.pool_low);
+
+	/* Before lmm_init: nothing to set. */
+	static struct lmm fresh;
+	lmm_begin(&fresh, NULL);
+	host_reports_clear();
+	CHECK(lmm_pool_set_marks(&fresh, 1, 3) == LMM_ERR_STATE && host_report_last() &&
+		      host_report_last()->reason == LMM_ERR_STATE,
+	      "set_marks before init accepted");
 }
 
 /*
@@ -2800,6 +2864,7 @@ int main(void)
 	RUN_CASE(pool_refill_refused_only_in_handler);
 	RUN_CASE(observers_refused_only_in_handler);
 	RUN_CASE(pool_marks_configurable);
+	RUN_CASE(pool_marks_out_of_range_refused);
 	RUN_CASE(pool_shrink_reaches_every_slice);
 	RUN_CASE(pool_topped_up_by_every_slow_path);
 	RUN_CASE(topup_leaves_the_request_its_page);

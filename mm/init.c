@@ -34,24 +34,29 @@ void lmm_begin(struct lmm *mm, const struct lmm_config *cfg)
 	lmm_port_lock_init(&mm->lock, "lmm");
 }
 
+/*
+ * A range refused (@what: "usable range" or "reserved range", the record's op): counted
+ * and handed to the port as a record naming it as the caller gave it.  Returns @st.
+ */
+static enum lmm_status refuse_range(struct lmm *mm, enum lmm_status st, const char *what, uint64_t base,
+				    uint64_t len, const void *caller)
+{
+	struct lmm_report r = { .reason = st, .op = what, .phys = LMM_PHYS_INVALID, .range_base = base,
+				.range_len = len, .caller = caller };
+	lmm_refuse(mm, &r);
+	return st;
+}
+
 /* Common checks of a [base, base+len) range; *end gets the exclusive end. */
 static enum lmm_status range_sane(struct lmm *mm, const char *what, uint64_t base, uint64_t len,
-				  uint64_t *end)
+				  uint64_t *end, const void *caller)
 {
-	if (mm->phase != LMM_PHASE_INGEST) {
-		lmm_logf("lmm: %s [0x%llx +0x%llx] refused: %s", what, (unsigned long long)base,
-			 (unsigned long long)len, lmm_status_str(LMM_ERR_STATE));
-		return LMM_ERR_STATE;
-	}
-	if (len == 0) {
-		lmm_logf("lmm: %s at 0x%llx refused: zero length", what, (unsigned long long)base);
-		return LMM_ERR_EMPTY_RANGE;
-	}
-	if (base + len < base || base >= LMM_PHYS_LIMIT) {
-		lmm_logf("lmm: %s [0x%llx +0x%llx] refused: %s", what, (unsigned long long)base,
-			 (unsigned long long)len, lmm_status_str(LMM_ERR_ABSURD_RANGE));
-		return LMM_ERR_ABSURD_RANGE;
-	}
+	if (mm->phase != LMM_PHASE_INGEST)
+		return refuse_range(mm, LMM_ERR_STATE, what, base, len, caller);
+	if (len == 0)
+		return refuse_range(mm, LMM_ERR_EMPTY_RANGE, what, base, len, caller);
+	if (base + len < base || base >= LMM_PHYS_LIMIT)
+		return refuse_range(mm, LMM_ERR_ABSURD_RANGE, what, base, len, caller);
 	*end = base + len;
 	if (*end > LMM_PHYS_LIMIT) {
 		lmm_logf("lmm: %s [0x%llx-0x%llx) trimmed at the %u-bit physical limit", what,
@@ -61,49 +66,46 @@ static enum lmm_status range_sane(struct lmm *mm, const char *what, uint64_t bas
 	return LMM_OK;
 }
 
-/* Append [b, e) to a fixed table of @max entries, or refuse (logged) when it is full. */
-static enum lmm_status store_range(struct lmm_range *table, uint32_t *n, uint32_t max, const char *what,
-				   uint64_t b, uint64_t e)
+/* Append [b, e) to a fixed table of @max entries, or refuse it when the table is full. */
+static enum lmm_status store_range(struct lmm *mm, struct lmm_range *table, uint32_t *n, uint32_t max,
+				   const char *what, uint64_t b, uint64_t e, const void *caller)
 {
-	if (*n == max) {
-		lmm_logf("lmm: %s [0x%llx-0x%llx) refused: %s (table of %u)", what, (unsigned long long)b,
-			 (unsigned long long)e, lmm_status_str(LMM_ERR_TOO_MANY_RANGES), max);
-		return LMM_ERR_TOO_MANY_RANGES;
-	}
+	if (*n == max)
+		return refuse_range(mm, LMM_ERR_TOO_MANY_RANGES, what, b, e - b, caller);
 	table[(*n)++] = (struct lmm_range){ b, e };
 	return LMM_OK;
 }
 
 enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len)
 {
+	const void *caller = __builtin_return_address(0);
 	uint64_t end;
-	enum lmm_status st = range_sane(mm, "usable range", base, len, &end);
+	enum lmm_status st = range_sane(mm, "usable range", base, len, &end, caller);
 	if (st != LMM_OK)
 		return st;
 
 	uint64_t b = align_up(base), e = align_down(end);
-	if (b >= e) {
-		lmm_logf("lmm: usable range [0x%llx-0x%llx) refused: %s", (unsigned long long)base,
-			 (unsigned long long)end, lmm_status_str(LMM_ERR_EMPTY_RANGE));
-		return LMM_ERR_EMPTY_RANGE;
-	}
+	if (b >= e)
+		return refuse_range(mm, LMM_ERR_EMPTY_RANGE, "usable range", base, len, caller);
 	if (b != base || e != end)
 		lmm_logf("lmm: usable range [0x%llx-0x%llx) trimmed to whole pages [0x%llx-0x%llx)",
 			 (unsigned long long)base, (unsigned long long)end, (unsigned long long)b,
 			 (unsigned long long)e);
-	return store_range(mm->ranges, &mm->nranges, LMM_MAX_RANGES, "usable range", b, e);
+	return store_range(mm, mm->ranges, &mm->nranges, LMM_MAX_RANGES, "usable range", b, e, caller);
 }
 
 enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len)
 {
+	const void *caller = __builtin_return_address(0);
 	uint64_t end;
-	enum lmm_status st = range_sane(mm, "reserved range", base, len, &end);
+	enum lmm_status st = range_sane(mm, "reserved range", base, len, &end, caller);
 	if (st != LMM_OK)
 		return st;
 
 	/* Widen outward: a page that is partly reserved is wholly reserved. */
 	uint64_t b = align_down(base), e = align_up(end);
-	return store_range(mm->reserved_ranges, &mm->nreserved, LMM_MAX_RESERVED, "reserved range", b, e);
+	return store_range(mm, mm->reserved_ranges, &mm->nreserved, LMM_MAX_RESERVED, "reserved range", b, e,
+			   caller);
 }
 
 static void sort_ranges(struct lmm_range *r, uint32_t n)
@@ -207,8 +209,14 @@ static void insert_reserved(struct lmm *mm, uint64_t base, uint64_t end)
 	mm->nreserved = merge_ranges(mm->reserved_ranges, mm->nreserved, "reserved range", false);
 }
 
+/* A merged usable range that init leaves out (the line before it says why): lost memory. */
+static void drop_range(struct lmm *mm, const struct lmm_range *r, const void *caller)
+{
+	refuse_range(mm, LMM_ERR_TOO_MANY_RANGES, "usable range", r->base, r->end - r->base, caller);
+}
+
 /* Regions from merged ranges; each must be virtually contiguous through the port. */
-static enum lmm_status build_regions(struct lmm *mm)
+static enum lmm_status build_regions(struct lmm *mm, const void *caller)
 {
 	uint32_t first = 0;
 	for (uint32_t i = 0; i < mm->nranges; i++) {
@@ -216,6 +224,7 @@ static enum lmm_status build_regions(struct lmm *mm)
 			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: more than LMM_MAX_REGIONS=%u regions",
 				 (unsigned long long)mm->ranges[i].base,
 				 (unsigned long long)mm->ranges[i].end, (unsigned)LMM_MAX_REGIONS);
+			drop_range(mm, &mm->ranges[i], caller);
 			continue;
 		}
 		uint64_t npages = (mm->ranges[i].end - mm->ranges[i].base) >> LMM_PAGE_SHIFT;
@@ -223,6 +232,7 @@ static enum lmm_status build_regions(struct lmm *mm)
 			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: more than 2^32-1 frames",
 				 (unsigned long long)mm->ranges[i].base,
 				 (unsigned long long)mm->ranges[i].end);
+			drop_range(mm, &mm->ranges[i], caller);
 			continue;
 		}
 		const uint32_t ri = mm->nregions++;
@@ -240,7 +250,8 @@ static enum lmm_status build_regions(struct lmm *mm)
 			lmm_logf("lmm: region [0x%llx-0x%llx) is not virtually contiguous through lmm_port_phys_to_virt",
 				 (unsigned long long)mm->ranges[i].base,
 				 (unsigned long long)mm->ranges[i].end);
-			return LMM_ERR_STATE;
+			return refuse_range(mm, LMM_ERR_STATE, "usable range", mm->ranges[i].base,
+					    mm->ranges[i].end - mm->ranges[i].base, caller);
 		}
 		first += (uint32_t)npages;
 	}
@@ -359,20 +370,27 @@ static enum lmm_status forget_regions(struct lmm *mm, enum lmm_status st)
 	return st;
 }
 
+/* lmm_init() refused or failed: counted, and a record for the port (the line before says why). */
+static enum lmm_status refuse_init(struct lmm *mm, enum lmm_status st, const void *caller)
+{
+	struct lmm_report r = { .reason = st, .op = "init", .phys = LMM_PHYS_INVALID, .caller = caller };
+	lmm_refuse(mm, &r);
+	return st;
+}
+
 enum lmm_status lmm_init(struct lmm *mm)
 {
+	const void *caller = __builtin_return_address(0);
 	lmm_check_canary(mm);
-	if (mm->phase != LMM_PHASE_INGEST) {
-		lmm_logf("lmm: init refused: %s", lmm_status_str(LMM_ERR_STATE));
-		return LMM_ERR_STATE;
-	}
+	if (mm->phase != LMM_PHASE_INGEST)
+		return refuse_init(mm, LMM_ERR_STATE, caller);
 	mm->nranges = merge_ranges(mm->ranges, mm->nranges, "usable range", true);
 	mm->nreserved = merge_ranges(mm->reserved_ranges, mm->nreserved, "reserved range", false);
 	if (mm->nranges == 0) {
 		lmm_logf("lmm: init failed: no usable range was given");
-		return LMM_ERR_NO_MEMORY;
+		return refuse_init(mm, LMM_ERR_NO_MEMORY, caller);
 	}
-	enum lmm_status st = build_regions(mm);
+	enum lmm_status st = build_regions(mm, caller);
 	if (st != LMM_OK)
 		return forget_regions(mm, st);
 	uint64_t bytes = meta_bytes_for(mm, mm->nframes);
@@ -380,7 +398,7 @@ enum lmm_status lmm_init(struct lmm *mm)
 	if (home == LMM_PHYS_INVALID) {
 		lmm_logf("lmm: init failed: no unreserved run of %llu bytes for the frame metadata",
 			 (unsigned long long)bytes);
-		return forget_regions(mm, LMM_ERR_NO_MEMORY);
+		return forget_regions(mm, refuse_init(mm, LMM_ERR_NO_MEMORY, caller));
 	}
 	insert_reserved(mm, home, home + bytes);
 	mm->metadata_phys = home;

@@ -281,6 +281,9 @@ size_t lmm_report_format(const struct lmm_report *r, char *buf, size_t len)
 	if (r->reason == LMM_ERR_BAD_CPU)
 		return lmm_format(buf, len, "lmm: refused %s of cpu %u: %s (%u) [%s]", r->op, r->cpu_named, why,
 				  (unsigned)LMM_PORT_MAX_CPUS, where);
+	if (op_is(r->op, "usable range") || op_is(r->op, "reserved range"))
+		return lmm_format(buf, len, "lmm: refused %s [0x%llx +0x%llx]: %s [%s]", r->op,
+				  (unsigned long long)r->range_base, (unsigned long long)r->range_len, why, where);
 	if (r->reason == LMM_ERR_BAD_MARKS)
 		return lmm_format(buf, len, "lmm: refused %s (low %u, target %u): %s [%s]", r->op, r->marks_low,
 				  r->marks_target, why, where);

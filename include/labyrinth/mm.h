@@ -200,6 +200,7 @@ struct lmm_report {
 	unsigned cpu;             /* the CPU it ran on                                   */
 	unsigned cpu_named;       /* the CPU index the caller passed (cpu calls only)    */
 	uint32_t marks_low, marks_target; /* the pool marks asked for (BAD_MARKS only)   */
+	uint64_t range_base, range_len;   /* a range refused: as the caller gave it      */
 };
 
 /*

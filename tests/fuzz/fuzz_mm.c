@@ -242,6 +242,8 @@ static void run_ops(unsigned n)
 		;
 }
 
+static uint64_t range_refused[LMM_STATUS_COUNT]; /* by the range calls of setup_arena() */
+
 static bool setup_arena(uint64_t *arena_bytes)
 {
 	uint64_t bytes = (1 + next() % 8) << 20, unit = bytes / 256;
@@ -279,10 +281,13 @@ static bool setup_arena(uint64_t *arena_bytes)
 		cfg.flags |= LMM_CFG_POISON;
 
 	lmm_begin(&mm, &cfg);
+	/* Each range refused is one refusal counted: the model starts from what they returned. */
+	memset(range_refused, 0, sizeof(range_refused));
 	for (unsigned i = 0; i < nuse; i++)
-		lmm_add_range(&mm, use[i][0], use[i][1]);
+		range_refused[lmm_add_range(&mm, use[i][0], use[i][1])]++;
 	for (unsigned i = 0; i < nres; i++)
-		lmm_reserve_range(&mm, res[i][0], res[i][1]);
+		range_refused[lmm_reserve_range(&mm, res[i][0], res[i][1])]++;
+	range_refused[LMM_OK] = 0;
 	return lmm_init(&mm) == LMM_OK;
 }
 
@@ -315,7 +320,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		madvise(arena_base, ARENA_MAX, MADV_DONTNEED);
 		return 0;
 	}
-	model_init(&model, &mm, arena);
+	model_init(&model, &mm, arena, range_refused);
 	model.on_diverge = on_diverge;
 	model.poison = poison_on;
 

@@ -53,10 +53,12 @@ static struct model_page *pg(struct model *m, uint64_t pfn)
 	return pfn < m->npages ? &m->page[pfn] : NULL;
 }
 
-void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes)
+void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes, const uint64_t *refused_before)
 {
 	memset(m, 0, sizeof(*m));
 	m->mm = mm;
+	for (unsigned st = 0; refused_before && st < LMM_STATUS_COUNT; st++)
+		m->refused[st] = refused_before[st];
 	m->npages = arena_bytes / PAGE;
 	m->page = calloc(m->npages, sizeof(*m->page));
 	m->live = calloc(m->npages, sizeof(*m->live));

@@ -77,7 +77,8 @@ struct model {
 /* Build the model of @mm, which lmm_init() has just set up over an arena of @arena_bytes
  * mapped at physical 0 by host_arena_map().  Reads the regions and reservations from the
  * struct (public fields) and the pool figures from lmm_get_stats(). */
-void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes);
+/* @refused_before: the statuses (by reason) that the caller's range calls returned, or NULL. */
+void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes, const uint64_t *refused_before);
 void model_destroy(struct model *m);
 
 /* The checked API.  Each makes the real call in the caller's current context. */

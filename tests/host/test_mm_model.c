@@ -244,7 +244,7 @@ static void model_test(void)
 	struct lmm_config cfg = { .pool_target = 64, .pool_low = 32, .pool_slice = 2, .cache_batch = 8,
 				  .cache_high = 24, .flags = LMM_CFG_QUIET | (poison ? LMM_CFG_POISON : 0) };
 	ASSERT(mm_setup(&mm, bytes, use, 4, res, 3, &cfg) == LMM_OK, "init failed");
-	model_init(&model, &mm, bytes);
+	model_init(&model, &mm, bytes, NULL);
 	model.poison = poison;
 	host_irq_install(IRQ_SIGNO, irq_entry);
 

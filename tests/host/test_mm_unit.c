@@ -63,13 +63,31 @@ static void struct_lmm_size_as_documented(void)
 	      sizeof(struct lmm), (unsigned)LMM_PORT_MAX_CPUS, documented);
 }
 
+/* The last refusal is @reason for the range @base +@len of @op, counted @count times so far. */
+static bool range_refused(enum lmm_status reason, const char *op, uint64_t base, uint64_t len, uint64_t count)
+{
+	const struct lmm_report *r = host_report_last();
+	char line[200] = "", want[96];
+	if (r)
+		lmm_report_format(r, line, sizeof(line));
+	snprintf(want, sizeof(want), "refused %s [0x%llx +0x%llx]: ", op, (unsigned long long)base,
+		 (unsigned long long)len);
+	bool ok = r && r->reason == reason && strcmp(r->op, op) == 0 && r->range_base == base && r->range_len == len &&
+		  strstr(line, want) && strstr(line, lmm_status_str(reason)) && mm.refused[reason] == count;
+	if (!ok)
+		fprintf(stderr, "want a record '%s%s' (%llu counted); got '%s' (%llu counted)\n", want,
+			lmm_status_str(reason), (unsigned long long)count, line, (unsigned long long)mm.refused[reason]);
+	return ok;
+}
+
 static void zero_length_range_refused(void)
 {
 	host_arena_map(16 * MiB);
 	lmm_begin(&mm, NULL);
 	CHECK(lmm_add_range(&mm, 0x100000, 0) == LMM_ERR_EMPTY_RANGE, "zero length accepted");
-	CHECK(host_log_contains("zero length"), "not logged: %s", host_log_last());
+	CHECK(range_refused(LMM_ERR_EMPTY_RANGE, "usable range", 0x100000, 0, 1), "zero length: no record");
 	CHECK(lmm_reserve_range(&mm, 0x100000, 0) == LMM_ERR_EMPTY_RANGE, "zero reservation accepted");
+	CHECK(range_refused(LMM_ERR_EMPTY_RANGE, "reserved range", 0x100000, 0, 2), "zero reservation: no record");
 	host_arena_unmap();
 }
 
@@ -78,8 +96,9 @@ static void absurd_ranges_refused_or_trimmed(void)
 	host_arena_map(16 * MiB);
 	lmm_begin(&mm, NULL);
 	CHECK(lmm_add_range(&mm, LMM_PHYS_LIMIT, 4096) == LMM_ERR_ABSURD_RANGE, "past 2^52 accepted");
+	CHECK(range_refused(LMM_ERR_ABSURD_RANGE, "usable range", LMM_PHYS_LIMIT, 4096, 1), "past 2^52: no record");
 	CHECK(lmm_add_range(&mm, UINT64_MAX - 4095, 8192) == LMM_ERR_ABSURD_RANGE, "wrapping range accepted");
-	CHECK(host_log_contains("physical address limit"), "not logged: %s", host_log_last());
+	CHECK(range_refused(LMM_ERR_ABSURD_RANGE, "usable range", UINT64_MAX - 4095, 8192, 2), "wrap: no record");
 	CHECK(lmm_add_range(&mm, LMM_PHYS_LIMIT - 8192, 1ull << 40) == LMM_OK, "straddling range refused");
 	CHECK(host_log_contains("52-bit"), "trim not logged: %s", host_log_last()); /* LMM_PORT_PHYS_BITS */
 	CHECK(mm.ranges[0].end == LMM_PHYS_LIMIT, "straddling range not trimmed at the limit");
@@ -103,6 +122,7 @@ static void sub_page_range_refused(void)
 	lmm_begin(&mm, NULL);
 	CHECK(lmm_add_range(&mm, 0x1001, 0xffe) == LMM_ERR_EMPTY_RANGE, "sub-page range accepted");
 	CHECK(lmm_add_range(&mm, 0x1800, 0x1000) == LMM_ERR_EMPTY_RANGE, "page-straddling range accepted");
+	CHECK(range_refused(LMM_ERR_EMPTY_RANGE, "usable range", 0x1800, 0x1000, 2), "sub-page: no record");
 	host_arena_unmap();
 }
 
@@ -141,6 +161,26 @@ static void too_many_ranges_refused(void)
 	for (unsigned i = 0; i <= LMM_MAX_RANGES && st == LMM_OK; i++)
 		st = lmm_add_range(&mm, (uint64_t)i * 2 * 4096, 4096);
 	CHECK(st == LMM_ERR_TOO_MANY_RANGES, "range table overflow not refused (%s)", lmm_status_str(st));
+	CHECK(range_refused(LMM_ERR_TOO_MANY_RANGES, "usable range", (uint64_t)LMM_MAX_RANGES * 2 * 4096, 4096, 1),
+	      "table overflow: no record");
+	host_arena_unmap();
+}
+
+/* Ranges past LMM_MAX_REGIONS regions are memory lost: each is refused and counted. */
+static void ranges_past_the_region_table_counted(void)
+{
+	host_arena_map(64 * MiB);
+	lmm_begin(&mm, &(struct lmm_config){ .flags = LMM_CFG_QUIET });
+	/* Two pages each, a page apart: ranges that never merge. */
+	const unsigned n = LMM_MAX_REGIONS + 5;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT(lmm_add_range(&mm, (uint64_t)i * 3 * 4096, 2 * 4096) == LMM_OK, "range %u refused", i);
+	ASSERT(lmm_init(&mm) == LMM_OK, "init failed");
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.regions == LMM_MAX_REGIONS && s.managed == (uint64_t)LMM_MAX_REGIONS * 2, "regions %u, managed %" PRIu64,
+	      s.regions, s.managed);
+	const uint64_t last = (uint64_t)(n - 1) * 3 * 4096;
+	CHECK(range_refused(LMM_ERR_TOO_MANY_RANGES, "usable range", last, 2 * 4096, 5), "dropped ranges: no record");
 	host_arena_unmap();
 }
 
@@ -148,8 +188,12 @@ static void ranges_after_init_refused(void)
 {
 	ASSERT(setup16() == LMM_OK, "init failed");
 	CHECK(lmm_add_range(&mm, 0, 4096) == LMM_ERR_STATE, "add_range after init accepted");
+	CHECK(range_refused(LMM_ERR_STATE, "usable range", 0, 4096, 1), "add_range after init: no record");
 	CHECK(lmm_reserve_range(&mm, 0, 4096) == LMM_ERR_STATE, "reserve_range after init accepted");
+	CHECK(range_refused(LMM_ERR_STATE, "reserved range", 0, 4096, 2), "reserve_range after init: no record");
 	CHECK(lmm_init(&mm) == LMM_ERR_STATE, "second init accepted");
+	CHECK(host_report_last() && strcmp(host_report_last()->op, "init") == 0 && mm.refused[LMM_ERR_STATE] == 3,
+	      "second init: no record");
 }
 
 /* The routine may run in the next interrupt: a default that is not initialised is refused. */
@@ -832,6 +876,7 @@ int main(void)
 	TEST(overlapping_out_of_order_ranges_merged);
 	TEST(metadata_estimate_counts_overlaps_once);
 	TEST(too_many_ranges_refused);
+	TEST(ranges_past_the_region_table_counted);
 	TEST(ranges_after_init_refused);
 	TEST(default_before_init_refused);
 	TEST(no_usable_memory);

@@ -345,6 +345,19 @@ static inline unsigned req_order(lmm_req_t rq) { return (rq >> 16) & 0xffu; }
 static inline lmm_gfp_t req_gfp(lmm_req_t rq) { return (rq >> 24) & 0x7fu; }
 static inline bool req_ask_owner(lmm_req_t rq) { return rq >> 31; }
 
+/*
+ * An allocation that found nothing.  The common paths do not look at the canary or the
+ * phase; a failure does, so a struct lmm never begun or stomped on is caught at the
+ * first NULL, and a call before lmm_init is refused, not a silent NULL.
+ */
+static lmm_cold void *alloc_failed(struct lmm *mm, lmm_req_t rq, const void *caller)
+{
+	lmm_check_canary(mm);
+	if (mm->phase != LMM_PHASE_READY)
+		return refuse_alloc(mm, LMM_ERR_STATE, req_order(rq), req_gfp(rq), req_owner(rq), caller);
+	return NULL;
+}
+
 /* How every allocation and free starts: interrupts off (the old state in *@fl), this CPU's slot. */
 static inline struct lmm_cpu *enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
 {
@@ -381,7 +394,7 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 	if (unlikely(idx == LMM_NIL))
-		return NULL;
+		return alloc_failed(mm, rq, caller);
 	return alloc_finish(mm, idx, req_order(rq), req_gfp(rq), caller);
 }
 
@@ -640,6 +653,7 @@ static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
 static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, const void *ptr, unsigned order,
 					    lmm_req_t rq, const void *caller)
 {
+	lmm_check_canary(mm); /* as alloc_failed(): the common free does not look */
 	struct lmm_report r = { .reason = st, .op = "free", .ptr = ptr, .phys = LMM_PHYS_INVALID,
 				.order = order, .caller_owner = req_ask_owner(rq) ? lmm_port_owner() : req_owner(rq),
 				.caller = caller };

@@ -503,6 +503,38 @@ static void canary_catches_stray_write(void)
 	mm.canary_tail ^= 1;
 }
 
+/* The common allocation and free do not read the canary; their failures and refusals do. */
+static void canary_checked_when_alloc_fails_or_free_refused(void)
+{
+	static struct lmm never; /* zeroed: lmm_begin never called */
+	sigjmp_buf jb;
+	for (volatile int which = 0; which < 3; which++) {
+		volatile bool returned = false;
+		if (sigsetjmp(jb, 1) == 0) {
+			host_fatal_jmp = &jb;
+			if (which == 0)
+				returned = lmm_alloc_pages(&never, 0, LMM_GFP_KERNEL) == NULL;
+			else if (which == 1)
+				returned = lmm_alloc_pages(&never, 3, LMM_GFP_ATOMIC) == NULL;
+			else
+				returned = lmm_free_pages(&never, (void *)0x10000, 0) != LMM_OK;
+			host_fatal_jmp = NULL;
+			CHECK(0, "call %d on a struct lmm never begun returned (%d)", which, (int)returned);
+		} else {
+			CHECK(strstr(host_fatal_reason(), "canary"), "fatal reason '%s'", host_fatal_reason());
+		}
+	}
+	/* Begun, not initialised: an allocation is refused (LMM_ERR_STATE), not a silent NULL. */
+	static struct lmm begun;
+	lmm_begin(&begun, NULL);
+	host_reports_clear();
+	CHECK(lmm_alloc_pages(&begun, 0, LMM_GFP_KERNEL) == NULL && host_report_last() &&
+		      host_report_last()->reason == LMM_ERR_STATE && begun.refused[LMM_ERR_STATE] == 1,
+	      "allocation before lmm_init not refused");
+	CHECK(lmm_alloc_pages(&begun, 2, LMM_GFP_ATOMIC) == NULL && begun.refused[LMM_ERR_STATE] == 2,
+	      "order-2 allocation before lmm_init not refused");
+}
+
 static void check_detects_corruption(void)
 {
 	ASSERT(setup16() == LMM_OK, "init failed");
@@ -893,6 +925,7 @@ int main(void)
 	TEST(zero_flag_zeroes);
 	TEST(poison_catches_use_after_free);
 	TEST(canary_catches_stray_write);
+	TEST(canary_checked_when_alloc_fails_or_free_refused);
 	TEST(check_detects_corruption);
 	TEST(kernel_alloc_context_rules);
 	TEST(cache_pair_takes_no_lock);

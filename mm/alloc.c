@@ -344,6 +344,8 @@ static inline uint16_t req_owner(lmm_req_t rq) { return (uint16_t)rq; }
 static inline unsigned req_order(lmm_req_t rq) { return (rq >> 16) & 0xffu; }
 static inline lmm_gfp_t req_gfp(lmm_req_t rq) { return (rq >> 24) & 0x7fu; }
 static inline bool req_ask_owner(lmm_req_t rq) { return rq >> 31; }
+/* A free's request: the exclusive routine's (only an exclusive page is its to free). */
+static inline bool req_excl_only(lmm_req_t rq) { return rq & (uint32_t)LMM_GFPB_EXCLUSIVE << 24; }
 
 /*
  * An allocation that found nothing.  The common paths do not look at the canary or the
@@ -585,7 +587,7 @@ static inline enum lmm_status owner_verdict(const struct lmm_frame *f, uint16_t 
 }
 
 static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order,
-					   uint16_t owner, bool ask_owner, bool settle)
+					   uint16_t owner, bool ask_owner, bool excl_only, bool settle)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
 	/* State and order in one read: the head of an allocated block of this order? */
@@ -598,11 +600,15 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 	if (__builtin_constant_p(ask_owner) && !ask_owner &&
 	    likely(so == lmm_state_order(LMM_FRAME_EXCLUSIVE, order)))
 		return owner_verdict(f, owner, false);
-	if (likely(so == lmm_state_order(LMM_FRAME_ALLOCATED, order)))
+	/* @excl_only (the exclusive routine's free): an ordinary block is not its to free. */
+	if (likely(so == lmm_state_order(LMM_FRAME_ALLOCATED, order))) {
+		if (unlikely(excl_only))
+			return LMM_ERR_NOT_EXCLUSIVE;
 		return LMM_LOAD_ACQUIRE(f->refcount) > 1 ? FREE_DROP_REF : LMM_OK; /* pairs with the drop below */
+	}
 	const uint8_t state = lmm_state_in(so);
 	if (state == LMM_FRAME_ALLOCATED)
-		return LMM_ERR_WRONG_ORDER;
+		return excl_only ? LMM_ERR_NOT_EXCLUSIVE : LMM_ERR_WRONG_ORDER;
 	if (state == LMM_FRAME_EXCLUSIVE) {
 		/*
 		 * Asking the port is a call: on the per-CPU path, it would make every free
@@ -619,11 +625,11 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 
 /* The whole free, lock held: the verdict (final now), then the take-back. */
 static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order,
-					uint16_t owner, bool ask_owner)
+					uint16_t owner, bool ask_owner, bool excl_only)
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
-	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, true);
+	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, excl_only, true);
 	if (st == FREE_DROP_REF) {
 		LMM_STORE_RELEASE(f->refcount, (uint16_t)(LMM_READ_ONCE(f->refcount) - 1));
 		return LMM_OK;
@@ -676,7 +682,8 @@ static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu 
 	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
 	/* Ask the owner again if needed: the frame may have changed hands since. */
-	enum lmm_status st = core_free_locked(mm, c, idx, req_order(rq), req_owner(rq), req_ask_owner(rq));
+	enum lmm_status st = core_free_locked(mm, c, idx, req_order(rq), req_owner(rq), req_ask_owner(rq),
+					      req_excl_only(rq));
 	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
 	if (unlikely(st != LMM_OK))
@@ -691,10 +698,12 @@ static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu 
  * the lock, by a verdict made there.
  */
 lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
-					      bool ask_owner, const void *caller)
+					      bool ask_owner, bool excl_only, const void *caller)
 {
+	/* The core learns @excl_only as the request's EXCLUSIVE bit. */
+	const lmm_gfp_t how = excl_only ? LMM_GFPB_EXCLUSIVE : 0;
 	if (unlikely(order != 0))
-		return free_via_core(mm, NULL, 0, idx, lmm_req(order, 0, owner, ask_owner), caller_or_here(caller));
+		return free_via_core(mm, NULL, 0, idx, lmm_req(order, how, owner, ask_owner), caller_or_here(caller));
 
 	lmm_irqflags_t fl;
 	struct lmm_cpu *c = enter_cpu(mm, &fl);
@@ -706,21 +715,22 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 	 */
 	if (LMM_READ_ONCE(mm->frames[idx].flags) & LMM_FRAME_F_RESERVE) {
 		if (likely(c->slice_count < LMM_READ_ONCE(mm->pool_slice)) &&
-		    likely(free_verdict(mm, idx, 0, owner, ask_owner, false) == LMM_OK))
+		    likely(free_verdict(mm, idx, 0, owner, ask_owner, excl_only, false) == LMM_OK))
 			return take_back_to_cpu(mm, c, fl, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
 	} else if (likely(c->cache_count < mm->cache_high) &&
-		   likely(free_verdict(mm, idx, 0, owner, ask_owner, false) == LMM_OK)) {
+		   likely(free_verdict(mm, idx, 0, owner, ask_owner, excl_only, false) == LMM_OK)) {
 		return take_back_to_cpu(mm, c, fl, idx, &c->cache_head, &c->cache_count, LMM_FRAME_CACHED);
 	}
-	return free_via_core(mm, c, fl, idx, lmm_req(0, 0, owner, ask_owner), caller_or_here(caller));
+	return free_via_core(mm, c, fl, idx, lmm_req(0, how, owner, ask_owner), caller_or_here(caller));
 }
 
 /* With LMM_CFG_POISON: the caller still holds the block, so poison it before the free. */
 static lmm_cold enum lmm_status free_poisoned(struct lmm *mm, uint32_t idx, lmm_req_t rq, const void *caller)
 {
-	if (free_verdict(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), true) == LMM_OK)
+	const bool excl_only = req_excl_only(rq);
+	if (free_verdict(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only, true) == LMM_OK)
 		poison_block(mm, idx, req_order(rq));
-	return free_located(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), caller);
+	return free_located(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only, caller);
 }
 
 /*
@@ -728,7 +738,7 @@ static lmm_cold enum lmm_status free_poisoned(struct lmm *mm, uint32_t idx, lmm_
  * owner; ask the port if the page is exclusive.
  */
 lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
-					     bool ask_owner, const void *caller)
+					     bool ask_owner, bool excl_only, const void *caller)
 {
 	uint32_t idx = LMM_NIL;
 	if (unlikely(!ptr))
@@ -738,27 +748,28 @@ lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
 				   lmm_req(0, 0, owner, ask_owner), caller_or_here(caller));
 	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON))
-		return free_poisoned(mm, idx, lmm_req(order, 0, owner, ask_owner), caller_or_here(caller));
-	return free_located(mm, idx, order, owner, ask_owner, caller);
+		return free_poisoned(mm, idx, lmm_req(order, excl_only ? LMM_GFPB_EXCLUSIVE : 0, owner, ask_owner),
+				     caller_or_here(caller));
+	return free_located(mm, idx, order, owner, ask_owner, excl_only, caller);
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)
 {
-	return free_common(mm, ptr, order, owner, false, CALLER_HERE);
+	return free_common(mm, ptr, order, owner, false, false, CALLER_HERE);
 }
 
 /* A free that names no owner, of any order: one copy of free_common() for all of them. */
 static lmm_outline enum lmm_status free_any_asking_owner(struct lmm *mm, void *ptr, unsigned order,
 							  const void *caller)
 {
-	return free_common(mm, ptr, order, 0, true, caller);
+	return free_common(mm, ptr, order, 0, true, false, caller);
 }
 
 enum lmm_status lmm_free_pages(struct lmm *mm, void *ptr, unsigned order)
 {
 	/* A kernel's kfree() of one page: the same function, with the order's tests folded away. */
 	if (likely(order == 0))
-		return free_common(mm, ptr, 0, 0, true, CALLER_HERE);
+		return free_common(mm, ptr, 0, 0, true, false, CALLER_HERE);
 	return free_any_asking_owner(mm, ptr, order, LMM_CALLER);
 }
 
@@ -809,7 +820,7 @@ enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
 	struct lmm *mm = lmm_default();
 	if (unlikely(!mm))
 		return page ? LMM_ERR_NOT_MANAGED : LMM_OK;
-	return free_common(mm, page, 0, lmm_port_owner(), false, CALLER_HERE);
+	return free_common(mm, page, 0, lmm_port_owner(), false, true, CALLER_HERE);
 }
 
 /* ---- Draining a CPU ---------------------------------------------------------------------------- */

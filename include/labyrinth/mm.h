@@ -570,7 +570,8 @@ struct lmm *lmm_default(void);
  */
 void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void);
 
-/* Its counterpart: free a page from the routine above; only its owner may.  Any context. */
+/* Its counterpart: free a page from the routine above; only its owner may, and only an
+ * exclusive page (any other is refused as LMM_ERR_NOT_EXCLUSIVE).  Any context. */
 enum lmm_status labyrinth_free_page_atomic_exclusive(void *page);
 
 #ifdef __cplusplus

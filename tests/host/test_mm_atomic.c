@@ -1205,6 +1205,42 @@ static void exclusive_free_by_other_owner_refused(void)
  * the buddy lists - is a double free, whichever of the three holds it (LMM_ERR_IN_POOL is
  * gone), and the record says where it was found.
  */
+/*
+ * The exclusive routine's free takes only exclusive pages: an ordinary page, alone or
+ * shared, is refused (LMM_ERR_NOT_EXCLUSIVE), in any context, and is left as it was.
+ */
+static void exclusive_free_of_ordinary_page_refused(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	void *plain = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	void *shared = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
+	void *big = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL);
+	ASSERT(plain && shared && big && lmm_page_get(&mm, shared) == LMM_OK, "fixture");
+	void *const pages[] = { plain, shared, big };
+	for (int ctx = 0; ctx < 2; ctx++) { /* normal, then interrupts off */
+		lmm_irqflags_t fl = ctx ? host_irq_save() : 0;
+		for (int i = 0; i < 3; i++) {
+			struct lmm_stats s0 = mm_stats(&mm);
+			host_reports_clear();
+			enum lmm_status st = labyrinth_free_page_atomic_exclusive(pages[i]);
+			const struct lmm_report *r = host_report_last();
+			struct lmm_stats s1 = mm_stats(&mm);
+			CHECK(st == LMM_ERR_NOT_EXCLUSIVE && r && r->reason == LMM_ERR_NOT_EXCLUSIVE &&
+				      r->phys == phys(pages[i]),
+			      "page %d, context %d: '%s'", i, ctx, lmm_status_str(st));
+			CHECK(s1.allocated == s0.allocated && s1.refused[LMM_ERR_NOT_EXCLUSIVE] == s0.refused[LMM_ERR_NOT_EXCLUSIVE] + 1,
+			      "page %d, context %d: allocated %" PRIu64 " -> %" PRIu64, i, ctx, s0.allocated, s1.allocated);
+		}
+		if (ctx)
+			host_irq_restore(fl);
+	}
+	/* Untouched: the shared page still has both references. */
+	CHECK(lmm_free_pages(&mm, shared, 0) == LMM_OK && lmm_free_pages(&mm, shared, 0) == LMM_OK &&
+		      lmm_free_pages(&mm, plain, 0) == LMM_OK && lmm_free_pages(&mm, big, 2) == LMM_OK,
+	      "the pages were not left as they were");
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void exclusive_double_free_refused(void)
 {
 	static const struct {
@@ -2872,6 +2908,7 @@ int main(void)
 	RUN_CASE(exclusive_page_owned_by_caller);
 	RUN_CASE(exclusive_second_reference_refused);
 	RUN_CASE(exclusive_free_by_other_owner_refused);
+	RUN_CASE(exclusive_free_of_ordinary_page_refused);
 	RUN_CASE(exclusive_double_free_refused);
 	RUN_CASE(exclusive_transfer_handler_to_thread);
 	RUN_CASE(exclusive_transfer_by_non_owner_refused);

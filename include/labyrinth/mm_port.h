@@ -129,8 +129,9 @@ void *lmm_port_phys_to_virt(uint64_t phys);
 /*
  * 8. The context of the caller right now.  Any context; must be cheap.  Needs an
  *    interrupt-nesting count kept by the kernel's interrupt entry (mm/README.md shows
- *    the few lines it takes).  Asked only when the answer decides something: debug
- *    builds refusing a KERNEL allocation from a handler, and the normal-only calls.
+ *    the few lines it takes).  Asked only when the answer decides something or is
+ *    recorded: debug builds refusing a KERNEL allocation from a handler, the calls
+ *    not for every context, every refusal's record, and holder records.
  */
 enum lmm_context lmm_port_context(void);
 

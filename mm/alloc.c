@@ -534,11 +534,11 @@ static lmm_cold uint32_t block_head(const struct lmm *mm, uint32_t idx)
 	return LMM_NIL;
 }
 
-void lmm_report_page(const struct lmm *mm, struct lmm_report *r)
+/* lmm_report_page() for a record of page @idx, lock held: what it says is what is there. */
+static lmm_cold void report_page_locked(struct lmm *mm, const struct lmm_cpu *c, struct lmm_report *r,
+					uint32_t idx)
 {
-	uint32_t idx;
-	if (lmm_locate_page(mm, r->ptr, &idx) != LMM_OK)
-		return;
+	LMM_ASSERT_LOCKED(mm, c);
 	r->phys = lmm_frame_phys(mm, idx);
 	uint32_t h = block_head(mm, idx);
 	const struct lmm_frame *f = &mm->frames[h == LMM_NIL ? idx : h];
@@ -546,6 +546,16 @@ void lmm_report_page(const struct lmm *mm, struct lmm_report *r)
 	r->found_order = f->order;
 	if (r->found_state == LMM_FRAME_EXCLUSIVE)
 		r->owner = LMM_READ_ONCE(f->owner);
+}
+
+void lmm_report_page(struct lmm *mm, struct lmm_report *r)
+{
+	uint32_t idx;
+	if (lmm_locate_page(mm, r->ptr, &idx) != LMM_OK)
+		return;
+	struct lmm_held h;
+	report_page_locked(mm, lmm_lock_here(mm, &h), r, idx);
+	lmm_unlock_here(mm, &h);
 }
 
 static bool state_is_free(uint8_t state)
@@ -652,7 +662,7 @@ static lmm_cold void poison_block(struct lmm *mm, uint32_t idx, unsigned order)
 }
 
 /*
- * The record of a refused free, made after the lock and interrupts are back.  A caller
+ * The record of a free refused before any lock (the address or the order is bad).  A caller
  * that named no owner acted as the port's owner of this context.  @order is the one the
  * caller passed (it may be out of range); @rq says who the caller was.
  */
@@ -669,9 +679,28 @@ static lmm_cold enum lmm_status refuse_free(struct lmm *mm, enum lmm_status st, 
 }
 
 /*
+ * The record of a free refused under the lock (@held by CPU @c, interrupts saved in @fl):
+ * what the page holds is read before the lock goes, then the record goes to the port.
+ */
+static lmm_cold enum lmm_status refuse_free_locked(struct lmm *mm, const struct lmm_cpu *c, lmm_irqflags_t held,
+						   lmm_irqflags_t fl, enum lmm_status st, uint32_t idx, lmm_req_t rq,
+						   const void *caller)
+{
+	struct lmm_report r = { .reason = st, .op = "free", .ptr = lmm_frame_virt(mm, idx),
+				.phys = LMM_PHYS_INVALID, .order = req_order(rq), .caller = caller };
+	report_page_locked(mm, c, &r, idx);
+	lmm_unlock(mm, held);
+	lmm_port_irq_restore(fl);
+	lmm_check_canary(mm);
+	r.caller_owner = req_ask_owner(rq) ? lmm_port_owner() : req_owner(rq);
+	lmm_refuse(mm, &r);
+	return st;
+}
+
+/*
  * A free the per-CPU layer could not take (no room, a shared page, a refusal): one lock
- * hold for the verdict and the take-back, then interrupts back on (saved in @fl on CPU
- * @c), then the record of a refusal.
+ * hold for the verdict and the take-back (and a refusal's picture of the page), then
+ * interrupts back on (saved in @fl on CPU @c), then the record of a refusal.
  */
 static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl,
 						 uint32_t idx, lmm_req_t rq, const void *caller)
@@ -684,10 +713,10 @@ static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu 
 	/* Ask the owner again if needed: the frame may have changed hands since. */
 	enum lmm_status st = core_free_locked(mm, c, idx, req_order(rq), req_owner(rq), req_ask_owner(rq),
 					      req_excl_only(rq));
+	if (unlikely(st != LMM_OK))
+		return refuse_free_locked(mm, c, held, fl, st, idx, rq, caller);
 	lmm_unlock(mm, held);
 	lmm_port_irq_restore(fl);
-	if (unlikely(st != LMM_OK))
-		return refuse_free(mm, st, lmm_frame_virt(mm, idx), req_order(rq), rq, caller);
 	return LMM_OK;
 }
 

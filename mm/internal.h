@@ -381,10 +381,11 @@ void lmm_refuse(struct lmm *mm, struct lmm_report *r);
 
 /*
  * What a refusal's record says of the page at r->ptr (unaligned: the page it points
- * into): its phys, and the state, order and owner of the block that holds it.  Read
- * without the lock: a refusal path.  Nothing is filled in when r->ptr is not managed.
+ * into): its phys, and the state, order and owner of the block that holds it, read in
+ * one hold of the lock (the caller holds none).  Nothing is filled in when r->ptr is
+ * not managed.
  */
-void lmm_report_page(const struct lmm *mm, struct lmm_report *r);
+void lmm_report_page(struct lmm *mm, struct lmm_report *r);
 
 /* A call naming CPU @cpu, not below LMM_PORT_MAX_CPUS: refused, named in the record. */
 enum lmm_status lmm_refuse_cpu_index(struct lmm *mm, unsigned cpu, const char *op, const void *caller);

@@ -1584,6 +1584,74 @@ static void holders_dumped_while_others_allocate(void)
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
+/* Blocks of order 2 and 3 only: an odd page is never the head of an allocated block. */
+static void *big_churn(void *arg)
+{
+	(void)arg;
+	host_set_cpu(1);
+	unsigned n = 0;
+	while (!atomic_load(&avail_stop)) {
+		unsigned order = 2 + n++ % 2;
+		void *p = lmm_alloc_pages(&mm, order, LMM_GFP_KERNEL);
+		if (p)
+			lmm_free_pages(&mm, p, order);
+	}
+	return NULL;
+}
+
+/*
+ * Bad frees aimed at pages another CPU is splitting and merging: each is refused, and
+ * its record tells what the verdict saw (a tail of an allocated block: NOT_HEAD, its
+ * head ALLOCATED; anything free: ALREADY_FREE, its block FREE, CACHED or POOL; the
+ * metadata: RESERVED), read in
+ * the same lock hold.  Under ThreadSanitizer, a record read after the unlock races with
+ * the other CPU's buddy work.
+ */
+static void bad_free_records_agree_while_others_merge(void)
+{
+	ASSERT(setup() == LMM_OK, "init failed");
+	const unsigned me = lmm_port_cpu_id();
+	host_set_cpu(0);
+	atomic_store(&avail_stop, 0);
+	pthread_t t;
+	ASSERT(pthread_create(&t, NULL, big_churn, NULL) == 0, "pthread_create");
+	const struct lmm_region *r = &mm.regions[0];
+	uint64_t refused = 0, disagree = 0, accepted = 0;
+	for (uint64_t i = 0; i < 20000; i++) {
+		uint64_t page = (i * 2 * 37 + 1) % r->npages | 1; /* an odd page of the region */
+		void *p = (char *)r->vbase + page * 4096;
+		if (((r->base_pfn + page) & 1) == 0)
+			continue;
+		host_reports_clear();
+		enum lmm_status st = lmm_free_pages(&mm, p, 0);
+		const struct lmm_report *rep = host_report_last();
+		if (st == LMM_OK) {
+			accepted++;
+			continue;
+		}
+		refused++;
+		bool ok = rep && rep->reason == st &&
+			  ((st == LMM_ERR_NOT_HEAD && rep->found_state == LMM_FRAME_ALLOCATED) ||
+			   (st == LMM_ERR_RESERVED && rep->found_state == LMM_FRAME_RESERVED) ||
+			   (st == LMM_ERR_ALREADY_FREE &&
+			    (rep->found_state == LMM_FRAME_FREE || rep->found_state == LMM_FRAME_CACHED ||
+			     rep->found_state == LMM_FRAME_POOL)));
+		if (!ok && disagree++ < 3)
+			fprintf(stderr, "free of page %" PRIu64 ": '%s', record %s, state %u order %u\n", page,
+				lmm_status_str(st), rep ? lmm_status_str(rep->reason) : "none",
+				rep ? rep->found_state : 0u, rep ? rep->found_order : 0u);
+	}
+	atomic_store(&avail_stop, 1);
+	pthread_join(t, NULL);
+	host_set_cpu(me);
+	CHECK(accepted == 0 && disagree == 0 && refused > 0,
+	      "%" PRIu64 " bad frees: %" PRIu64 " accepted, %" PRIu64 " records that disagree with the verdict",
+	      refused + accepted, accepted, disagree);
+	lmm_cpu_drain(&mm, 0);
+	lmm_cpu_drain(&mm, 1);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
 static void exclusive_unexclusive_then_shared(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
@@ -2917,6 +2985,7 @@ int main(void)
 	RUN_CASE(racing_double_free_refused_with_the_cache_off);
 	RUN_CASE(available_steady_while_caches_move);
 	RUN_CASE(holders_dumped_while_others_allocate);
+	RUN_CASE(bad_free_records_agree_while_others_merge);
 	RUN_CASE(kernel_alloc_in_handler_refused);
 	RUN_CASE(lock_retaken_by_holder_is_fatal);
 	RUN_CASE(lock_holder_is_the_cpu_not_the_owner_tag);

@@ -24,6 +24,11 @@
  *
  * No function here formats text or calls lmm_port_report() with the lock held or with
  * interrupts off on its behalf; lmm_port_fatal() may be called with the lock held.
+ *
+ * Bad input: every value a caller passes (an address, an order, flags, an owner, a CPU
+ * index, a range, pool marks) is checked, and a bad one refused with a record.  The
+ * pointers mm/ writes or calls through (the struct lmm, a stats buffer, a walk
+ * callback) are the caller's to get right, as with any C library.
  */
 #ifndef LABYRINTH_MM_H
 #define LABYRINTH_MM_H

@@ -7,7 +7,7 @@
  * together they form the aligned block of order k+1 that contains them.  So the buddy
  * of the block at pfn p is simply p ^ (1 << k), found without searching.
  *
- * Free blocks sit on free_head[k], a doubly linked list threaded through the frame
+ * Free blocks sit on free_list[k], a doubly linked list threaded through the frame
  * metadata (never through the free pages themselves: a free page is never touched).
  * Only the first frame of a block - its head - carries the block's state and order;
  * every other frame is LMM_FRAME_TAIL, whether its block is free or allocated.  That
@@ -32,57 +32,62 @@
  */
 #include "internal.h"
 
-static inline void list_push(struct lmm *mm, struct lmm_frame *frames, unsigned order, uint32_t idx)
+/*
+ * Push block @f (index @idx) at the head of list @l.  For the list's order k, @mask_bit
+ * is free_mask's bit 1 << k and @free_order is lmm_state_order(LMM_FRAME_FREE, k): the
+ * merge loop has both at hand, and the head gets its state and order in one store.
+ */
+static inline void list_push(struct lmm *mm, struct lmm_frame *frames, struct lmm_free_list *l, uint32_t mask_bit,
+			     uint16_t free_order, struct lmm_frame *f, uint32_t idx)
 {
-	struct lmm_frame *f = &frames[idx];
-	uint32_t head = mm->free_head[order];
+	uint32_t head = l->head;
 
-	f->order = (uint8_t)order;
 	f->next = head;
 	f->prev = LMM_NIL;
-	LMM_WRITE_ONCE(f->state, LMM_FRAME_FREE);
+	LMM_WRITE_ONCE(f->state_order, free_order);
 	if (head != LMM_NIL)
 		frames[head].prev = idx;
-	mm->free_head[order] = idx;
-	mm->free_mask |= 1u << order;
-	mm->free_blocks[order]++;
+	l->head = idx;
+	l->blocks++;
+	mm->free_mask |= mask_bit;
 }
 
 /*
  * list_push() onto a list known to be empty (a split's upper half): no old head to
  * link back, and the caller sets the free_mask bits of a whole split at once.
  */
-static inline void list_push_alone(struct lmm *mm, struct lmm_frame *frames, unsigned order, uint32_t idx)
+static inline void list_push_alone(struct lmm_free_list *l, struct lmm_frame *f, uint32_t idx, uint16_t state_order)
 {
-	struct lmm_frame *f = &frames[idx];
-
-	f->order = (uint8_t)order;
 	f->next = LMM_NIL;
 	f->prev = LMM_NIL;
-	LMM_WRITE_ONCE(f->state, LMM_FRAME_FREE);
-	mm->free_head[order] = idx;
-	mm->free_blocks[order] = 1;
+	LMM_WRITE_ONCE(f->state_order, state_order);
+	l->head = idx;
+	l->blocks = 1;
 }
 
-static inline void list_unlink(struct lmm *mm, struct lmm_frame *frames, unsigned order, const struct lmm_frame *f)
+/* Unlink @f from list @l; @mask_bit is free_mask's bit for the list's order. */
+static inline void list_unlink(struct lmm *mm, struct lmm_frame *frames, struct lmm_free_list *l, uint32_t mask_bit,
+			       const struct lmm_frame *f)
 {
 	uint32_t next = f->next, prev = f->prev;
 
 	if (prev != LMM_NIL) {
 		frames[prev].next = next;
 	} else {
-		mm->free_head[order] = next;
-		if (next == LMM_NIL) /* the list is empty now */
-			mm->free_mask &= ~(1u << order);
+		l->head = next;
+		/* The list is empty now.  Its bit was set (f was on it): an xor clears it. */
+		if (next == LMM_NIL)
+			mm->free_mask ^= mask_bit;
 	}
 	if (next != LMM_NIL)
 		frames[next].prev = prev;
-	mm->free_blocks[order]--;
+	l->blocks--;
 }
 
 void lmm_buddy_add_block(struct lmm *mm, unsigned order, uint32_t idx)
 {
-	list_push(mm, mm->frames, order, idx);
+	list_push(mm, mm->frames, &mm->free_list[order], 1u << order, lmm_state_order(LMM_FRAME_FREE, order),
+		  &mm->frames[idx], idx);
 	mm->nfree += 1ull << order;
 }
 
@@ -95,21 +100,32 @@ uint32_t lmm_buddy_alloc_locked(struct lmm *mm, const struct lmm_cpu *c, unsigne
 
 	struct lmm_frame *const frames = mm->frames;
 	const unsigned top = order + lmm_ctz32(mask);
-	uint32_t idx = mm->free_head[top];
-	list_unlink(mm, frames, top, &frames[idx]);
+	struct lmm_free_list *l = &mm->free_list[top];
+	const uint32_t idx = l->head;
+	struct lmm_frame *const f = &frames[idx];
+	list_unlink(mm, frames, l, 1u << top, f);
 
 	/*
 	 * Split down: keep the lower half, the upper half goes on its list.  Lists
 	 * order .. top-1 are empty (top is the smallest non-empty order that fits), so
-	 * each half is alone on its list, and their mask bits are set in one go.
+	 * each half is alone on its list, and their mask bits are set in one go.  Each
+	 * level steps the list, the state_order word and the half's size in pages and in
+	 * bytes (so the upper half is f plus bytes, with no multiply).
 	 */
-	for (unsigned o = top; o > order;) {
-		o--;
-		list_push_alone(mm, frames, o, idx + (1u << o));
+	uint16_t so = lmm_state_order(LMM_FRAME_FREE, top);
+	uint32_t half = 1u << top;
+	size_t bytes = sizeof(*f) << top;
+	while (l > &mm->free_list[order]) {
+		l--;
+		half >>= 1;
+		bytes >>= 1;
+		so -= LMM_ORDER_STEP;
+		list_push_alone(l, (struct lmm_frame *)((char *)f + bytes), idx + half, so);
 	}
-	mm->free_mask |= (1u << top) - (1u << order);
-	frames[idx].order = (uint8_t)order;
-	mm->nfree -= 1ull << order;
+	/* half is 1 << order now (top == order: the loop did not run). */
+	mm->free_mask |= (1u << top) - half;
+	f->order = (uint8_t)order;
+	mm->nfree -= half;
 	return idx;
 }
 
@@ -118,30 +134,47 @@ void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *const frames = mm->frames;
 	const struct lmm_region *r = &mm->regions[frames[idx].region];
-	/* Pages are counted from the region's start: frame rf[k] is at pfn base + k. */
-	struct lmm_frame *const rf = &frames[r->first_index];
-	const uint64_t base = r->base_pfn, npages = r->npages;
-	uint64_t pfn = base + (idx - r->first_index), bit = 1ull << order;
+	/* Regions are contiguous in frames[]: the frame at pfn p is frames[p + to_idx]. */
+	const uint64_t to_idx = r->first_index - r->base_pfn; /* modulo 2^64 */
+	uint64_t pfn = idx - to_idx, bit = 1ull << order;
+	/*
+	 * Blocks never span regions: the merge at order k needs the order k+1 block that
+	 * holds pfn to lie in the region.  That block starts at or above base iff pfn and
+	 * base - 1 differ in a bit above k, and ends at or below base + npages iff pfn and
+	 * base + npages do: iff both xors are at least 2^(k+1).  So one bound, computed once,
+	 * replaces a region test per level: merges may go on while bit <= last (also capped
+	 * at LMM_MAX_ORDER).  With base 0, base - 1 is all ones: the lower end never binds.
+	 */
+	const uint64_t below = pfn ^ (r->base_pfn - 1), above = pfn ^ (r->base_pfn + r->npages);
+	uint64_t last = (below < above ? below : above) >> 1;
+	last = last < (1ull << (LMM_MAX_ORDER - 1)) ? last : (1ull << (LMM_MAX_ORDER - 1));
+	/*
+	 * frames + to_idx, as an integer (as a pointer it could lie outside the array): the
+	 * frame of pfn p is at pfn0 + p * 16, one shift and one add per level.
+	 */
+	const uintptr_t pfn0 = (uintptr_t)frames + (uintptr_t)to_idx * sizeof(*frames);
 	struct lmm_frame *f = &frames[idx]; /* the head of the block being freed, then merged */
+	struct lmm_free_list *l = &mm->free_list[order];
+	/* A buddy merges iff it is FREE with our order: both bytes compared in one. */
+	uint16_t want = lmm_state_order(LMM_FRAME_FREE, order);
 
 	mm->nfree += bit;
-	for (; order < LMM_MAX_ORDER; order++, bit <<= 1) {
-		/* Buddy of pfn p is p ^ 2^order; a buddy outside the region stops the merge. */
-		const uint64_t boff = (pfn ^ bit) - base;
-		if (boff >= npages)
+	for (; bit <= last; l++, bit <<= 1, want += LMM_ORDER_STEP) {
+		/* Buddy of pfn p is p ^ 2^order. */
+		struct lmm_frame *b = (struct lmm_frame *)(pfn0 + (uintptr_t)(pfn ^ bit) * sizeof(*b));
+		if (LMM_READ_ONCE(b->state_order) != want)
 			break;
-		struct lmm_frame *b = &rf[boff];
-		if (LMM_READ_ONCE(b->state) != LMM_FRAME_FREE || b->order != order)
-			break;
-		list_unlink(mm, frames, order, b);
+		list_unlink(mm, frames, l, (uint32_t)bit, b);
 		/* The lower of the two heads the merged block; the higher becomes a tail. */
-		struct lmm_frame *hi = (pfn & bit) ? f : b;
-		f = (pfn & bit) ? b : f;
-		LMM_WRITE_ONCE(hi->state, LMM_FRAME_TAIL);
-		hi->order = 0;
-		pfn &= ~bit;
+		if (pfn & bit) {
+			struct lmm_frame *t = f;
+			f = b;
+			b = t;
+			pfn -= bit;
+		}
+		LMM_WRITE_ONCE(b->state_order, lmm_state_order(LMM_FRAME_TAIL, 0));
 	}
-	list_push(mm, frames, order, (uint32_t)(f - frames));
+	list_push(mm, frames, l, (uint32_t)bit, want, f, (uint32_t)(f - frames));
 }
 
 /* ---- Translation ------------------------------------------------------------------------ */

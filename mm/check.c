@@ -46,7 +46,7 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	out->reserve_held = lmm_reserve_held(mm);
 	out->reserved = mm->nreserved_pages;
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		out->free_blocks[o] = mm->free_blocks[o];
+		out->free_blocks[o] = mm->free_list[o].blocks;
 	out->pool_target = mm->pool_target;
 	out->pool_most = mm->pool_most;
 	out->pool_low = mm->pool_low;
@@ -230,9 +230,9 @@ static uint64_t check_free_lists(struct lmm *mm, struct check_ctx *c)
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++) {
 		uint64_t n = 0;
 		uint32_t prev = LMM_NIL;
-		if (((mm->free_mask >> o) & 1) != (mm->free_head[o] != LMM_NIL))
+		if (((mm->free_mask >> o) & 1) != (mm->free_list[o].head != LMM_NIL))
 			note_problem(c, "free_mask disagrees with list of order", o, AS_COUNT, mm->free_mask, AS_BITS);
-		for (uint32_t i = mm->free_head[o]; i != LMM_NIL; i = mm->frames[i].next) {
+		for (uint32_t i = mm->free_list[o].head; i != LMM_NIL; i = mm->frames[i].next) {
 			if (i >= mm->nframes || n > mm->nframes) {
 				problem(c, "free list runs out of the frame array at order", o, i);
 				break;
@@ -258,7 +258,7 @@ static uint64_t check_free_lists(struct lmm *mm, struct check_ctx *c)
 			prev = i;
 			n++;
 		}
-		if (n != mm->free_blocks[o])
+		if (n != mm->free_list[o].blocks)
 			problem(c, "free block counter wrong for order (order, walked)", o, n);
 		pages += n << o;
 	}

@@ -26,7 +26,7 @@ void lmm_begin(struct lmm *mm, const struct lmm_config *cfg)
 	mm->phase = LMM_PHASE_INGEST;
 	mm->pool_head = LMM_NIL;
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		mm->free_head[o] = LMM_NIL;
+		mm->free_list[o].head = LMM_NIL;
 	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
 		mm->cpu[i].cache_head = mm->cpu[i].slice_head = LMM_NIL;
 		mm->cpu[i].lock_tag = i + 1;

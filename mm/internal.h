@@ -135,18 +135,30 @@ static inline uint16_t lmm_state_order(uint8_t state, unsigned order)
 	return (uint16_t)((unsigned)state << LMM_STATE_SHIFT | (order & 0xffu) << (8 - LMM_STATE_SHIFT));
 }
 
+/* What adding to a state_order word does to its order: one step is one order up. */
+#define LMM_ORDER_STEP ((uint16_t)(1u << (8 - LMM_STATE_SHIFT)))
+
 static inline uint8_t lmm_state_in(uint16_t state_order)
 {
 	return (uint8_t)(state_order >> LMM_STATE_SHIFT);
 }
 
-/* Count trailing zeros of a non-zero word without a compiler runtime helper. */
+/*
+ * Count trailing zeros of a non-zero word without a compiler runtime helper: the
+ * builtin where it is an instruction on every CPU of the architecture (x86 bsf/tzcnt,
+ * AArch64 rbit+clz), else a de Bruijn multiply (RISC-V without Zbb, for one, would
+ * call libgcc's __ctzsi2).
+ */
 static inline unsigned lmm_ctz32(uint32_t x)
 {
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+	return (unsigned)__builtin_ctz(x);
+#else
 	static const uint8_t debruijn[32] = { 0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20,
 					      15, 25, 17, 4,  8,  31, 27, 13, 23, 21, 19,
 					      16, 7,  26, 12, 18, 6,  11, 5,  10, 9 };
 	return debruijn[((x & (0u - x)) * 0x077CB531u) >> 27];
+#endif
 }
 
 /* ---- Translation ------------------------------------------------------------------ */

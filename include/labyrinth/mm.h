@@ -183,6 +183,17 @@ struct lmm_frame {
 #define LMM_FRAME_BYTES 16
 #define LMM_NIL UINT32_MAX
 
+/*
+ * The free blocks of one order: a doubly linked list through lmm_frame.next/prev, and
+ * its length.  Together, so that the merge and split loops step one pointer per order;
+ * 8 bytes, so that x86 indexes the array by order with no multiply.  A list holds at
+ * most 2^32 - 1 blocks: frame indices are 32 bits.
+ */
+struct lmm_free_list {
+	uint32_t head;   /* first block (frame index), LMM_NIL when empty */
+	uint32_t blocks; /* blocks on the list, like /proc/buddyinfo       */
+};
+
 /* ---- Refusal reports ---------------------------------------------------------------- */
 
 /*
@@ -358,9 +369,8 @@ struct lmm {
 	uint64_t metadata_phys, metadata_bytes;
 
 	/* The core: protected by lock. */
-	uint32_t free_mask; /* bit k set <=> free_head[k] != LMM_NIL */
-	uint32_t free_head[LMM_MAX_ORDER + 1];
-	uint64_t free_blocks[LMM_MAX_ORDER + 1];
+	uint32_t free_mask; /* bit k set <=> free_list[k].head != LMM_NIL */
+	struct lmm_free_list free_list[LMM_MAX_ORDER + 1];
 	uint64_t nfree, nreserved_pages;
 	uint32_t pool_head, npool; /* shared part of the reserve */
 	uint32_t reserve_frames;   /* frames in the reserve's budget, waiting or handed out */

@@ -95,9 +95,9 @@ static void check_names_counter_corruption(void)
 	mm.nfree++;
 	EXPECT_PROBLEM("free pages: counter vs lists");
 	mm.nfree--;
-	mm.free_blocks[3]++;
+	mm.free_list[3].blocks++;
 	EXPECT_PROBLEM("free block counter wrong for order");
-	mm.free_blocks[3]--;
+	mm.free_list[3].blocks--;
 	EXPECT_HEALTHY();
 }
 
@@ -143,9 +143,9 @@ static void check_names_frame_corruption(void)
 	EXPECT_PROBLEM("owner or references left on a frame");
 	mm.frames[idx_of(pair) + 1].refcount = 0;
 	unsigned fo = 0;
-	while (mm.free_head[fo] == LMM_NIL)
+	while (mm.free_list[fo].head == LMM_NIL)
 		fo++;
-	uint32_t fh = mm.free_head[fo];
+	uint32_t fh = mm.free_list[fo].head;
 	mm.frames[fh].flags |= LMM_FRAME_F_RESERVE;
 	EXPECT_PROBLEM("reserve frame on a buddy free list");
 	{ /* an item with one value prints that value alone */
@@ -164,12 +164,12 @@ static void check_names_list_corruption(void)
 {
 	populate();
 	unsigned o = 0;
-	while (mm.free_head[o] == LMM_NIL)
+	while (mm.free_list[o].head == LMM_NIL)
 		o++;
-	uint32_t h = mm.free_head[o];
+	uint32_t h = mm.free_list[o].head;
 	struct lmm_frame save = mm.frames[h];
 	unsigned empty = 0;
-	while (empty <= LMM_MAX_ORDER && mm.free_head[empty] != LMM_NIL)
+	while (empty <= LMM_MAX_ORDER && mm.free_list[empty].head != LMM_NIL)
 		empty++;
 	if (empty <= LMM_MAX_ORDER) {
 		mm.free_mask ^= 1u << empty;
@@ -273,11 +273,11 @@ static void check_names_stack_corruption(void)
 	/* Many problems at once: the log keeps the first few and counts the rest. */
 	uint64_t save = mm.nfree;
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		mm.free_blocks[o] += 1;
+		mm.free_list[o].blocks += 1;
 	mm.nfree += 3;
 	EXPECT_PROBLEM("more problems");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
-		mm.free_blocks[o] -= 1;
+		mm.free_list[o].blocks -= 1;
 	mm.nfree = save;
 	EXPECT_HEALTHY();
 
@@ -305,13 +305,13 @@ static void check_names_subtler_corruption(void)
 {
 	populate();
 	unsigned o = 0;
-	while (mm.free_head[o] == LMM_NIL)
+	while (mm.free_list[o].head == LMM_NIL)
 		o++;
-	uint32_t h = mm.free_head[o];
+	uint32_t h = mm.free_list[o].head;
 	mm.frames[h].next = h; /* a list that loops: the walk stops (after a problem per lap) */
 	EXPECT_PROBLEM("more problems");
 	populate();
-	mm.frames[mm.free_head[o]].order = (uint8_t)(o + 1);
+	mm.frames[mm.free_list[o].head].order = (uint8_t)(o + 1);
 	EXPECT_PROBLEM("free list holds a non-free frame");
 	populate();
 	mm.frames[mm.cpu[0].cache_head].next = mm.cpu[0].cache_head;

@@ -85,6 +85,42 @@ static void two_pages(void)
 	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
 }
 
+/*
+ * A block at a region's end whose buddy would lie past it never merges, even when the
+ * frame just past the region's last one (the next region's first, in the frame array)
+ * heads a free block of the same order.  Regions of pages [0, 20), [24, 28) and
+ * [64, 72) (the metadata at the top): blocks 16-19 and 24-27 are both order 2, and
+ * pfn 20, the buddy of 16, is in no region.
+ */
+static void merges_stop_at_region_ends(void)
+{
+	struct range use[] = { { 0, 20 * 4096 }, { 24 * 4096, 4 * 4096 }, { 64 * 4096, 8 * 4096 } };
+	struct lmm_config cfg = { .pool_target = 0, .cache_high = LMM_CPU_OFF, .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 1 * MiB, use, 3, NULL, 0, &cfg) == LMM_OK, "init failed");
+	struct lmm_stats s0 = mm_stats(&mm);
+	ASSERT(s0.regions == 3 && s0.free_blocks[2] == 3, "fixture: %u regions, %" PRIu64 " order-2 blocks", s0.regions,
+	       s0.free_blocks[2]);
+	void *b[3], *at16 = NULL, *at24 = NULL;
+	for (int i = 0; i < 3; i++) {
+		ASSERT((b[i] = lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL)) != NULL, "order-2 allocation %d failed", i);
+		uint64_t pfn = host_virt_to_phys(b[i]) / 4096;
+		if (pfn == 16)
+			at16 = b[i];
+		else if (pfn == 24)
+			at24 = b[i];
+	}
+	ASSERT(at16 && at24, "the order-2 blocks are not at pfn 16 and 24");
+	CHECK(lmm_free_pages(&mm, at24, 2) == LMM_OK && lmm_free_pages(&mm, at16, 2) == LMM_OK, "frees refused");
+	struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.free_blocks[2] == 2 && s1.free_blocks[3] == 0, "after the frees: %" PRIu64 " order-2, %" PRIu64
+	      " order-3 free blocks (a merge across a region's end?)", s1.free_blocks[2], s1.free_blocks[3]);
+	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
+	for (int i = 0; i < 3; i++)
+		if (b[i] != at16 && b[i] != at24)
+			lmm_free_pages(&mm, b[i], 2);
+	CHECK(mm_stats(&mm).free_blocks[2] == 3 && lmm_check(&mm) == 0, "not back to the three order-2 blocks");
+}
+
 static void few_mib_with_holes(void)
 {
 	struct range use[] = { { 0, 640 * 1024 }, { 1 * MiB, 2 * MiB }, { 3 * MiB + 4096, 123 * 4096 },
@@ -186,6 +222,7 @@ int main(void)
 {
 	TEST(one_page);
 	TEST(two_pages);
+	TEST(merges_stop_at_region_ends);
 	TEST(few_mib_with_holes);
 	TEST(four_gib_in_many_regions);
 	TEST(sparse_ram_at_0_and_64_gib);

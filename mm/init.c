@@ -323,19 +323,21 @@ static uint32_t pick(uint32_t v, uint32_t dflt)
 	return v == 0 ? dflt : v == LMM_CPU_OFF ? 0 : v;
 }
 
-static void setup_pool_and_cpus(struct lmm *mm)
+static void setup_pool_and_cpus(struct lmm *mm, const void *caller)
 {
 	/* Half of what is free now: the other half is never the reserve's. */
 	mm->pool_most = mm->nfree / 2 < LMM_POOL_AUTO ? (uint32_t)(mm->nfree / 2) : LMM_POOL_AUTO - 1;
 	uint32_t target = mm->cfg.pool_target;
 	if (target == LMM_POOL_AUTO)
 		target = lmm_pool_auto_target(mm->nfree);
-	uint32_t low = mm->cfg.pool_low == LMM_POOL_AUTO ? target / 2 : mm->cfg.pool_low;
-	/* Marks out of range are refused, as lmm_pool_set_marks() would, then cut to fit. */
-	if (lmm_pool_marks_refused(mm, low, target, "init pool marks", __builtin_return_address(0))) {
+	const bool auto_low = mm->cfg.pool_low == LMM_POOL_AUTO;
+	uint32_t low = auto_low ? target / 2 : mm->cfg.pool_low;
+	/* Marks out of range are refused, as lmm_pool_set_marks() would, then cut to fit:
+	 * an automatic low mark is half the target in force. */
+	if (lmm_pool_marks_refused(mm, low, target, "init pool marks", caller)) {
 		if (target > mm->pool_most)
 			target = mm->pool_most;
-		if (low > target)
+		if (auto_low || low > target)
 			low = target / 2;
 	}
 	mm->pool_target = target;
@@ -409,7 +411,7 @@ enum lmm_status lmm_init(struct lmm *mm)
 
 	fill_frames(mm);
 	populate(mm);
-	setup_pool_and_cpus(mm);
+	setup_pool_and_cpus(mm, caller);
 	mm->phase = LMM_PHASE_READY;
 	uint32_t got = lmm_pool_fill(mm);
 	mm->pool_low_water = got;

@@ -91,10 +91,11 @@ void model_init(struct model *m, struct lmm *mm, uint64_t arena_bytes, const uin
 			s.pool_most, (unsigned long long)m->avail);
 	/* Marks out of range were refused, then cut to fit. */
 	uint32_t t = asked == LMM_POOL_AUTO ? s.pool_target : asked;
-	uint32_t low = mm->cfg.pool_low == LMM_POOL_AUTO ? t / 2 : mm->cfg.pool_low;
-	if (low > t || t > m->avail / 2) {
+	const bool auto_low = mm->cfg.pool_low == LMM_POOL_AUTO;
+	uint32_t low = auto_low ? t / 2 : mm->cfg.pool_low;
+	if (low > t || t > m->avail / 2) { /* cut to fit: an automatic low is half the new target */
 		refuse(m, LMM_ERR_BAD_MARKS);
-		low = low > s.pool_target ? s.pool_target / 2 : low;
+		low = auto_low || low > s.pool_target ? s.pool_target / 2 : low;
 	}
 	if (s.pool_low != low)
 		diverge(m, "init: low mark %u, want %u (asked %u)", s.pool_low, low, mm->cfg.pool_low);

@@ -808,6 +808,45 @@ static void handler_refused_kernel_alloc(void)
  * call that reached mm/: the return address of the public function, however deep in
  * mm/ the report is made.
  */
+/* Refusals at ingest and init, and of CPU indices and marks, name their caller too. */
+static void init_and_range_reports_name_the_call_site(void)
+{
+	host_arena_map(16 * MiB);
+	/* 4096 pages less 16 of frame records: at most 2040 for the reserve; ask for more. */
+	struct lmm_config cfg = { .flags = LMM_CFG_QUIET, .pool_target = 2540, .pool_low = LMM_POOL_AUTO };
+	lmm_begin(&mm, &cfg);
+	host_reports_clear();
+	const void *after;
+	(void)lmm_add_range(&mm, 0x100000, 0);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_EMPTY_RANGE, "lmm_add_range, zero length");
+	(void)lmm_reserve_range(&mm, UINT64_MAX - 4095, 8192);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_ABSURD_RANGE, "lmm_reserve_range, wrapping");
+	ASSERT(lmm_add_range(&mm, 0, 16 * MiB) == LMM_OK, "range refused");
+	(void)lmm_init(&mm);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_MARKS, "lmm_init, pool target above pool_most");
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.pool_most == 2040 && s.pool_target == 2040 && s.pool_low == 1020,
+	      "cut marks: target %u low %u (pool_most %u): an automatic low mark is half the target in force",
+	      s.pool_target, s.pool_low, s.pool_most);
+	(void)lmm_pool_set_marks(&mm, 10, 5);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_MARKS, "lmm_pool_set_marks, low above target");
+	(void)lmm_cpu_drain(&mm, LMM_PORT_MAX_CPUS);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_CPU, "lmm_cpu_drain, no such cpu");
+	struct lmm_cpu_stats cs;
+	(void)lmm_get_cpu_stats(&mm, ~0u, &cs);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_CPU, "lmm_get_cpu_stats, no such cpu");
+	(void)lmm_init(&mm);
+	after = just_called();
+	CHECK_REPORT_FROM(after, LMM_ERR_STATE, "lmm_init, twice");
+	host_arena_unmap();
+}
+
 static void reports_name_the_call_site(void)
 {
 	struct range use[] = { { 0, 16 * MiB } };
@@ -936,6 +975,7 @@ int main(void)
 	TEST(locked_function_asserts_lock);
 	TEST(unusable_index_reported);
 	TEST(reports_name_the_call_site);
+	TEST(init_and_range_reports_name_the_call_site);
 	TEST(address_translation);
 	TEST(status_strings);
 	host_arena_unmap();

@@ -95,14 +95,16 @@ static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned orde
 
 /*
  * ALLOCATED/EXCLUSIVE -> mm/, the per-CPU half: the last reference to the order-0 page
- * at @idx is gone, and the stack at @head (this CPU's slice for a reserve frame, its
- * cache for any other) has room.  No lock; interrupts off on CPU @c, saved in @fl.
+ * @f (index @idx) is gone, and the stack at @head (this CPU's slice for a reserve frame,
+ * its cache for any other) has room.  No lock; interrupts off on CPU @c, saved in @fl.
+ * The frame by pointer: after the acquire load of its word, &mm->frames[idx] would be
+ * loaded again.
  */
-static inline enum lmm_status take_back_to_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl,
+static inline enum lmm_status take_back_to_cpu(struct lmm_cpu *c, lmm_irqflags_t fl, struct lmm_frame *f,
 					       uint32_t idx, uint32_t *head, uint32_t *count, uint8_t state)
 {
-	release(c, &mm->frames[idx], 0);
-	lmm_stack_push(mm, head, count, idx, state);
+	release(c, f, 0);
+	lmm_stack_push_frame(f, head, count, idx, state);
 	lmm_port_irq_restore(fl);
 	return LMM_OK;
 }
@@ -575,18 +577,15 @@ static lmm_cold enum lmm_status free_verdict_unusual(const struct lmm *mm, uint3
 }
 
 /*
- * What a free of the block at @idx with @order by @owner may do: LMM_OK when it drops
- * the last reference, FREE_DROP_REF for "a shared block: only a reference goes" (never
- * returned to callers), otherwise the refusal.  @ask_owner: the caller named no owner,
- * so an exclusive page asks the port who is calling.  Relaxed loads: the per-CPU path
- * runs it without the lock, on a block that only the caller may change.  A free aimed
+ * What a free of the block at @idx with @order by @owner may do, decided under the lock:
+ * LMM_OK when it drops the last reference, FREE_DROP_REF for "a shared block: only a
+ * reference goes" (never returned to callers), otherwise the refusal.  @ask_owner: the
+ * caller named no owner, so an exclusive page asks the port who is calling.  @excl_only
+ * (the exclusive routine's free): an ordinary block is not its to free.  A free aimed
  * inside a free block (merged away since, or in a cache or the pool) is a double free;
- * inside an allocated block, not a head.  @settle false (the per-CPU path): a frame in
- * neither allocated state gets FREE_UNUSUAL, and the core works out the refusal; so does
- * an exclusive page whose owner must be asked, and the core asks.
+ * inside an allocated block, not a head.
  */
 #define FREE_DROP_REF LMM_ERR_REFCOUNT
-#define FREE_UNUSUAL LMM_ERR_STATE
 
 /* An exclusive page of the right order: may @owner (or, @ask_owner, the port's) free it? */
 static inline enum lmm_status owner_verdict(const struct lmm_frame *f, uint16_t owner, bool ask_owner)
@@ -596,21 +595,12 @@ static inline enum lmm_status owner_verdict(const struct lmm_frame *f, uint16_t 
 	return likely(LMM_READ_ONCE(f->owner) == owner) ? LMM_OK : LMM_ERR_WRONG_OWNER;
 }
 
-static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order,
-					   uint16_t owner, bool ask_owner, bool excl_only, bool settle)
+static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
+				    bool ask_owner, bool excl_only)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
 	/* State and order in one read: the head of an allocated block of this order? */
 	const uint16_t so = LMM_READ_ONCE(f->state_order);
-	/*
-	 * An entry point that names its owner (the exclusive routine) most likely frees an
-	 * exclusive page: there, that test comes first.  Only where ask_owner is a constant
-	 * (the inlined entry points): in the core it would be one more test for every free.
-	 */
-	if (__builtin_constant_p(ask_owner) && !ask_owner &&
-	    likely(so == lmm_state_order(LMM_FRAME_EXCLUSIVE, order)))
-		return owner_verdict(f, owner, false);
-	/* @excl_only (the exclusive routine's free): an ordinary block is not its to free. */
 	if (likely(so == lmm_state_order(LMM_FRAME_ALLOCATED, order))) {
 		if (unlikely(excl_only))
 			return LMM_ERR_NOT_EXCLUSIVE;
@@ -620,17 +610,40 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
 	if (state == LMM_FRAME_ALLOCATED)
 		return excl_only ? LMM_ERR_NOT_EXCLUSIVE : LMM_ERR_WRONG_ORDER;
 	if (state == LMM_FRAME_EXCLUSIVE) {
-		/*
-		 * Asking the port is a call: on the per-CPU path, it would make every free
-		 * keep its values in saved registers.  The core asks instead (one lock hold).
-		 */
-		if (ask_owner && !settle)
-			return FREE_UNUSUAL;
 		if (so != lmm_state_order(LMM_FRAME_EXCLUSIVE, order))
 			return LMM_ERR_WRONG_ORDER;
 		return owner_verdict(f, owner, ask_owner);
 	}
-	return settle ? free_verdict_unusual(mm, idx, state) : FREE_UNUSUAL;
+	return free_verdict_unusual(mm, idx, state);
+}
+
+/*
+ * Which of this CPU's stacks may take back, with no lock, the order-0 page whose frame
+ * word (lmm_frame_word_of()) is @w: only a page exactly as a correct free of this kind
+ * finds it, its last reference or its owner's, so that the one compare is the whole
+ * verdict.  Anything else - a shared page, a refusal, an exclusive page whose owner the
+ * port must be asked for (a call: every free would then keep its values in saved
+ * registers) - goes to the core, whose verdict is final.
+ */
+enum cpu_stack { TO_CORE, TO_CACHE, TO_SLICE };
+
+static inline enum cpu_stack free_fast_stack(uint64_t w, uint16_t owner, bool ask_owner, bool excl_only)
+{
+	const uint8_t res = LMM_FRAME_F_RESERVE;
+	/* A free that names its owner (the exclusive routine) most likely frees a reserve page of its own. */
+	if (!ask_owner) {
+		if (likely(w == lmm_held_word(owner, 0, LMM_FRAME_EXCLUSIVE, res)))
+			return TO_SLICE;
+		if (w == lmm_held_word(owner, 0, LMM_FRAME_EXCLUSIVE, 0))
+			return TO_CACHE;
+	}
+	if (!excl_only) {
+		if (likely(w == lmm_held_word(0, 1, LMM_FRAME_ALLOCATED, 0)))
+			return TO_CACHE;
+		if (w == lmm_held_word(0, 1, LMM_FRAME_ALLOCATED, res))
+			return TO_SLICE;
+	}
+	return TO_CORE;
 }
 
 /* The whole free, lock held: the verdict (final now), then the take-back. */
@@ -639,7 +652,7 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
-	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, excl_only, true);
+	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, excl_only);
 	if (st == FREE_DROP_REF) {
 		LMM_STORE_RELEASE(f->refcount, (uint16_t)(LMM_READ_ONCE(f->refcount) - 1));
 		return LMM_OK;
@@ -738,17 +751,22 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 	struct lmm_cpu *c = enter_cpu(mm, &fl);
 	LMM_INC(c->free_calls);
 	/*
-	 * Room first, then the verdict: with the layer off (no room ever) a free goes to
-	 * the core at once, which makes the one final verdict.  The flag is read relaxed,
-	 * before the verdict says whose the page is: a bogus free may aim at any frame.
+	 * The word is read before anything says whose the page is: a bogus free may aim at
+	 * any frame, and a word not exactly as expected goes to the core.  With the layer
+	 * off (no room ever) every free goes there.
 	 */
-	if (LMM_READ_ONCE(mm->frames[idx].flags) & LMM_FRAME_F_RESERVE) {
-		if (likely(c->slice_count < LMM_READ_ONCE(mm->pool_slice)) &&
-		    likely(free_verdict(mm, idx, 0, owner, ask_owner, excl_only, false) == LMM_OK))
-			return take_back_to_cpu(mm, c, fl, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
-	} else if (likely(c->cache_count < mm->cache_high) &&
-		   likely(free_verdict(mm, idx, 0, owner, ask_owner, excl_only, false) == LMM_OK)) {
-		return take_back_to_cpu(mm, c, fl, idx, &c->cache_head, &c->cache_count, LMM_FRAME_CACHED);
+	struct lmm_frame *f = &mm->frames[idx];
+	switch (free_fast_stack(lmm_frame_word_of(f), owner, ask_owner, excl_only)) {
+	case TO_SLICE:
+		if (likely(c->slice_count < LMM_READ_ONCE(mm->pool_slice)))
+			return take_back_to_cpu(c, fl, f, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
+		break;
+	case TO_CACHE:
+		if (likely(c->cache_count < mm->cache_high))
+			return take_back_to_cpu(c, fl, f, idx, &c->cache_head, &c->cache_count, LMM_FRAME_CACHED);
+		break;
+	case TO_CORE:
+		break;
 	}
 	return free_via_core(mm, c, fl, idx, lmm_req(0, how, owner, ask_owner), caller_or_here(caller));
 }
@@ -757,7 +775,7 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 static lmm_cold enum lmm_status free_poisoned(struct lmm *mm, uint32_t idx, lmm_req_t rq, const void *caller)
 {
 	const bool excl_only = req_excl_only(rq);
-	if (free_verdict(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only, true) == LMM_OK)
+	if (free_verdict(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only) == LMM_OK)
 		poison_block(mm, idx, req_order(rq));
 	return free_located(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only, caller);
 }

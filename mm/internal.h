@@ -121,6 +121,44 @@ static inline uint32_t lmm_holder_word(uint16_t owner, uint16_t refcount)
 }
 
 /*
+ * The per-CPU free's view of a frame's word: all but the region (the byte at the
+ * word's top address), dropped by a shift, one instruction where a mask takes two.
+ */
+static inline uint64_t lmm_word_sans_region(uint64_t word)
+{
+	return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? word << 8 : word >> 8;
+}
+
+/*
+ * That view of the word of an order-0 page held by @owner with @refcount references,
+ * in @state, with @flags: what a correct free finds (lmm_frame_word_of()).  Constant
+ * for constant arguments.
+ */
+static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t state, uint8_t flags)
+{
+	const struct lmm_frame t = { .owner = owner, .refcount = refcount, .state = state, .order = 0, .flags = flags };
+	return lmm_word_sans_region(t.word);
+}
+
+/*
+ * Frame @f's word in that view, read once, with acquire ordering for the refcount in
+ * it (LMM_LOAD_ACQUIRE above).  A 32-bit host reads it as two words, the holder first:
+ * no torn value matters, since only a frame that the caller holds is stable, and for
+ * it both halves are.
+ */
+static inline uint64_t lmm_frame_word_of(const struct lmm_frame *f)
+{
+#if UINTPTR_MAX > UINT32_MAX
+	return lmm_word_sans_region(LMM_LOAD_ACQUIRE(f->word));
+#else
+	const struct lmm_frame t = { .holder = LMM_LOAD_ACQUIRE(f->holder),
+				     .state_order = LMM_READ_ONCE(f->state_order),
+				     .flags = LMM_READ_ONCE(f->flags) };
+	return lmm_word_sans_region(t.word);
+#endif
+}
+
+/*
  * Its state_order word for @state and @order, and the state in such a word.  Shifts by
  * byte order, not a compound literal as above: with a variable order, GCC builds that
  * one through a 64-bit register (make bench-ir: 5 instructions a core free).
@@ -328,14 +366,20 @@ static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm)
  * state is stored with a relaxed store: other CPUs read it locklessly (a double free
  * checks it, a merge looks at its buddy) and must see CACHED/POOL, never FREE.
  */
-static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *count, uint32_t idx,
-				  uint8_t state)
+/* Push frame @f (index @idx) with @state on the stack at @head. */
+static inline void lmm_stack_push_frame(struct lmm_frame *f, uint32_t *head, uint32_t *count, uint32_t idx,
+					uint8_t state)
 {
-	struct lmm_frame *f = &mm->frames[idx];
 	f->next = *head;
 	LMM_WRITE_ONCE(f->state, state);
 	*head = idx;
 	LMM_OWN_ADD(*count, 1);
+}
+
+static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *count, uint32_t idx,
+				  uint8_t state)
+{
+	lmm_stack_push_frame(&mm->frames[idx], head, count, idx, state);
 }
 
 static inline uint32_t lmm_stack_pop(struct lmm *mm, uint32_t *head, uint32_t *count)

@@ -160,24 +160,29 @@ enum lmm_frame_state {
 };
 
 struct lmm_frame {
-	uint32_t next;     /* list link (frame index), LMM_NIL at the end           */
-	uint32_t prev;     /* buddy free list back link; unused on the LIFO lists   */
+	uint32_t next; /* list link (frame index), LMM_NIL at the end         */
+	uint32_t prev; /* buddy free list back link; unused on the LIFO lists */
 	union {
 		struct {
-			uint16_t owner;    /* exclusive owner tag, 0 when none          */
-			uint16_t refcount; /* references to an ALLOCATED block          */
+			union {
+				struct {
+					uint16_t owner;    /* exclusive owner tag, 0 when none */
+					uint16_t refcount; /* references to an ALLOCATED block */
+				};
+				uint32_t holder; /* both: a take-back clears them in one store */
+			};
+			union {
+				struct {
+					uint8_t state; /* enum lmm_frame_state                */
+					uint8_t order; /* order of the block this frame heads */
+				};
+				uint16_t state_order; /* both: the core's verdict tests them at once */
+			};
+			uint8_t flags;  /* private LMM_FRAME_F_* bits             */
+			uint8_t region; /* index of the region holding this frame */
 		};
-		uint32_t holder; /* both as one word: a take-back clears them in one store */
+		uint64_t word; /* all eight: the per-CPU free tests them in one compare */
 	};
-	union {
-		struct {
-			uint8_t state; /* enum lmm_frame_state                          */
-			uint8_t order; /* order of the block this frame heads           */
-		};
-		uint16_t state_order; /* both as one word: a free's verdict tests them at once */
-	};
-	uint8_t flags;     /* private LMM_FRAME_F_* bits                            */
-	uint8_t region;    /* index of the region holding this frame                */
 };
 
 #define LMM_FRAME_BYTES 16

@@ -43,6 +43,10 @@ KERNEL_CFLAGS := -std=gnu11 -ffreestanding -fno-builtin -nostdlib -nostdinc \
 	-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -Iinclude -Iarch/x86_64 -Itests/bench \
 	-DLMM_PORT_MAX_CPUS=16 \
 	-MMD -MP
+# kernel/mm_port.c saves RFLAGS, and its handlers run with IF clear (interrupt gates, no
+# sti inside): mm_port.h's LMM_PORT_IRQFLAGS_*.  Not in KERNEL_CFLAGS: embed.mk builds
+# other ports' mm/ with those.
+KERNEL_MM_PORT := -DLMM_PORT_IRQFLAGS_MASK=0x200 -DLMM_PORT_IRQFLAGS_ENABLED=0x200
 KERNEL_LDFLAGS := -n -nostdlib -static -z max-page-size=0x1000 -z noexecstack -T linker.ld
 
 # tests/bench/workloads.c: the benchmark loops, shared with the host benchmark (mode=bench).
@@ -61,7 +65,7 @@ kernel: $(KERNEL_ELF)
 
 $(BUILD)/kobj/%.o: %.c | tools
 	@mkdir -p $(dir $@)
-	$(CC) $(KERNEL_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(KERNEL_CFLAGS) $(KERNEL_MM_PORT) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/kobj/%.asm.o: %.asm | tools
 	@mkdir -p $(dir $@)

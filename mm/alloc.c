@@ -370,6 +370,32 @@ static inline struct lmm_cpu *enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
 }
 
 /*
+ * KERNEL may one day mean "may wait": debug builds keep it out of handlers from the
+ * start.  Asked with interrupts off (@fl, the state before); where the port says its
+ * handlers run with interrupts off (LMM_PORT_IRQFLAGS_*), a call made with them on
+ * is in no handler, and the port is not asked.
+ */
+static inline bool kernel_alloc_in_handler(lmm_gfp_t gfp, lmm_irqflags_t fl)
+{
+	if (!LMM_DEBUG || (gfp & LMM_GFPB_NOWAIT))
+		return false;
+#ifdef LMM_PORT_IRQFLAGS_MASK
+	if (likely((fl & LMM_PORT_IRQFLAGS_MASK) == LMM_PORT_IRQFLAGS_ENABLED))
+		return false;
+#else
+	(void)fl;
+#endif
+	return lmm_port_context() == LMM_CTX_INTERRUPT;
+}
+
+/* Its refusal: interrupts back on (saved in @fl), then the record. */
+static lmm_cold void *refuse_alloc_in_handler(struct lmm *mm, lmm_irqflags_t fl, lmm_req_t rq, const void *caller)
+{
+	lmm_port_irq_restore(fl);
+	return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, req_order(rq), req_gfp(rq), req_owner(rq), caller);
+}
+
+/*
  * The rest of an allocation the per-CPU layer could not serve: one lock hold, one core
  * call, the hand-out, the unlock; then interrupts back on (saved in @fl on CPU @c).
  * @c NULL: a request the layer never serves (order above 0), with interrupts still on.
@@ -379,6 +405,8 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 {
 	if (c == NULL) {
 		c = enter_cpu(mm, &fl);
+		if (unlikely(kernel_alloc_in_handler(req_gfp(rq), fl)))
+			return refuse_alloc_in_handler(mm, fl, rq, caller);
 		LMM_INC(c->alloc_calls);
 	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
@@ -462,15 +490,14 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 	bool excl = gfp & LMM_GFPB_EXCLUSIVE;
 	if (unlikely(order > LMM_MAX_ORDER || (gfp & ~LMM_GFPB_ALL) || (excl && (order || !owner))))
 		return refuse_bad_alloc(mm, order, gfp, owner, caller_or_here(caller));
-	/* KERNEL may one day mean "may wait": keep it out of handlers from the start. */
-	if (LMM_DEBUG && !(gfp & LMM_GFPB_NOWAIT) && unlikely(lmm_port_context() == LMM_CTX_INTERRUPT))
-		return refuse_alloc(mm, LMM_ERR_BAD_CONTEXT, order, gfp, owner, caller_or_here(caller));
 	owner = excl ? owner : 0;
 	if (unlikely(order != 0))
 		return alloc_via_core(mm, NULL, 0, lmm_req(order, gfp, owner, false), caller_or_here(caller));
 
 	lmm_irqflags_t fl;
 	struct lmm_cpu *c = enter_cpu(mm, &fl);
+	if (unlikely(kernel_alloc_in_handler(gfp, fl)))
+		return refuse_alloc_in_handler(mm, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
 	LMM_INC(c->alloc_calls);
 	if (gfp & LMM_GFPB_RESERVE) {
 		if (likely(c->slice_count))

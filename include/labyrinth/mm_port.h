@@ -48,6 +48,21 @@ extern "C" {
 #endif
 
 /*
+ * Optional, both or neither: how a saved interrupt state (hooks 2 and 4) tells that
+ * interrupts were enabled, (flags & LMM_PORT_IRQFLAGS_MASK) == LMM_PORT_IRQFLAGS_ENABLED
+ * (x86 RFLAGS: 0x200 and 0x200).  Define them only if interrupt handlers run with
+ * interrupts disabled on their CPU (x86 interrupt gates, RISC-V and Arm trap entry do,
+ * unless a handler enables them again).  Debug builds then ask hook 8 whether a KERNEL
+ * allocation comes from a handler only when interrupts were off at the call: in normal
+ * context it costs no call.  Without them, hook 8 is asked on every such allocation.
+ */
+/* #define LMM_PORT_IRQFLAGS_MASK 0x200 */
+/* #define LMM_PORT_IRQFLAGS_ENABLED 0x200 */
+#if defined(LMM_PORT_IRQFLAGS_MASK) != defined(LMM_PORT_IRQFLAGS_ENABLED)
+#error "mm_port.h: define both LMM_PORT_IRQFLAGS_MASK and LMM_PORT_IRQFLAGS_ENABLED, or neither"
+#endif
+
+/*
  * Optional: the seven hooks on the common path (2-6, 8 and 9) as static inline functions
  * in a header of the port's own, so that mm/ makes no call for them.  Define this to its
  * name, e.g. -DLMM_PORT_INLINE_HEADER='"my_mm_hooks.h"', for every file that includes this
@@ -130,8 +145,9 @@ void *lmm_port_phys_to_virt(uint64_t phys);
  * 8. The context of the caller right now.  Any context; must be cheap.  Needs an
  *    interrupt-nesting count kept by the kernel's interrupt entry (mm/README.md shows
  *    the few lines it takes).  Asked only when the answer decides something or is
- *    recorded: debug builds refusing a KERNEL allocation from a handler, the calls
- *    not for every context, every refusal's record, and holder records.
+ *    recorded: debug builds refusing a KERNEL allocation from a handler (with
+ *    LMM_PORT_IRQFLAGS_* defined, only when interrupts were off), the calls not for
+ *    every context, every refusal's record, and holder records.
  */
 enum lmm_context lmm_port_context(void);
 

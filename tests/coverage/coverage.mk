@@ -13,7 +13,7 @@
 # (mm/internal.h, lmm_inline_entry).
 
 COV_BUILD  := $(BUILD)/coverage
-COV_FLAGS  := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -O0 -g -DLMM_PORT_MAX_CPUS=16 -DLMM_COVERAGE_BUILD
+COV_FLAGS  := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -O0 -g -DLMM_PORT_MAX_CPUS=16 -DLMM_COVERAGE_BUILD $(HOST_IRQFLAGS)
 COV_MM_OBJ := $(patsubst mm/%.c,$(COV_BUILD)/mm/%.o,$(MM_SRCS))
 COV_BINS   := $(patsubst tests/host/%.c,$(COV_BUILD)/%,$(MM_TESTS))
 

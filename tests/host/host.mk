@@ -9,7 +9,10 @@ HOST_BUILD  := $(BUILD)/host
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST_WARN   := -Wall -Wextra -Werror
 # Threads play CPUs: up to 16 at once (port_host.c gives each live thread a slot).
-HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -DLMM_PORT_MAX_CPUS=16
+# port_host.c saves "interrupts were off" as 1 and runs its handlers with them off:
+# mm_port.h's LMM_PORT_IRQFLAGS_* (the bench's minimal port saves them the same way).
+HOST_IRQFLAGS := -DLMM_PORT_IRQFLAGS_MASK=1 -DLMM_PORT_IRQFLAGS_ENABLED=0
+HOST_COMMON := -std=gnu11 -Iinclude -Itests/host -pthread $(HOST_WARN) -DLMM_PORT_MAX_CPUS=16 $(HOST_IRQFLAGS)
 
 MM_SRCS      := $(sort $(wildcard mm/*.c))
 # Named as prerequisites: each binary is compiled and linked in one command, so there is

@@ -47,6 +47,32 @@ static void state_order_word_matches_the_frame(void)
 }
 
 /*
+ * The per-CPU free compares a frame's whole word with lmm_held_word(): every field but
+ * the region (and the links) must count, whatever the byte order and word size.
+ */
+static void held_word_matches_the_frame(void)
+{
+	const struct lmm_frame base = { .owner = 0x1234, .refcount = 1, .state = LMM_FRAME_EXCLUSIVE,
+					.flags = LMM_FRAME_F_RESERVE, .region = 7 };
+	const uint64_t want = lmm_held_word(0x1234, 1, LMM_FRAME_EXCLUSIVE, LMM_FRAME_F_RESERVE);
+	for (unsigned region = 0; region < 256; region += 51) {
+		struct lmm_frame f = base;
+		f.region = (uint8_t)region;
+		f.next = f.prev = region * 977u;
+		CHECK(lmm_frame_word_of(&f) == want, "region %u: word %#llx, expected %#llx", region,
+		      (unsigned long long)lmm_frame_word_of(&f), (unsigned long long)want);
+	}
+	struct lmm_frame changed[5] = { base, base, base, base, base };
+	changed[0].owner = 0x1235;
+	changed[1].refcount = 2;
+	changed[2].state = LMM_FRAME_ALLOCATED;
+	changed[3].order = 1;
+	changed[4].flags = 0;
+	for (unsigned k = 0; k < 5; k++)
+		CHECK(lmm_frame_word_of(&changed[k]) != want, "field %u changed, the word did not", k);
+}
+
+/*
  * The porting guide (mm/README.md, section 8) gives sizeof(struct lmm) as a
  * formula in LMM_PORT_MAX_CPUS for the ABIs the cross suite runs; change both together.
  */
@@ -940,6 +966,7 @@ int main(void)
 	TEST(frame_record_is_16_bytes);
 	TEST(struct_lmm_size_as_documented);
 	TEST(state_order_word_matches_the_frame);
+	TEST(held_word_matches_the_frame);
 	TEST(zero_length_range_refused);
 	TEST(absurd_ranges_refused_or_trimmed);
 	TEST(unaligned_range_trimmed_to_whole_pages);

@@ -142,16 +142,19 @@ static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t 
 
 /*
  * Frame @f's word in that view, read once, with acquire ordering for the refcount in
- * it (LMM_LOAD_ACQUIRE above).  A 32-bit host reads it as two words, the holder first:
- * no torn value matters, since only a frame that the caller holds is stable, and for
- * it both halves are.
+ * it (LMM_LOAD_ACQUIRE above: the CPU orders by instruction, so an acquire load of the
+ * word that reads the count's bytes pairs with the release store of the count).  Field
+ * by field on a 32-bit host (no one-word load of eight bytes) and under ThreadSanitizer,
+ * which pairs an acquire only with a release at the same address: there the count is
+ * read by itself.  No torn value matters: only a frame that the caller holds is stable.
  */
 static inline uint64_t lmm_frame_word_of(const struct lmm_frame *f)
 {
-#if UINTPTR_MAX > UINT32_MAX
+#if UINTPTR_MAX > UINT32_MAX && !defined(LMM_TSAN)
 	return lmm_word_sans_region(LMM_LOAD_ACQUIRE(f->word));
 #else
-	const struct lmm_frame t = { .holder = LMM_LOAD_ACQUIRE(f->holder),
+	const struct lmm_frame t = { .owner = LMM_READ_ONCE(f->owner),
+				     .refcount = LMM_LOAD_ACQUIRE(f->refcount),
 				     .state_order = LMM_READ_ONCE(f->state_order),
 				     .flags = LMM_READ_ONCE(f->flags) };
 	return lmm_word_sans_region(t.word);

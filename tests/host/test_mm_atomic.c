@@ -31,8 +31,14 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-#ifdef __SANITIZE_THREAD__
+#if defined(__SANITIZE_THREAD__) /* gcc */
 #define SAN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) /* clang */
+#define SAN_TSAN 1
+#endif
+#endif
+#ifdef SAN_TSAN
 #define CASE_PREFIX "tsan/"
 #else
 #define SAN_TSAN 0

@@ -1,7 +1,7 @@
 #!/bin/sh
 # ensure-tools.sh GROUP... - make sure the tools a build step needs are installed.
 #
-# Groups: kernel (build and boot the ISO), host (host tests), cross (32-bit,
+# Groups: kernel (build and boot the ISO), host (host tests; clang for the TSan build), cross (32-bit,
 # AArch64 and riscv64 builds under qemu-user), bench (valgrind), picture (zlib for
 # mmpicture), fuzz (clang and its libFuzzer runtime), coverage (gcc's gcov and gcovr).
 # Silent when everything is there:
@@ -54,6 +54,9 @@ check_group() {
 		;;
 	host)
 		need cmd gcc gcc
+		# The ThreadSanitizer build of test_mm_atomic (tests/host/host.mk: TSAN_CC).
+		need cmd clang clang
+		need glob '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.tsan-x86_64.a' libclang-rt-dev
 		;;
 	cross)
 		# Not gcc-multilib: in Debian 12 it conflicts with gcc-aarch64-linux-gnu; the

@@ -5,7 +5,8 @@
 #   make mutants MUTANTS_FUZZ=1       also replay the fuzz_mm corpus against survivors
 #
 # Each mutant is a copy of mm/ with one literal edit, built with the host tier's flags
-# and sanitizers and run against the host mm tests.  The summary line is exactly
+# and sanitizers and run against the host mm tests; one they all miss is run against
+# the ThreadSanitizer build of test_mm_atomic too.  The summary line is exactly
 # "mutants: N killed, M survived", followed by one "survivor: name" line per survivor.
 
 MUTANTS ?=
@@ -16,4 +17,5 @@ mutants: | tools-host
 	@BUILD=$(BUILD) HOSTCC='$(HOSTCC)' MUTANTS='$(MUTANTS)' MUTANTS_FUZZ='$(MUTANTS_FUZZ)' \
 		FUZZ_CC='$(FUZZ_CC)' FUZZ_SAN='$(FUZZ_SAN)' FUZZ_FLAGS='$(FUZZ_FLAGS)' \
 		MUT_CFLAGS='$(HOST_COMMON) $(HOSTCFLAGS) $(SAN_FLAGS)' \
+		TSAN_CC='$(TSAN_CC)' MUT_TSAN_CFLAGS='$(HOST_COMMON) $(HOSTCFLAGS) $(TSAN_FLAGS)' \
 		sh tests/mutants/run-mutants.sh

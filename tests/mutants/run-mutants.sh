@@ -6,6 +6,10 @@
 #   MUT_CFLAGS=...     compile flags (make passes host.mk's, sanitizers included)
 #   HOSTCC=gcc, BUILD=build, MUTANT_TIMEOUT=120 (seconds per test program)
 #   MUTANTS_LIST=file  another list (default tests/mutants/mutants.txt)
+#   TSAN_CC=clang, MUT_TSAN_CFLAGS=...  the ThreadSanitizer build of test_mm_atomic
+#                      (make passes host.mk's), run against each mutant the ASan
+#                      tests miss: an ordering mutant (a release or acquire dropped)
+#                      is visible only there; a kill there is "by test_mm_atomic_tsan"
 #   MUTANTS_FUZZ=1     also replay the committed fuzz_mm corpus (tests/fuzz/corpus/fuzz_mm)
 #                      against each mutant the host tests miss, built with clang and
 #                      FUZZ_CC/FUZZ_FLAGS/FUZZ_SAN (make passes tests/fuzz/fuzz.mk's);
@@ -33,6 +37,9 @@ LIST=${MUTANTS_LIST:-tests/mutants/mutants.txt}
 OUT=$BUILD/mutants
 # Fastest first: most mutants die in the unit tests, in well under a second.
 TESTS="test_mm_unit test_mm_gates test_mm_layouts test_mm_walk test_mm_model test_mm_atomic"
+TSAN_CC=${TSAN_CC:-clang}
+MUT_TSAN_CFLAGS=${MUT_TSAN_CFLAGS:--std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror -O1 -g \
+-DLMM_PORT_MAX_CPUS=16 -fsanitize=thread -fno-omit-frame-pointer}
 
 mkdir -p "$OUT/common" || exit 1
 
@@ -116,6 +123,27 @@ fuzz_replay() {
 	fi
 }
 
+# tsan DIR: build test_mm_atomic under ThreadSanitizer against DIR/mm and run it through
+# the launcher (tests/host/test_mm_atomic.c, LMM_TSAN_LAUNCHER); prints
+# "test_mm_atomic_tsan (...)" if it fails.  Only for mutants the ASan tests miss: it
+# takes half a minute.
+tsan() {
+	mkdir -p "$1/tsan" && cp "$OUT/common/test_mm_atomic_tsan" "$1/" || return
+	# shellcheck disable=SC2086
+	if ! $TSAN_CC $MUT_TSAN_CFLAGS -o "$1/tsan/test_mm_atomic" tests/host/test_mm_atomic.c "$1"/mm/*.c \
+		tests/host/port_host.c -lrt >"$1/tsan-build.log" 2>&1; then
+		echo "test_mm_atomic_tsan (does not build)"
+		return
+	fi
+	timeout -k 5 "$MUTANT_TIMEOUT" "$1/test_mm_atomic_tsan" >"$1/tsan.log" 2>&1
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		why=$(grep -m1 -E '^FAIL |^lmm fatal' "$1/tsan.log" | cut -c1-150)
+		case $rc in 124 | 137) why=${why:-timed out after $MUTANT_TIMEOUT s} ;; esac
+		echo "test_mm_atomic_tsan (${why:-exit $rc})"
+	fi
+}
+
 # run DIR: the first test that fails, or nothing if all pass.
 run() {
 	for t in $TESTS; do
@@ -129,6 +157,11 @@ run() {
 			return
 		fi
 	done
+	killer=$(tsan "$1")
+	if [ -n "$killer" ]; then
+		echo "$killer"
+		return
+	fi
 	[ "${MUTANTS_FUZZ:-0}" = 1 ] && [ "$1" != "$OUT/baseline" ] && fuzz_replay "$1"
 }
 
@@ -141,6 +174,10 @@ done
 $HOSTCC $MUT_CFLAGS -c -o "$OUT/common/port_host.o" tests/host/port_host.c || exit 1
 # shellcheck disable=SC2086
 $HOSTCC $MUT_CFLAGS -c -o "$OUT/common/model.o" tests/host/model.c || exit 1
+# The TSan launcher, no sanitizer: it finds the build to run in tsan/ beside itself.
+# shellcheck disable=SC2086
+$HOSTCC $MUT_CFLAGS -fno-sanitize=all -DLMM_TSAN_LAUNCHER -o "$OUT/common/test_mm_atomic_tsan" \
+	tests/host/test_mm_atomic.c || exit 1
 
 if [ "${MUTANTS_FUZZ:-0}" = 1 ]; then
 	FUZZ_CC=${FUZZ_CC:-clang}

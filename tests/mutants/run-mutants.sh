@@ -137,11 +137,16 @@ tsan() {
 	fi
 	timeout -k 5 "$MUTANT_TIMEOUT" "$1/test_mm_atomic_tsan" >"$1/tsan.log" 2>&1
 	rc=$?
-	if [ "$rc" != 0 ]; then
-		why=$(grep -m1 -E '^FAIL |^lmm fatal' "$1/tsan.log" | cut -c1-150)
-		case $rc in 124 | 137) why=${why:-timed out after $MUTANT_TIMEOUT s} ;; esac
-		echo "test_mm_atomic_tsan (${why:-exit $rc})"
-	fi
+	[ "$rc" != 0 ] && failed test_mm_atomic_tsan "$1/tsan.log" "$rc"
+}
+
+# failed TEST LOG RC: "TEST (why)", why the first FAIL line, sanitizer summary or fatal
+# error in LOG, else the timeout or the exit status.  A hang or a sanitizer report is a
+# kill too; this says which it was.
+failed() {
+	why=$(grep -m1 -E '^FAIL |^SUMMARY: |^lmm fatal' "$2" | cut -c1-150)
+	case $3 in 124 | 137) why=${why:-timed out after $MUTANT_TIMEOUT s} ;; esac
+	echo "$1 (${why:-exit $3})"
 }
 
 # run DIR: the first test that fails, or nothing if all pass.
@@ -150,10 +155,7 @@ run() {
 		timeout -k 5 "$MUTANT_TIMEOUT" "$1/$t" >"$1/$t.log" 2>&1
 		rc=$?
 		if [ "$rc" != 0 ]; then
-			# A hang or a sanitizer report is a kill too; say which it was.
-			why=$(grep -m1 -E '^FAIL |^SUMMARY: |^lmm fatal' "$1/$t.log" | cut -c1-150)
-			case $rc in 124 | 137) why=${why:-timed out after $MUTANT_TIMEOUT s} ;; esac
-			echo "$t (${why:-exit $rc})"
+			failed "$t" "$1/$t.log" "$rc"
 			return
 		fi
 	done

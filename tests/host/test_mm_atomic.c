@@ -866,6 +866,10 @@ static void pool_marks_configurable(void)
 	CHECK(lmm_pool_needs_refill(&mm), "budget 40 < low 50 does not need a refill");
 	CHECK(lmm_pool_refill(&mm) == 60 && mm_stats(&mm).pool == 69, "refill did not bring the budget to 100");
 	CHECK(!lmm_pool_needs_refill(&mm), "full budget needs a refill");
+	/* A budget at the low mark is not below it. */
+	CHECK(lmm_pool_set_marks(&mm, 100, 100) == LMM_OK && !lmm_pool_needs_refill(&mm),
+	      "budget 100 at low mark 100 needs a refill");
+	CHECK(lmm_pool_set_marks(&mm, 50, 100) == LMM_OK, "set_marks refused");
 	for (int i = 0; i < 31; i++)
 		lmm_free_pages(&mm, p[i], 0);
 	s = mm_stats(&mm);

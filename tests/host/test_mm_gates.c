@@ -218,6 +218,7 @@ static void check_names_list_corruption(void)
 	EXPECT_HEALTHY();
 	lmm_free_pages(&mm, blk, 1);
 
+
 	/* The last page of the region as an order-1 block: past the region's end. */
 	uint32_t last = mm.regions[0].first_index + (uint32_t)mm.regions[0].npages - 1;
 	void *lastp = lmm_frame_virt(&mm, last);
@@ -577,12 +578,40 @@ static void corrupt_metadata_is_fatal_or_refused(void)
 	host_set_cpu(cpu);
 }
 
+/* The unmerged-buddy check one level below the top: a largest block seen as two free halves. */
+static void check_names_unmerged_halves_of_the_largest_block(void)
+{
+	struct range use[] = { { 0, 16 * MiB } }; /* four blocks of the largest order */
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	const unsigned top = LMM_MAX_ORDER, half = 1u << (top - 1);
+	void *big = lmm_alloc_pages(&mm, top, LMM_GFP_KERNEL);
+	ASSERT(big, "fixture: no block of the largest order");
+	uint32_t i = idx_of(big);
+	struct lmm_frame a = mm.frames[i], t = mm.frames[i + half];
+	struct lmm_held held;
+	lmm_buddy_add_block(&mm, top - 1, i);
+	lmm_buddy_add_block(&mm, top - 1, i + half);
+	EXPECT_PROBLEM("free block not merged with its free buddy");
+	struct lmm_cpu *c = lmm_lock_here(&mm, &held);
+	lmm_buddy_alloc_locked(&mm, c, top - 1);
+	lmm_buddy_alloc_locked(&mm, c, top - 1);
+	lmm_unlock_here(&mm, &held);
+	mm.frames[i] = a;
+	mm.frames[i + half] = t;
+	EXPECT_HEALTHY();
+	lmm_free_pages(&mm, big, top);
+}
+
 static void refcount_overflow_and_no_default(void)
 {
 	setup();
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
-	mm.frames[idx_of(p)].refcount = UINT16_MAX;
-	CHECK(lmm_page_get(&mm, p) == LMM_ERR_REFCOUNT, "refcount overflow");
+	/* The last reference that fits is granted; only the one past it is an overflow. */
+	mm.frames[idx_of(p)].refcount = UINT16_MAX - 1;
+	CHECK(lmm_page_get(&mm, p) == LMM_OK && mm.frames[idx_of(p)].refcount == UINT16_MAX,
+	      "reference %u refused or miscounted", (unsigned)UINT16_MAX);
+	CHECK(lmm_page_get(&mm, p) == LMM_ERR_REFCOUNT && mm.frames[idx_of(p)].refcount == UINT16_MAX,
+	      "refcount overflow");
 	mm.frames[idx_of(p)].refcount = 1;
 	struct lmm *was = lmm_default();
 	lmm_set_default(NULL);
@@ -746,6 +775,7 @@ int main(void)
 	TEST(check_names_counter_corruption);
 	TEST(check_names_frame_corruption);
 	TEST(check_names_list_corruption);
+	TEST(check_names_unmerged_halves_of_the_largest_block);
 	TEST(check_names_stack_corruption);
 	TEST(dump_logs_every_counter);
 	TEST(check_names_region_overrun);

@@ -72,6 +72,79 @@ static void held_word_matches_the_frame(void)
 		CHECK(lmm_frame_word_of(&changed[k]) != want, "field %u changed, the word did not", k);
 }
 
+/* A cache_batch above cache_high is cut to it: a refill never overfills the cache. */
+static void cache_batch_cut_to_high(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	const struct lmm_config cfg = { .cache_high = 4, .cache_batch = 16, .flags = LMM_CFG_QUIET };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* one refill */
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(p && s.cache_batch == 4 && s.cache_high == 4, "batch %u high %u", s.cache_batch, s.cache_high);
+	CHECK(s.cached <= 4, "%" PRIu64 " pages cached with cache_high 4", s.cached);
+	lmm_free_pages(&mm, p, 0);
+	CHECK(mm_stats(&mm).cached <= 4 && lmm_check(&mm) == 0 && mm_conserved(&mm), "not healthy");
+}
+
+/* Adjacent usable ranges are one region (blocks may span the place where they meet). */
+static void adjacent_ranges_merged(void)
+{
+	struct range use[] = { { 0, 5 * MiB }, { 5 * MiB, 11 * MiB } };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 2, NULL, 0, NULL) == LMM_OK, "init failed");
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.regions == 1 && s.managed == 16 * MiB / 4096, "%u regions, %" PRIu64 " pages from two adjacent ranges",
+	      s.regions, s.managed);
+}
+
+/*
+ * What a refused free's record says of the caller: the order it passed (refused under the
+ * lock) and, when it named no owner, the port's owner tag (refused before any lock).
+ */
+static void refused_free_records_the_caller(void)
+{
+	ASSERT(setup16() == LMM_OK, "init failed");
+	char *p = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
+	ASSERT(p, "alloc failed");
+	host_reports_clear();
+	CHECK(lmm_free_pages(&mm, p, 2) == LMM_ERR_WRONG_ORDER, "order-1 block freed as order 2");
+	const struct lmm_report *r = host_report_last();
+	CHECK(r && r->reason == LMM_ERR_WRONG_ORDER && r->order == 2 && r->found_order == 1,
+	      "record: reason %d order %u found order %u", r ? (int)r->reason : -1, r ? r->order : 0,
+	      r ? r->found_order : 0);
+
+	const uint16_t was = lmm_port_owner();
+	host_set_owner(7);
+	host_reports_clear();
+	CHECK(lmm_free_pages(&mm, p + 1, 0) == LMM_ERR_NOT_ALIGNED, "unaligned free accepted");
+	r = host_report_last();
+	CHECK(r && r->reason == LMM_ERR_NOT_ALIGNED && r->caller_owner == 7, "record: reason %d caller_owner %u",
+	      r ? (int)r->reason : -1, r ? r->caller_owner : 0);
+	host_set_owner(was);
+	lmm_free_pages(&mm, p, 1);
+}
+
+/* Holder records number a CPU's allocations in order, from its cache and from the core alike. */
+static void holder_records_count_up(void)
+{
+	struct range use[] = { { 0, 16 * MiB } };
+	const struct lmm_config cfg = { .flags = LMM_CFG_QUIET | LMM_CFG_HOLDERS };
+	ASSERT(mm_setup(&mm, 16 * MiB, use, 1, NULL, 0, &cfg) == LMM_OK, "init failed");
+	void *p[4] = { lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL),
+		       lmm_alloc_pages(&mm, 2, LMM_GFP_KERNEL), lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL) };
+	uint32_t seq[4];
+	for (int k = 0; k < 4; k++) {
+		uint32_t idx;
+		ASSERT(p[k] && lmm_locate_page(&mm, p[k], &idx) == LMM_OK, "alloc %d failed", k);
+		seq[k] = mm.holders[idx].seq;
+	}
+	CHECK(seq[0] < seq[1] && seq[1] < seq[2] && seq[2] < seq[3], "sequence numbers %u %u %u %u", seq[0], seq[1],
+	      seq[2], seq[3]);
+	lmm_free_pages(&mm, p[0], 0);
+	lmm_free_pages(&mm, p[1], 0);
+	lmm_free_pages(&mm, p[2], 2);
+	lmm_free_pages(&mm, p[3], 0);
+}
+
 /*
  * The porting guide (mm/README.md, section 8) gives sizeof(struct lmm) as a
  * formula in LMM_PORT_MAX_CPUS for the ABIs the cross suite runs; change both together.
@@ -986,6 +1059,10 @@ int main(void)
 	TEST(exact_order_taken_before_splitting);
 	TEST(invalid_order_and_flags_refused);
 	TEST(every_bad_free_refused);
+	TEST(refused_free_records_the_caller);
+	TEST(cache_batch_cut_to_high);
+	TEST(adjacent_ranges_merged);
+	TEST(holder_records_count_up);
 	TEST(pool_page_free_refused);
 	TEST(reference_counts);
 	TEST(zero_flag_zeroes);

@@ -623,7 +623,7 @@ static inline enum lmm_status owner_verdict(const struct lmm_frame *f, uint16_t 
 }
 
 static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
-				    bool ask_owner, bool excl_only)
+					   bool ask_owner, bool excl_only)
 {
 	const struct lmm_frame *f = &mm->frames[idx];
 	/* State and order in one read: the head of an allocated block of this order? */

@@ -228,8 +228,10 @@ static uint32_t core_alloc_locked(struct lmm *mm, struct lmm_cpu *c, unsigned or
  * pool, unless the target was lowered meanwhile: then it leaves the reserve for the
  * buddy lists; an ordinary order-0 page goes to this CPU's cache, after draining one
  * batch to the buddy lists if it is full; everything else is merged into the lists.
+ * @one_op: the free of the atomic routine, whose interrupts-off work mm.h bounds by
+ * one buddy operation: a full cache is left as it is, and the page merged.
  */
-static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order)
+static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, unsigned order, bool one_op)
 {
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
@@ -252,10 +254,13 @@ static void core_place_locked(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, u
 		return;
 	}
 	if (order == 0 && mm->cache_high) {
-		if (c->cache_count >= mm->cache_high)
-			cache_drain_locked(mm, c, mm->cache_batch);
-		lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
-		return;
+		const bool full = c->cache_count >= mm->cache_high;
+		if (!(full && one_op)) {
+			if (full)
+				cache_drain_locked(mm, c, mm->cache_batch);
+			lmm_stack_push(mm, &c->cache_head, &c->cache_count, idx, LMM_FRAME_CACHED);
+			return;
+		}
 	}
 	lmm_buddy_free_locked(mm, c, idx, order);
 }
@@ -690,7 +695,7 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 	 */
 	if (st == LMM_OK) {
 		release(c, f, order);
-		core_place_locked(mm, c, idx, order);
+		core_place_locked(mm, c, idx, order, excl_only);
 	}
 	return st;
 }

@@ -584,9 +584,10 @@ struct lmm *lmm_default(void);
  * Interrupts-off work, worst case: one lock hold that moves half a slice from the
  * shared pool (pool_slice/2 pops), or, with the reserve empty, one pop from this CPU's
  * cache or one buddy allocation (O(LMM_MAX_ORDER) splits).  Its free: a push, or one
- * lock hold that pushes to the shared pool (or, while a lowered target leaves the
- * reserve over budget, merges the frame into the lists: O(LMM_MAX_ORDER)).  Never a
- * loop over memory, never a refill.
+ * lock hold that pushes to the shared pool, or merges the frame into the lists
+ * (O(LMM_MAX_ORDER): while a lowered target leaves the reserve over budget, or for a
+ * page from outside the reserve when this CPU's cache is full; it never drains a
+ * cache batch).  Never a loop over memory, never a refill.
  */
 void *labyrinth_void_alloc_page_gfp_atomic_exclusive(void);
 

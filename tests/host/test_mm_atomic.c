@@ -482,7 +482,8 @@ static long context_switches(void)
  *          reserve empty: one pop from this CPU's cache, or one buddy allocation of
  *          O(LMM_MAX_ORDER) splits);
  *   free:  a push onto this CPU's slice (O(1), no lock), or one lock hold that pushes
- *          it on the shared pool.  Never a loop over memory, never a refill.
+ *          it on the shared pool (or merges a page from outside the reserve: the next
+ *          case).  Never a loop over memory, never a refill, never a cache batch.
  * The structural part is asserted: a reserve allocation and its free, with interrupts
  * off, change no buddy counter, take the lock at most once per call, and leave the
  * reserve as full as before.  The time is only printed (a behaviour test must not
@@ -568,6 +569,43 @@ static void pool_atomic_path_is_o1(void)
 	}
 	free(ta);
 	free(tf);
+	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
+}
+
+/*
+ * Property 3, the free's other branch: with the reserve empty the routine's page comes
+ * from outside it, and its free, with this CPU's cache full, merges that one page into
+ * the lists under one lock hold; it never drains a cache batch.
+ */
+static void atomic_free_never_drains_a_cache_batch(void)
+{
+	ASSERT(setup_with(16 * MiB, 0, 0, 0) == LMM_OK, "init failed");
+	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	ASSERT(p, "no page with the reserve empty");
+	const unsigned cpu = lmm_port_cpu_id();
+	const uint32_t high = mm_stats(&mm).cache_high;
+	enum { N = 1024 };
+	void *v[N];
+	unsigned n = 0, kept = 0;
+	struct lmm_cpu_stats c;
+	ASSERT(2 * high <= N, "fixture: high mark %u", high);
+	while (n < 2 * high && (v[n] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)) != NULL)
+		n++;
+	/* Free until the cache is exactly full. */
+	for (lmm_get_cpu_stats(&mm, cpu, &c); kept < n && c.cache_pages < high; lmm_get_cpu_stats(&mm, cpu, &c))
+		lmm_free_pages(&mm, v[kept++], 0);
+	ASSERT(c.cache_pages == high, "fixture: cache %u of %u", c.cache_pages, high);
+	struct lmm_stats s0 = mm_stats(&mm);
+	uint64_t locks0 = host_lock_acquisitions();
+	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "free refused");
+	uint64_t locks = host_lock_acquisitions() - locks0;
+	struct lmm_stats s1 = mm_stats(&mm);
+	lmm_get_cpu_stats(&mm, cpu, &c);
+	CHECK(s1.cache_drains == s0.cache_drains && c.cache_pages == high && s1.free == s0.free + 1 && locks == 1,
+	      "the routine's free drained %" PRIu64 " batches, cache %u -> %u, free +%" PRIu64 ", %" PRIu64 " lock holds",
+	      s1.cache_drains - s0.cache_drains, high, c.cache_pages, s1.free - s0.free, locks);
+	for (unsigned i = kept; i < n; i++)
+		lmm_free_pages(&mm, v[i], 0);
 	CHECK(mm_stats(&mm).allocated == 0 && lmm_check(&mm) == 0, "not healthy afterwards");
 }
 
@@ -2972,6 +3010,7 @@ int main(void)
 	RUN_CASE(pool_kernel_never_takes_reserve);
 	RUN_CASE(pool_atomic_gets_reserve_after_kernel_exhaustion);
 	RUN_CASE(pool_atomic_path_is_o1);
+	RUN_CASE(atomic_free_never_drains_a_cache_batch);
 	RUN_CASE(pool_all_empty_atomic_fails_at_once);
 	RUN_CASE(pool_empty_failures_count_only_an_empty_pool);
 	RUN_CASE(stats_count_every_call);

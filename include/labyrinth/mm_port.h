@@ -176,7 +176,10 @@ void lmm_port_report(const struct lmm_report *r);
 /*
  * 11. Write one complete, NUL-terminated log line (no trailing newline, at most 191
  *     characters): init messages, lmm_dump(), lmm_check(), lmm_dump_holders().  Only
- *     ever called from those normal-context calls, never with the mm/ lock held.
+ *     ever called from those calls, never from a handler (they refuse there), never
+ *     with the mm/ lock held or interrupts off on mm/'s behalf; interrupts may be off
+ *     if the caller had them off (early init often does), so a console that sleeps
+ *     must not assume normal context.
  */
 void lmm_port_log(const char *line);
 

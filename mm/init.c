@@ -11,6 +11,8 @@
 
 #define PAGE_MASK (LMM_PAGE_SIZE - 1)
 
+_Static_assert(LMM_MAX_RESERVED >= 1 && LMM_MAX_RANGES >= 1, "the range tables hold at least one range");
+
 static uint64_t align_down(uint64_t x) { return x & ~(uint64_t)PAGE_MASK; }
 static uint64_t align_up(uint64_t x) { return (x + PAGE_MASK) & ~(uint64_t)PAGE_MASK; }
 
@@ -66,14 +68,103 @@ static enum lmm_status range_sane(struct lmm *mm, const char *what, uint64_t bas
 	return LMM_OK;
 }
 
-/* Append [b, e) to a fixed table of @max entries, or refuse it when the table is full. */
-static enum lmm_status store_range(struct lmm *mm, struct lmm_range *table, uint32_t *n, uint32_t max,
-				   const char *what, uint64_t b, uint64_t e, const void *caller)
+static void sort_ranges(struct lmm_range *r, uint32_t n)
 {
-	if (*n == max)
-		return refuse_range(mm, LMM_ERR_TOO_MANY_RANGES, what, b, e - b, caller);
-	table[(*n)++] = (struct lmm_range){ b, e };
+	for (uint32_t i = 1; i < n; i++) {
+		struct lmm_range x = r[i];
+		uint32_t j = i;
+		while (j > 0 && r[j - 1].base > x.base) {
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = x;
+	}
+}
+
+/*
+ * Whether @b (sorted after @a, starting at or before its end) joins @a.  Reservations
+ * that overlap or touch always do.  Usable ranges that overlap do; ranges that only
+ * touch do when the port maps them end to end, since a region must be virtually
+ * contiguous: a kernel that maps its RAM in separate windows adds one range per
+ * window, and each stays a region of its own.
+ */
+static bool range_joins(const struct lmm_range *a, const struct lmm_range *b, bool usable)
+{
+	if (!usable || b->base < a->end)
+		return true;
+	uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(a->end - LMM_PAGE_SIZE);
+	return (uintptr_t)lmm_port_phys_to_virt(b->base) == last + LMM_PAGE_SIZE;
+}
+
+/* Sort and merge joining ranges in place (@usable: log overlaps); returns the new count. */
+static uint32_t merge_ranges(struct lmm_range *r, uint32_t n, const char *what, bool usable)
+{
+	if (n == 0)
+		return 0;
+	sort_ranges(r, n);
+	uint32_t out = 0;
+	for (uint32_t i = 1; i < n; i++) {
+		if (r[i].base <= r[out].end && range_joins(&r[out], &r[i], usable)) {
+			if (usable && r[i].base < r[out].end)
+				lmm_logf("lmm: %s [0x%llx-0x%llx) overlaps [0x%llx-0x%llx): merged", what,
+					 (unsigned long long)r[i].base, (unsigned long long)r[i].end,
+					 (unsigned long long)r[out].base, (unsigned long long)r[out].end);
+			if (r[i].end > r[out].end)
+				r[out].end = r[i].end;
+		} else {
+			r[++out] = r[i];
+		}
+	}
+	return out + 1;
+}
+
+/*
+ * A usable range for the table.  A full table is merged first (as lmm_init() would);
+ * a range that still finds no room is refused: memory left out, never memory misused.
+ */
+static enum lmm_status store_usable(struct lmm *mm, uint64_t b, uint64_t e, const void *caller)
+{
+	if (mm->nranges == LMM_MAX_RANGES)
+		mm->nranges = merge_ranges(mm->ranges, mm->nranges, "usable range", true);
+	if (mm->nranges == LMM_MAX_RANGES)
+		return refuse_range(mm, LMM_ERR_TOO_MANY_RANGES, "usable range", b, e - b, caller);
+	mm->ranges[mm->nranges++] = (struct lmm_range){ b, e };
 	return LMM_OK;
+}
+
+/*
+ * Sorted, merged reservations one over the table: join the two closest, reserving the
+ * gap between them as well.
+ */
+static void join_closest_reserved(struct lmm_range *r, uint32_t *n)
+{
+	uint32_t best = 0;
+	for (uint32_t i = 1; i + 1 < *n; i++)
+		if (r[i + 1].base - r[i].end < r[best + 1].base - r[best].end)
+			best = i;
+	lmm_logf("lmm: more than LMM_MAX_RESERVED=%u reserved ranges: [0x%llx-0x%llx) reserved too, to join its neighbours",
+		 (unsigned)LMM_MAX_RESERVED, (unsigned long long)r[best].end, (unsigned long long)r[best + 1].base);
+	r[best].end = r[best + 1].end;
+	for (uint32_t i = best + 1; i + 1 < *n; i++)
+		r[i] = r[i + 1];
+	(*n)--;
+}
+
+/*
+ * A reservation for the table, never refused for room: a page the caller reserved must
+ * never be handed out, whatever else the map holds.  Past LMM_MAX_RESERVED the table is
+ * merged and, if still over, its two closest entries are joined (logged): a little
+ * usable memory may be lost, a reserved page never given away.  The table's spare slot
+ * (the metadata's, filled only at lmm_init()) holds the newcomer meanwhile.
+ */
+static void store_reserved(struct lmm *mm, uint64_t b, uint64_t e)
+{
+	mm->reserved_ranges[mm->nreserved++] = (struct lmm_range){ b, e };
+	if (mm->nreserved <= LMM_MAX_RESERVED)
+		return;
+	mm->nreserved = merge_ranges(mm->reserved_ranges, mm->nreserved, "reserved range", false);
+	if (mm->nreserved > LMM_MAX_RESERVED)
+		join_closest_reserved(mm->reserved_ranges, &mm->nreserved);
 }
 
 enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len)
@@ -91,7 +182,7 @@ enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len)
 		lmm_logf("lmm: usable range [0x%llx-0x%llx) trimmed to whole pages [0x%llx-0x%llx)",
 			 (unsigned long long)base, (unsigned long long)end, (unsigned long long)b,
 			 (unsigned long long)e);
-	return store_range(mm, mm->ranges, &mm->nranges, LMM_MAX_RANGES, "usable range", b, e, caller);
+	return store_usable(mm, b, e, caller);
 }
 
 enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len)
@@ -103,44 +194,8 @@ enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len)
 		return st;
 
 	/* Widen outward: a page that is partly reserved is wholly reserved. */
-	uint64_t b = align_down(base), e = align_up(end);
-	return store_range(mm, mm->reserved_ranges, &mm->nreserved, LMM_MAX_RESERVED, "reserved range", b, e,
-			   caller);
-}
-
-static void sort_ranges(struct lmm_range *r, uint32_t n)
-{
-	for (uint32_t i = 1; i < n; i++) {
-		struct lmm_range x = r[i];
-		uint32_t j = i;
-		while (j > 0 && r[j - 1].base > x.base) {
-			r[j] = r[j - 1];
-			j--;
-		}
-		r[j] = x;
-	}
-}
-
-/* Sort and merge overlapping/adjacent ranges in place; returns the new count. */
-static uint32_t merge_ranges(struct lmm_range *r, uint32_t n, const char *what, bool log)
-{
-	if (n == 0)
-		return 0;
-	sort_ranges(r, n);
-	uint32_t out = 0;
-	for (uint32_t i = 1; i < n; i++) {
-		if (r[i].base <= r[out].end) {
-			if (log && r[i].base < r[out].end)
-				lmm_logf("lmm: %s [0x%llx-0x%llx) overlaps [0x%llx-0x%llx): merged", what,
-					 (unsigned long long)r[i].base, (unsigned long long)r[i].end,
-					 (unsigned long long)r[out].base, (unsigned long long)r[out].end);
-			if (r[i].end > r[out].end)
-				r[out].end = r[i].end;
-		} else {
-			r[++out] = r[i];
-		}
-	}
-	return out + 1;
+	store_reserved(mm, align_down(base), align_up(end));
+	return LMM_OK;
 }
 
 /*
@@ -210,53 +265,64 @@ static void insert_reserved(struct lmm *mm, uint64_t base, uint64_t end)
 }
 
 /* A merged usable range that init leaves out (the line before it says why): lost memory. */
-static void drop_range(struct lmm *mm, const struct lmm_range *r, const void *caller)
+static void drop_range(struct lmm *mm, enum lmm_status why, const struct lmm_range *r, const void *caller)
 {
-	refuse_range(mm, LMM_ERR_TOO_MANY_RANGES, "usable range", r->base, r->end - r->base, caller);
+	refuse_range(mm, why, "usable range", r->base, r->end - r->base, caller);
 }
 
-/* Regions from merged ranges; each must be virtually contiguous through the port. */
-static enum lmm_status build_regions(struct lmm *mm, const void *caller)
+/*
+ * Whether the port maps the merged range @r end to end (one region is one linear
+ * window: frames become addresses by one add).  In 64 bits: on a 32-bit host a region
+ * larger than the address space wraps.
+ */
+static bool virtually_contiguous(const struct lmm_range *r)
+{
+	uintptr_t first = (uintptr_t)lmm_port_phys_to_virt(r->base);
+	uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(r->end - LMM_PAGE_SIZE);
+	uint64_t span = r->end - LMM_PAGE_SIZE - r->base;
+	return span <= (uint64_t)(UINTPTR_MAX - first) && (uint64_t)(last - first) == span;
+}
+
+/*
+ * Regions from merged ranges.  A range init cannot hold (the table of regions is full,
+ * frame indices would overflow, the port does not map it end to end) is dropped,
+ * logged and refused: memory lost, the rest still managed.
+ */
+static void build_regions(struct lmm *mm, const void *caller)
 {
 	uint32_t first = 0;
 	for (uint32_t i = 0; i < mm->nranges; i++) {
+		const struct lmm_range *rg = &mm->ranges[i];
+		uint64_t npages = (rg->end - rg->base) >> LMM_PAGE_SHIFT;
 		if (mm->nregions == LMM_MAX_REGIONS) {
 			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: more than LMM_MAX_REGIONS=%u regions",
-				 (unsigned long long)mm->ranges[i].base,
-				 (unsigned long long)mm->ranges[i].end, (unsigned)LMM_MAX_REGIONS);
-			drop_range(mm, &mm->ranges[i], caller);
+				 (unsigned long long)rg->base, (unsigned long long)rg->end, (unsigned)LMM_MAX_REGIONS);
+			drop_range(mm, LMM_ERR_TOO_MANY_RANGES, rg, caller);
 			continue;
 		}
-		uint64_t npages = (mm->ranges[i].end - mm->ranges[i].base) >> LMM_PAGE_SHIFT;
 		if ((uint64_t)first + npages >= LMM_NIL) {
 			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: more than 2^32-1 frames",
-				 (unsigned long long)mm->ranges[i].base,
-				 (unsigned long long)mm->ranges[i].end);
-			drop_range(mm, &mm->ranges[i], caller);
+				 (unsigned long long)rg->base, (unsigned long long)rg->end);
+			drop_range(mm, LMM_ERR_TOO_MANY_RANGES, rg, caller);
+			continue;
+		}
+		if (!virtually_contiguous(rg)) {
+			lmm_logf("lmm: usable range [0x%llx-0x%llx) dropped: not virtually contiguous through lmm_port_phys_to_virt",
+				 (unsigned long long)rg->base, (unsigned long long)rg->end);
+			drop_range(mm, LMM_ERR_NOT_CONTIGUOUS, rg, caller);
 			continue;
 		}
 		const uint32_t ri = mm->nregions++;
 		struct lmm_region *r = &mm->regions[ri];
-		r->base_pfn = mm->ranges[i].base >> LMM_PAGE_SHIFT;
+		r->base_pfn = rg->base >> LMM_PAGE_SHIFT;
 		r->npages = npages;
 		r->first_index = first;
-		r->vbase = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].base);
+		r->vbase = (uintptr_t)lmm_port_phys_to_virt(rg->base);
 		r->vbytes = npages << LMM_PAGE_SHIFT;
 		mm->vdelta[ri] = r->vbase - ((uintptr_t)first << LMM_PAGE_SHIFT);
-		uintptr_t last = (uintptr_t)lmm_port_phys_to_virt(mm->ranges[i].end - LMM_PAGE_SIZE);
-		/* In 64 bits: on a 32-bit host a region larger than the address space wraps. */
-		uint64_t span = (npages - 1) << LMM_PAGE_SHIFT;
-		if (span > (uint64_t)(UINTPTR_MAX - r->vbase) || (uint64_t)(last - r->vbase) != span) {
-			lmm_logf("lmm: region [0x%llx-0x%llx) is not virtually contiguous through lmm_port_phys_to_virt",
-				 (unsigned long long)mm->ranges[i].base,
-				 (unsigned long long)mm->ranges[i].end);
-			return refuse_range(mm, LMM_ERR_STATE, "usable range", mm->ranges[i].base,
-					    mm->ranges[i].end - mm->ranges[i].base, caller);
-		}
 		first += (uint32_t)npages;
 	}
 	mm->nframes = first;
-	return LMM_OK;
 }
 
 /* Every frame starts as a tail of nothing; heads are written afterwards. */
@@ -392,9 +458,11 @@ enum lmm_status lmm_init(struct lmm *mm)
 		lmm_logf("lmm: init failed: no usable range was given");
 		return refuse_init(mm, LMM_ERR_NO_MEMORY, caller);
 	}
-	enum lmm_status st = build_regions(mm, caller);
-	if (st != LMM_OK)
-		return forget_regions(mm, st);
+	build_regions(mm, caller);
+	if (mm->nregions == 0) {
+		lmm_logf("lmm: init failed: no usable range could be kept");
+		return forget_regions(mm, refuse_init(mm, LMM_ERR_NO_MEMORY, caller));
+	}
 	uint64_t bytes = meta_bytes_for(mm, mm->nframes);
 	uint64_t home = find_metadata_home(mm, bytes);
 	if (home == LMM_PHYS_INVALID) {

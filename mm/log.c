@@ -176,6 +176,7 @@ const char *lmm_status_str(enum lmm_status status)
 		[LMM_ERR_POISONED] = "freed page was written after its free",
 		[LMM_ERR_BAD_CPU] = "CPU index not below LMM_PORT_MAX_CPUS",
 		[LMM_ERR_BAD_MARKS] = "pool marks out of range (low above target, or target above pool_most)",
+		[LMM_ERR_NOT_CONTIGUOUS] = "range not virtually contiguous through lmm_port_phys_to_virt",
 	};
 	if ((unsigned)status >= LMM_STATUS_COUNT || !names[status])
 		return "unknown status";

@@ -134,6 +134,7 @@ enum lmm_status {
 	                          * the allocation that found it; the allocation still succeeds) */
 	LMM_ERR_BAD_CPU,         /* CPU index not below LMM_PORT_MAX_CPUS                          */
 	LMM_ERR_BAD_MARKS,       /* pool low mark above the target, or target above pool_most      */
+	LMM_ERR_NOT_CONTIGUOUS,  /* init: a usable range not mapped end to end by phys_to_virt     */
 	LMM_STATUS_COUNT
 };
 
@@ -397,11 +398,21 @@ struct lmm {
  *   lmm_init(mm);                       carves the metadata, builds the free lists
  * All four: init only.  Ranges are trimmed inward to whole pages (usable) or widened
  * outward (reserved); overlaps are merged; every adjustment and refusal is logged.
+ * Usable ranges that only touch are merged where lmm_port_phys_to_virt maps them end
+ * to end, so RAM in separate windows is added one range per window.  A full table is
+ * merged before anything is refused: a usable range that still finds no room is refused
+ * (LMM_ERR_TOO_MANY_RANGES); a reservation never is: past LMM_MAX_RESERVED the two
+ * closest reservations are joined, reserving the gap between them too (logged).
  */
 void lmm_begin(struct lmm *mm, const struct lmm_config *cfg);
 enum lmm_status lmm_add_range(struct lmm *mm, uint64_t base, uint64_t len);
 enum lmm_status lmm_reserve_range(struct lmm *mm, uint64_t base, uint64_t len);
-/* Returns LMM_ERR_NO_MEMORY when nothing is usable or the metadata fits nowhere. */
+/*
+ * A merged usable range init cannot hold is dropped and refused with its reason
+ * (LMM_ERR_TOO_MANY_RANGES: past LMM_MAX_REGIONS regions or 2^32-1 frames;
+ * LMM_ERR_NOT_CONTIGUOUS: not mapped end to end); the rest is managed.  Returns
+ * LMM_ERR_NO_MEMORY when nothing usable is left or the metadata fits nowhere.
+ */
 enum lmm_status lmm_init(struct lmm *mm);
 
 /*

@@ -134,9 +134,11 @@ unsigned lmm_port_cpu_id(void);
 /* ---- Memory and identity --------------------------------------------------------------- */
 
 /*
- * 7. The kernel-virtual address of physical address @phys.  Called by lmm_init() only,
- *    for the first and last page of every usable region and for the metadata; each
- *    region must be mapped virtually contiguous (a direct map / HHDM satisfies this).
+ * 7. The kernel-virtual address of physical address @phys.  Init only: lmm_init(), for
+ *    the first and last page of every usable range and for the metadata, and, where two
+ *    usable ranges touch, the pages either side (lmm_init(), or lmm_add_range() when
+ *    the table is full).  A range must be mapped virtually contiguous (a direct map /
+ *    HHDM is); touching ranges mapped apart stay separate regions.
  */
 void *lmm_port_phys_to_virt(uint64_t phys);
 

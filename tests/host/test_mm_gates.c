@@ -625,6 +625,30 @@ static void refcount_overflow_and_no_default(void)
 	      lmm_pool_auto_target(1ull << 30));
 }
 
+/*
+ * Map [base, base+a) and [base+a, base+a+b) as two windows the port does not place end
+ * to end (a third mapping between them, for hosts that place mmaps bottom-up); false,
+ * with a note, if they still came out adjacent.
+ */
+static bool map_two_windows(uint64_t base, uint64_t a, uint64_t b)
+{
+	host_arena_unmap();
+	host_arena_map_window(base, a);
+	host_arena_map_window(1ull << 40, 4096);
+	host_arena_map_window(base + a, b);
+	if ((uintptr_t)lmm_port_phys_to_virt(base + a) != (uintptr_t)lmm_port_phys_to_virt(base + a - 4096) + 4096)
+		return true;
+	fprintf(stderr, "note: this host placed the two windows end to end; case skipped\n");
+	return false;
+}
+
+/* A record among the port's last ones: @reason for the range [base, base+len). */
+static bool report_seen(enum lmm_status reason, uint64_t base, uint64_t len)
+{
+	const struct lmm_report *r = host_report_last();
+	return r && r->reason == reason && r->range_base == base && r->range_len == len;
+}
+
 /* Init refusals: more regions than the table holds, a region not virtually contiguous. */
 static void init_drops_what_it_cannot_hold(void)
 {
@@ -649,22 +673,70 @@ static void init_drops_what_it_cannot_hold(void)
 	CHECK(lmm_init(&mm) == LMM_OK && mm.nregions == 1 && host_log_contains("more than 2^32-1 frames"),
 	      "a range of 2^32 frames: %s", host_log_last());
 
-	host_arena_unmap();
-	host_arena_map(4 * MiB);
-	host_arena_map_window(4 * MiB, 4 * MiB);
-	lmm_begin(&mm, &qc);
-	lmm_add_range(&mm, 0, 8 * MiB);
-	host_log_clear();
-	/* Two mmaps may happen to be adjacent (qemu-user places them so): then init is right to accept. */
-	bool adjacent = (uintptr_t)lmm_port_phys_to_virt(8 * MiB - 4096) - (uintptr_t)lmm_port_phys_to_virt(0) ==
-			8 * MiB - 4096;
-	if (adjacent)
-		CHECK(lmm_init(&mm) == LMM_OK, "a range across two adjacent mappings: %s", host_log_last());
-	else {
-		CHECK(lmm_init(&mm) == LMM_ERR_STATE && host_log_contains("not virtually contiguous"),
+	/* One range across two mappings: dropped, and with it all the memory there was. */
+	if (map_two_windows(0, 4 * MiB, 4 * MiB)) {
+		lmm_begin(&mm, &qc);
+		lmm_add_range(&mm, 0, 8 * MiB);
+		host_log_clear();
+		host_reports_clear();
+		CHECK(lmm_init(&mm) == LMM_ERR_NO_MEMORY && host_log_contains("not virtually contiguous") &&
+			      mm.refused[LMM_ERR_NOT_CONTIGUOUS] == 1,
 		      "a range across two mappings: %s", host_log_last());
 		CHECK(mm_manages_nothing(&mm, 4096), "memory of a failed init still looks managed");
 	}
+	host_arena_unmap();
+}
+
+/*
+ * RAM in separate windows, added one range per window (mm/README.md, section 12): two
+ * touching ranges that the port maps apart stay two regions, every page of both is
+ * handed out at its own address, and a range that itself spans two windows is the only
+ * one dropped.
+ */
+static void ranges_in_separate_windows_stay_regions(void)
+{
+	struct lmm_config qc = { .flags = LMM_CFG_QUIET };
+	if (!map_two_windows(0, 4 * MiB, 4 * MiB))
+		return;
+	lmm_begin(&mm, &qc);
+	ASSERT(lmm_add_range(&mm, 0, 4 * MiB) == LMM_OK && lmm_add_range(&mm, 4 * MiB, 4 * MiB) == LMM_OK,
+	       "ranges refused");
+	ASSERT(lmm_init(&mm) == LMM_OK, "two windows added piecewise: %s", host_log_last());
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.regions == 2 && s.managed == 8 * MiB / 4096, "%u regions, %" PRIu64 " frames", s.regions, s.managed);
+	/* Every page handed out lies where the port maps its frame, in one window or the other. */
+	uint64_t pages = 0, bad = 0;
+	void *p;
+	while ((p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)) != NULL) {
+		uint64_t pa = lmm_virt_to_phys(&mm, p);
+		if (pa == LMM_PHYS_INVALID || lmm_port_phys_to_virt(pa) != p || host_virt_to_phys(p) != pa)
+			bad++;
+		memset(p, 0xa5, 4096);
+		pages++;
+	}
+	CHECK(bad == 0 && pages == s.available - s.pool, "%" PRIu64 " of %" PRIu64 " pages at the wrong address",
+	      bad, pages);
+	CHECK(lmm_check(&mm) == 0, "check failed");
+
+	/* A good window and a range across two more: only the latter is lost. */
+	host_arena_unmap();
+	host_arena_map_window(0, 4 * MiB);
+	host_arena_map_window(8 * MiB, 4 * MiB);
+	host_arena_map_window(1ull << 40, 4096);
+	host_arena_map_window(12 * MiB, 4 * MiB);
+	bool apart = (uintptr_t)lmm_port_phys_to_virt(12 * MiB) != (uintptr_t)lmm_port_phys_to_virt(12 * MiB - 4096) + 4096;
+	lmm_begin(&mm, &qc);
+	lmm_add_range(&mm, 0, 4 * MiB);
+	lmm_add_range(&mm, 8 * MiB, 8 * MiB);
+	host_reports_clear();
+	ASSERT(lmm_init(&mm) == LMM_OK, "init failed: %s", host_log_last());
+	s = mm_stats(&mm);
+	if (apart)
+		CHECK(s.regions == 1 && s.managed == 4 * MiB / 4096 && report_seen(LMM_ERR_NOT_CONTIGUOUS, 8 * MiB, 8 * MiB) &&
+			      mm.refused[LMM_ERR_NOT_CONTIGUOUS] == 1,
+		      "%u regions, %" PRIu64 " frames, %" PRIu64 " refused", s.regions, s.managed,
+		      (uint64_t)mm.refused[LMM_ERR_NOT_CONTIGUOUS]);
+	CHECK(lmm_check(&mm) == 0, "check failed");
 	host_arena_unmap();
 }
 
@@ -785,6 +857,7 @@ int main(void)
 	TEST(corrupt_metadata_is_fatal_or_refused);
 	TEST(refcount_overflow_and_no_default);
 	TEST(init_drops_what_it_cannot_hold);
+	TEST(ranges_in_separate_windows_stay_regions);
 	TEST(every_entry_point_every_path);
 	TEST(block_handed_out_before_unlock);
 	host_arena_unmap();

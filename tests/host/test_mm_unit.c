@@ -265,6 +265,59 @@ static void too_many_ranges_refused(void)
 	host_arena_unmap();
 }
 
+/* A full table is merged before anything is refused: touching ranges take one slot. */
+static void full_range_table_merged_before_refusing(void)
+{
+	host_arena_map(64 * MiB);
+	lmm_begin(&mm, &(struct lmm_config){ .flags = LMM_CFG_QUIET });
+	for (unsigned i = 0; i < LMM_MAX_RANGES + 8; i++)
+		ASSERT(lmm_add_range(&mm, (uint64_t)i * 4096, 4096) == LMM_OK, "touching range %u refused", i);
+	ASSERT(lmm_init(&mm) == LMM_OK, "init failed");
+	struct lmm_stats s = mm_stats(&mm);
+	CHECK(s.regions == 1 && s.managed == LMM_MAX_RANGES + 8, "%u regions, %" PRIu64 " frames", s.regions,
+	      s.managed);
+	host_arena_unmap();
+}
+
+/*
+ * More reservations than LMM_MAX_RESERVED: none is refused and no reserved page is ever
+ * handed out (the kernel's, given last, included); the table joins its closest entries,
+ * and what that costs is the gaps it joined, no more.
+ */
+static void reservations_past_the_table_joined_not_dropped(void)
+{
+	/* The kernel low, the single pages above it, far away: only joins among those are cheap. */
+	enum { N = LMM_MAX_RESERVED + 6, KERNEL = 1 * MiB, KERNEL_LEN = 64 * 1024, SINGLES = 8 * MiB };
+	host_arena_map(16 * MiB);
+	lmm_begin(&mm, &(struct lmm_config){ .flags = LMM_CFG_QUIET });
+	ASSERT(lmm_add_range(&mm, 0, 16 * MiB) == LMM_OK, "RAM refused");
+	host_log_clear();
+	/* Single pages a page apart: every one is its own entry. */
+	for (unsigned i = 0; i < N; i++)
+		CHECK(lmm_reserve_range(&mm, SINGLES + (2ull * i + 1) * 4096, 4096) == LMM_OK, "reservation %u refused", i);
+	CHECK(lmm_reserve_range(&mm, KERNEL, KERNEL_LEN) == LMM_OK, "the kernel's reservation refused");
+	CHECK(host_log_contains("more than LMM_MAX_RESERVED"), "no log of the joins: %s", host_log_last());
+	ASSERT(lmm_init(&mm) == LMM_OK, "init failed");
+	struct lmm_stats s = mm_stats(&mm);
+	/* N + 1 entries for LMM_MAX_RESERVED slots: one page-sized gap joined per entry too many. */
+	uint64_t joined = N + 1 - LMM_MAX_RESERVED;
+	CHECK(s.reserved == N + KERNEL_LEN / 4096 + joined + s.metadata_bytes / 4096,
+	      "reserved %" PRIu64 ", want %" PRIu64 " + metadata", s.reserved, N + KERNEL_LEN / 4096 + joined);
+	uint64_t n = 0, bad = 0;
+	void *p;
+	while (n <= s.free && (p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL))) {
+		uint64_t a = phys(p);
+		if ((a >= SINGLES && a < SINGLES + 2ull * N * 4096 && (a / 4096) % 2 == 1) ||
+		    (a >= KERNEL && a < KERNEL + KERNEL_LEN))
+			bad++;
+		n++;
+	}
+	CHECK(bad == 0 && n == s.free, "%" PRIu64 " reserved pages handed out (%" PRIu64 " of %" PRIu64 " free)",
+	      bad, n, s.free);
+	CHECK(lmm_check(&mm) == 0, "check failed");
+	host_arena_unmap();
+}
+
 /* Ranges past LMM_MAX_REGIONS regions are memory lost: each is refused and counted. */
 static void ranges_past_the_region_table_counted(void)
 {
@@ -1047,6 +1100,8 @@ int main(void)
 	TEST(overlapping_out_of_order_ranges_merged);
 	TEST(metadata_estimate_counts_overlaps_once);
 	TEST(too_many_ranges_refused);
+	TEST(full_range_table_merged_before_refusing);
+	TEST(reservations_past_the_table_joined_not_dropped);
 	TEST(ranges_past_the_region_table_counted);
 	TEST(ranges_after_init_refused);
 	TEST(default_before_init_refused);

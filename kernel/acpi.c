@@ -121,10 +121,21 @@ static void add_cpu(struct acpi_info *out, uint32_t apic_id, uint32_t uid, uint3
 		out->cpus_disabled++;
 		return;
 	}
-	/* Firmware may list a CPU as both xAPIC and x2APIC: keep the first. */
-	for (uint32_t i = 0; i < out->ncpus; i++)
-		if (out->cpus[i].apic_id == apic_id)
-			return;
+	/*
+	 * Firmware may list a CPU as both xAPIC and x2APIC: keep the first entry, but with
+	 * the flags of both, or an online-capable first listing would hide an enabled second
+	 * one and start_cpus() would never start that CPU.  Enabled wins: ACPI reserves the
+	 * online-capable bit of an enabled CPU.
+	 */
+	for (uint32_t i = 0; i < out->ncpus; i++) {
+		struct acpi_cpu *c = &out->cpus[i];
+		if (c->apic_id != apic_id)
+			continue;
+		c->flags |= flags;
+		if (c->flags & ACPI_MADT_ENABLED)
+			c->flags &= ~ACPI_MADT_ONLINE_CAPABLE;
+		return;
+	}
 	if (out->ncpus == ACPI_MAX_CPUS) {
 		out->cpus_dropped++;
 		return;

@@ -2,8 +2,9 @@
  * test_kernel_acpi.c - acpi_parse() against synthetic firmware tables: a QEMU-like
  * RSDT and XSDT layout, then every malformed shape it must refuse with its reason
  * (checksums, truncated lengths, entries overrunning the MADT, zero-length entries, no
- * MADT, unmapped tables), and the FADT's PM timer.  The fake physical memory hands out exactly the bytes asked
- * for from a heap copy, so ASan catches any read past what the parser mapped.
+ * MADT, unmapped tables), CPUs listed twice, and the FADT's PM timer.  The fake physical
+ * memory hands out exactly the bytes asked for from a heap copy, so ASan catches any
+ * read past what the parser mapped.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -441,6 +442,38 @@ static void madt_entry_overruns_table(void)
 	EXPECT(parse(20), ACPI_ERR_MADT_ENTRY_OVERRUN);
 }
 
+/*
+ * A CPU listed twice for one APIC id (as xAPIC and as x2APIC, say), first only
+ * online-capable and then enabled: one entry, and it is enabled, or start_cpus() would
+ * never start that CPU.  The other order keeps it enabled too.
+ */
+static void madt_duplicate_cpu_flags_merged(void)
+{
+	build_machine();
+	madt_len = 44;
+	uint8_t hot[8] = { 0, 8, 7, 7, 2, 0, 0, 0 };                                  /* capable */
+	madt_entry(hot, 8);
+	uint8_t x2[16] = { 9, 16, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0 };         /* enabled */
+	madt_entry(x2, 16);
+	uint8_t on[8] = { 0, 8, 8, 8, 1, 0, 0, 0 };                                   /* enabled */
+	madt_entry(on, 8);
+	uint8_t hot8[16] = { 9, 16, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, 8, 0, 0, 0 };       /* capable */
+	madt_entry(hot8, 16);
+	sdt_header(MADT_AT, "APIC", madt_len);
+	sdt_fix_checksum(MADT_AT);
+	build_rsdp(0);
+	EXPECT(parse(20), ACPI_OK);
+	ASSERT(info.ncpus == 2, "ncpus %u, expected one entry per APIC id", info.ncpus);
+	CHECK(info.cpus[0].apic_id == 7 && info.cpus[0].flags == ACPI_MADT_ENABLED,
+	      "id %u flags %u: the enabled duplicate was dropped", info.cpus[0].apic_id,
+	      info.cpus[0].flags);
+	CHECK(info.cpus[1].apic_id == 8 && info.cpus[1].flags == ACPI_MADT_ENABLED,
+	      "id %u flags %u: a later online-capable duplicate changed it", info.cpus[1].apic_id,
+	      info.cpus[1].flags);
+	CHECK(info.cpus_disabled == 0 && info.cpus_dropped == 0, "disabled %u dropped %u",
+	      info.cpus_disabled, info.cpus_dropped);
+}
+
 static void madt_without_cpus(void)
 {
 	build_machine();
@@ -509,6 +542,7 @@ int main(void)
 	TEST(madt_zero_length_entry);
 	TEST(madt_entry_shorter_than_type);
 	TEST(madt_entry_overruns_table);
+	TEST(madt_duplicate_cpu_flags_merged);
 	TEST(madt_without_cpus);
 	TEST(status_strings_distinct);
 	TEST(fuzz_flips_stay_in_bounds);

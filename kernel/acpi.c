@@ -17,7 +17,9 @@
  * the header claims (capped), and only then checksummed and read.  Every entry's length
  * is checked against its type's minimum and against what is left of the table, so a
  * zero-length entry cannot loop forever and a long one cannot read past the end.  The
- * XSDT is preferred when the RSDP has one (ACPI says so); the RSDT otherwise.
+ * XSDT is preferred when the RSDP has one (ACPI says so); the RSDT otherwise, and also
+ * when the XSDT cannot be read or trusted (above what the caller maps, a bad length,
+ * checksum or signature): an RSDT that reads is better than running on one CPU.
  */
 #include <labyrinth/acpi.h>
 
@@ -111,6 +113,9 @@ static void reset(struct acpi_info *out)
 	out->entries_skipped = 0;
 	out->pm_timer_port = 0;
 	out->pm_timer_32bit = false;
+	out->xsdt_status = ACPI_OK;
+	out->xsdt_phys = 0;
+	out->xsdt_err_offset = 0;
 	out->err_phys = 0;
 	out->err_offset = 0;
 }
@@ -224,8 +229,12 @@ static void parse_fadt(acpi_map_fn map, void *ctx, uint64_t phys, struct acpi_in
 	out->pm_timer_32bit = (rd32(t + FADT_FLAGS) >> 8) & 1;
 }
 
-/* The RSDT/XSDT address from the RSDP copy, after checking it. */
-static enum acpi_status check_rsdp(const uint8_t *r, size_t n, struct acpi_info *out)
+/*
+ * The RSDT/XSDT address from the RSDP copy, after checking it, into out->sdt_phys; the
+ * RSDT's address (0 if none) also into *rsdt, to fall back on if the XSDT is unusable.
+ */
+static enum acpi_status check_rsdp(const uint8_t *r, size_t n, struct acpi_info *out,
+				   uint64_t *rsdt)
 {
 	if (!r || n == 0)
 		return ACPI_ERR_NO_RSDP;
@@ -236,6 +245,7 @@ static enum acpi_status check_rsdp(const uint8_t *r, size_t n, struct acpi_info 
 	if (sum(r, RSDP_V1_LEN) != 0)
 		return fail(out, ACPI_ERR_RSDP_CHECKSUM, 0, 8);
 	out->rsdp_revision = r[15];
+	*rsdt = rd32(r + 16);
 	if (r[15] >= 2) {
 		if (n < RSDP_V2_LEN)
 			return fail(out, ACPI_ERR_RSDP_SHORT, 0, (uint32_t)n);
@@ -250,8 +260,25 @@ static enum acpi_status check_rsdp(const uint8_t *r, size_t n, struct acpi_info 
 			return ACPI_OK;
 		}
 	}
-	out->sdt_phys = rd32(r + 16);
+	out->sdt_phys = *rsdt;
 	return out->sdt_phys ? ACPI_OK : fail(out, ACPI_ERR_NO_SDT, 0, 16);
+}
+
+/* The RSDT or XSDT (out->xsdt) at out->sdt_phys, mapped whole, checksummed and signed. */
+static const uint8_t *open_sdt(acpi_map_fn map, void *ctx, uint32_t *len, struct acpi_info *out,
+			       enum acpi_status *st)
+{
+	if (!map(ctx, out->sdt_phys, SDT_HDR_LEN)) {
+		*st = fail(out, ACPI_ERR_SDT_UNMAPPED, out->sdt_phys, 0);
+		return NULL;
+	}
+	const uint8_t *sdt = map_table(map, ctx, out->sdt_phys, SDT_HDR_LEN, ACPI_ERR_SDT_LENGTH,
+				       ACPI_ERR_SDT_CHECKSUM, len, out, st);
+	if (sdt && !sig_is(sdt, out->xsdt ? "XSDT" : "RSDT", 4)) {
+		*st = fail(out, ACPI_ERR_SDT_SIGNATURE, out->sdt_phys, 0);
+		return NULL;
+	}
+	return sdt;
 }
 
 enum acpi_status acpi_parse(const uint8_t *rsdp, size_t rsdp_len, acpi_map_fn map, void *ctx,
@@ -259,20 +286,27 @@ enum acpi_status acpi_parse(const uint8_t *rsdp, size_t rsdp_len, acpi_map_fn ma
 {
 	enum acpi_status st;
 	uint32_t len;
+	uint64_t rsdt;
 
 	reset(out);
-	st = check_rsdp(rsdp, rsdp_len, out);
+	st = check_rsdp(rsdp, rsdp_len, out, &rsdt);
 	if (st != ACPI_OK)
 		return st;
 
-	if (!map(ctx, out->sdt_phys, SDT_HDR_LEN))
-		return fail(out, ACPI_ERR_SDT_UNMAPPED, out->sdt_phys, 0);
-	const uint8_t *sdt = map_table(map, ctx, out->sdt_phys, SDT_HDR_LEN, ACPI_ERR_SDT_LENGTH,
-				       ACPI_ERR_SDT_CHECKSUM, &len, out, &st);
+	const uint8_t *sdt = open_sdt(map, ctx, &len, out, &st);
+	if (!sdt && out->xsdt && rsdt) {
+		/* Kept for the caller's log: why the preferred table was passed over. */
+		out->xsdt_status = st;
+		out->xsdt_phys = out->sdt_phys;
+		out->xsdt_err_offset = out->err_offset;
+		out->xsdt = false;
+		out->sdt_phys = rsdt;
+		out->err_phys = 0;
+		out->err_offset = 0;
+		sdt = open_sdt(map, ctx, &len, out, &st);
+	}
 	if (!sdt)
 		return st;
-	if (!sig_is(sdt, out->xsdt ? "XSDT" : "RSDT", 4))
-		return fail(out, ACPI_ERR_SDT_SIGNATURE, out->sdt_phys, 0);
 
 	unsigned width = out->xsdt ? 8 : 4;
 	uint32_t entries = (len - SDT_HDR_LEN) / width; /* a partial trailing entry is ignored */

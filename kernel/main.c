@@ -83,6 +83,10 @@ static void parse_acpi(void)
 {
 	acpi_status = acpi_parse(boot_info.acpi_rsdp, boot_info.acpi_rsdp_len, identity_map, NULL,
 				 &acpi);
+	if (acpi.xsdt_status != ACPI_OK)
+		kprintf("acpi: cannot use the XSDT: %s (table at 0x%lx, offset %u): falling back to "
+			"the RSDT\n", acpi_status_str(acpi.xsdt_status), acpi.xsdt_phys,
+			acpi.xsdt_err_offset);
 	if (acpi_status != ACPI_OK) {
 		kprintf("acpi: cannot use the ACPI tables: %s (table at 0x%lx, offset %u): the "
 			"kernel runs on the boot CPU alone\n", acpi_status_str(acpi_status),

@@ -69,6 +69,11 @@ struct acpi_override {
 struct acpi_info {
 	uint8_t rsdp_revision;
 	bool xsdt;            /* the XSDT was used (else the RSDT)     */
+	/* The RSDP named an XSDT that could not be used, so the RSDT was tried instead: why
+	 * (ACPI_OK when there was no such fallback), the XSDT's address and the offset. */
+	enum acpi_status xsdt_status;
+	uint64_t xsdt_phys;
+	uint32_t xsdt_err_offset;
 	uint64_t sdt_phys;    /* the RSDT or XSDT                       */
 	uint64_t madt_phys;
 	uint64_t lapic_phys;  /* MADT's address, or its type 5 override */
@@ -100,7 +105,8 @@ typedef const void *(*acpi_map_fn)(void *ctx, uint64_t phys, uint64_t len);
 /*
  * Validate the RSDP copy @rsdp[0..rsdp_len) and follow it to the MADT through @map.
  * Fills @out (zeroed first) and returns ACPI_OK, or the first problem found with
- * out->err_phys/err_offset saying where.  Never reads outside what @map returned.
+ * out->err_phys/err_offset saying where.  An unusable XSDT is not that problem when the
+ * RSDP also has an RSDT: the RSDT is used, and out->xsdt_status says why.  Never reads outside what @map returned.
  * Any context; takes no lock; no allocation.
  */
 enum acpi_status acpi_parse(const uint8_t *rsdp, size_t rsdp_len, acpi_map_fn map, void *ctx,

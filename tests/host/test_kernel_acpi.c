@@ -2,9 +2,10 @@
  * test_kernel_acpi.c - acpi_parse() against synthetic firmware tables: a QEMU-like
  * RSDT and XSDT layout, then every malformed shape it must refuse with its reason
  * (checksums, truncated lengths, entries overrunning the MADT, zero-length entries, no
- * MADT, unmapped tables), CPUs listed twice, and the FADT's PM timer.  The fake physical
- * memory hands out exactly the bytes asked for from a heap copy, so ASan catches any
- * read past what the parser mapped.
+ * MADT, unmapped tables), an unusable XSDT beside a good RSDT (which must be used),
+ * CPUs listed twice, and the FADT's PM timer.  The fake physical memory hands out exactly
+ * the bytes asked for from a heap copy, so ASan catches any read past what the parser
+ * mapped.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -235,6 +236,7 @@ static void xsdt_preferred_when_present(void)
 	EXPECT(parse(36), ACPI_OK);
 	CHECK(info.xsdt && info.sdt_phys == XSDT_AT && info.rsdp_revision == 2, "used %s",
 	      info.xsdt ? "XSDT" : "RSDT");
+	CHECK(info.xsdt_status == ACPI_OK, "a fallback reported: %s", acpi_status_str(info.xsdt_status));
 	check_machine();
 }
 
@@ -331,10 +333,90 @@ static void sdt_unmapped(void)
 static void sdt_bad_signature(void)
 {
 	build_machine();
+	build_rsdp(0);
+	memcpy(at(RSDT_AT), "XSDT", 4); /* an XSDT where the RSDT should be */
+	sdt_fix_checksum(RSDT_AT);
+	EXPECT(parse(20), ACPI_ERR_SDT_SIGNATURE);
+	CHECK(info.err_phys == RSDT_AT, "err_phys %#llx", (unsigned long long)info.err_phys);
+}
+
+/* A revision 2 RSDP with the XSDT at @xsdt (the RSDP's checksums made right again). */
+static void rsdp_xsdt_at(uint64_t xsdt)
+{
+	put64(rsdp + 24, xsdt);
+	rsdp[32] = 0;
+	rsdp[32] = csum(rsdp, 36);
+}
+
+/*
+ * An XSDT that cannot be read or trusted, with a good RSDT beside it: the RSDT is used,
+ * so the machine still runs on all its CPUs.  Unmapped stands for an XSDT above what
+ * the kernel's identity map reaches.
+ */
+static void xsdt_unusable_falls_back_to_rsdt(void)
+{
+	static const struct {
+		const char *what;
+		enum acpi_status why;
+	} cases[] = {
+		{ "unmapped", ACPI_ERR_SDT_UNMAPPED },   { "bad checksum", ACPI_ERR_SDT_CHECKSUM },
+		{ "bad signature", ACPI_ERR_SDT_SIGNATURE }, { "absurd length", ACPI_ERR_SDT_LENGTH },
+	};
+	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		build_machine();
+		build_rsdp(2);
+		uint64_t xsdt = XSDT_AT;
+		switch (cases[c].why) {
+		case ACPI_ERR_SDT_UNMAPPED:
+			xsdt = 0x100000000ull;
+			rsdp_xsdt_at(xsdt);
+			break;
+		case ACPI_ERR_SDT_CHECKSUM:
+			at(XSDT_AT)[44] ^= 1;
+			break;
+		case ACPI_ERR_SDT_SIGNATURE:
+			memcpy(at(XSDT_AT), "RSDT", 4);
+			sdt_fix_checksum(XSDT_AT);
+			break;
+		default:
+			put32(at(XSDT_AT) + 4, 0xFFFFFFFFu);
+			break;
+		}
+		enum acpi_status st = parse(36);
+		ASSERT(st == ACPI_OK, "XSDT %s: status %s", cases[c].what, acpi_status_str(st));
+		CHECK(!info.xsdt && info.sdt_phys == RSDT_AT && info.rsdp_revision == 2,
+		      "XSDT %s: used %s at %#llx", cases[c].what, info.xsdt ? "XSDT" : "RSDT",
+		      (unsigned long long)info.sdt_phys);
+		CHECK(info.xsdt_status == cases[c].why && info.xsdt_phys == xsdt,
+		      "XSDT %s: reported as %s at %#llx", cases[c].what,
+		      acpi_status_str(info.xsdt_status), (unsigned long long)info.xsdt_phys);
+		check_machine();
+	}
+}
+
+/* Both unusable: the RSDT's problem is the one reported, the XSDT's is kept beside it. */
+static void xsdt_and_rsdt_both_unusable(void)
+{
+	build_machine();
 	build_rsdp(2);
-	memcpy(at(XSDT_AT), "RSDT", 4); /* an RSDT where the XSDT should be */
-	sdt_fix_checksum(XSDT_AT);
-	EXPECT(parse(36), ACPI_ERR_SDT_SIGNATURE);
+	rsdp_xsdt_at(0x100000000ull);
+	at(RSDT_AT)[40] ^= 1;
+	EXPECT(parse(36), ACPI_ERR_SDT_CHECKSUM);
+	CHECK(info.err_phys == RSDT_AT && info.err_offset == 9, "where %#llx+%u",
+	      (unsigned long long)info.err_phys, info.err_offset);
+	CHECK(info.xsdt_status == ACPI_ERR_SDT_UNMAPPED && info.xsdt_phys == 0x100000000ull,
+	      "XSDT reported as %s at %#llx", acpi_status_str(info.xsdt_status),
+	      (unsigned long long)info.xsdt_phys);
+	/* No RSDT to fall back to: the XSDT's problem, as before. */
+	build_machine();
+	build_rsdp(2);
+	put32(rsdp + 16, 0);
+	rsdp[8] = 0;
+	rsdp[8] = csum(rsdp, 20);
+	rsdp_xsdt_at(0x100000000ull);
+	EXPECT(parse(36), ACPI_ERR_SDT_UNMAPPED);
+	CHECK(info.xsdt && info.err_phys == 0x100000000ull && info.xsdt_status == ACPI_OK,
+	      "err_phys %#llx, xsdt_status %d", (unsigned long long)info.err_phys, info.xsdt_status);
 }
 
 static void sdt_bad_checksum(void)
@@ -533,6 +615,8 @@ int main(void)
 	TEST(xsdp_bad_length_and_checksum);
 	TEST(sdt_unmapped);
 	TEST(sdt_bad_signature);
+	TEST(xsdt_unusable_falls_back_to_rsdt);
+	TEST(xsdt_and_rsdt_both_unusable);
 	TEST(sdt_bad_checksum);
 	TEST(sdt_truncated_lengths);
 	TEST(sdt_partial_entry_ignored);

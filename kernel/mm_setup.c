@@ -40,18 +40,18 @@ bool kernel_mm_is_reserved(uint64_t base, uint64_t len)
 	return false;
 }
 
+/* What to do with each map entry is mb2_ram_plan()'s decision (host-tested); this acts on it. */
 static void add_available_ram(const struct boot_info *bi)
 {
 	for (uint32_t i = 0; i < bi->nmmap; i++) {
-		const struct mb2_mmap_entry *e = &bi->mmap[i];
-		if (e->type != MB2_MEMORY_AVAILABLE)
-			continue;
-		if (e->base >= ARCH_HHDM_LIMIT) {
-			kprintf("mm: RAM [0x%lx +0x%lx) is beyond the direct map: not used\n", e->base, e->len);
-			continue;
-		}
+		struct mb2_ram_plan p;
+		mb2_ram_plan(bi, i, ARCH_HHDM_LIMIT, &p);
+		if (p.unused.len)
+			kprintf("mm: RAM [0x%lx +0x%lx) is beyond the direct map: not used\n", p.unused.base,
+				p.unused.len);
 		/* mm/ trims, merges and refuses bad ranges itself, logging each. */
-		lmm_add_range(&kernel_mm, e->base, e->len);
+		if (p.use.len)
+			lmm_add_range(&kernel_mm, p.use.base, p.use.len);
 	}
 }
 

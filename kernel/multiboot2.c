@@ -244,6 +244,24 @@ uint64_t mb2_usable_bytes(const struct boot_info *bi)
 	}
 }
 
+void mb2_ram_plan(const struct boot_info *bi, uint32_t i, uint64_t limit, struct mb2_ram_plan *out)
+{
+	const struct mb2_mmap_entry *e = &bi->mmap[i];
+
+	out->use.base = out->use.len = 0;
+	out->unused.base = out->unused.len = 0;
+	if (e->type != MB2_MEMORY_AVAILABLE)
+		return;
+	if (e->base >= limit) {
+		out->unused.base = e->base;
+		out->unused.len = e->len;
+		return;
+	}
+	/* The allocator trims, merges and refuses bad ranges itself, logging each. */
+	out->use.base = e->base;
+	out->use.len = e->len;
+}
+
 const char *mb2_status_str(enum mb2_status s)
 {
 	switch (s) {

@@ -93,4 +93,24 @@ const char *mb2_mmap_type_str(uint32_t type);
  */
 uint64_t mb2_usable_bytes(const struct boot_info *bi);
 
+/* [base, base + len) physical; len 0 is nothing. */
+struct mb2_range {
+	uint64_t base, len;
+};
+
+/*
+ * What the kernel's allocator setup does with one memory map entry, for a direct map
+ * that holds physical addresses below a limit: @use goes to the allocator, @unused is
+ * available RAM it leaves out (to be logged).  Any of them may be empty.
+ */
+struct mb2_ram_plan {
+	struct mb2_range use, unused;
+};
+
+/*
+ * The plan for entry @i of @bi (i < bi->nmmap) with a direct map below @limit.  Pure:
+ * reads @bi only; any context.
+ */
+void mb2_ram_plan(const struct boot_info *bi, uint32_t i, uint64_t limit, struct mb2_ram_plan *out);
+
 #endif /* LABYRINTH_MULTIBOOT2_H */

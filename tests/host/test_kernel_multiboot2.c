@@ -1,8 +1,9 @@
 /*
  * test_kernel_multiboot2.c - mb2_parse() against synthetic multiboot2 structures:
  * well-formed ones (GRUB- and QEMU-like maps, odd entry sizes, modules, unknown tags)
- * and every malformed shape it must refuse, plus a mutation fuzzer.  Each structure
- * is copied into a heap block of exactly its size so ASan catches any stray read.
+ * and every malformed shape it must refuse, plus a mutation fuzzer; and mb2_ram_plan(),
+ * which decides what of a memory map the allocator gets.  Each structure is copied into
+ * a heap block of exactly its size so ASan catches any stray read.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -440,6 +441,72 @@ static void usable_wrapping_entry_clipped(void)
 	      (unsigned long long)mb2_usable_bytes(&bi));
 }
 
+/* ---- mb2_ram_plan: what the allocator is given --------------------------------------- */
+
+#define HHDM_LIMIT (1ull << 46) /* x86-64's ARCH_HHDM_LIMIT */
+
+static struct mb2_ram_plan plans[MB2_MAX_MMAP];
+
+/* Plan every entry of the map @e[0..n) (no parsing: the function reads boot_info only). */
+static void plan_map(const struct ent *e, uint32_t n, uint64_t limit)
+{
+	memset(&bi, 0, sizeof(bi));
+	for (uint32_t i = 0; i < n; i++)
+		bi.mmap[i] = (struct mb2_mmap_entry){ e[i].base, e[i].len, e[i].type };
+	bi.nmmap = n;
+	for (uint32_t i = 0; i < n; i++) {
+		memset(&plans[i], 0xA5, sizeof(plans[i])); /* every field must be written */
+		mb2_ram_plan(&bi, i, limit, &plans[i]);
+	}
+}
+
+static bool range_is(struct mb2_range r, uint64_t base, uint64_t len)
+{
+	return len ? r.base == base && r.len == len : r.len == 0;
+}
+
+#define EXPECT_PLAN(i, field, base_, len_)                                                      \
+	CHECK(range_is(plans[i].field, (base_), (len_)),                                        \
+	      "entry %u: " #field " [%#llx +%#llx), expected [%#llx +%#llx)", (i),              \
+	      (unsigned long long)plans[i].field.base, (unsigned long long)plans[i].field.len, \
+	      (unsigned long long)(base_), (unsigned long long)(len_))
+
+/* A plain map: available entries go to the allocator whole, nothing else does. */
+static void ram_plan_uses_available_entries(void)
+{
+	static const struct ent e[] = {
+		{ 0x0, 0x9fc00, 1 },        { 0x9fc00, 0x400, 2 },         { 0xf0000, 0x10000, 2 },
+		{ 0x100000, 0xbfee0000, 1 }, { 0xbffe0000, 0x20000, 3 },    { 0xfffc0000, 0x40000, 2 },
+		{ 0x100000000, 0x40000000, 1 }, { 0xFD00000000, 0x300000000, 2 },
+	};
+	plan_map(e, 8, HHDM_LIMIT);
+	for (uint32_t i = 0; i < 8; i++) {
+		if (e[i].type == 1)
+			EXPECT_PLAN(i, use, e[i].base, e[i].len);
+		else
+			EXPECT_PLAN(i, use, 0, 0);
+		EXPECT_PLAN(i, unused, 0, 0);
+	}
+}
+
+/* RAM at or above the limit is not used, and said so; an empty entry is nothing at all. */
+static void ram_plan_beyond_limit_unused(void)
+{
+	static const struct ent e[] = {
+		{ 0x100000, 0x100000, 1 }, { 1ull << 40, 1ull << 30, 1 }, { 1ull << 41, 1ull << 20, 1 },
+		{ 0x300000, 0, 1 },
+	};
+	plan_map(e, 4, 1ull << 40);
+	EXPECT_PLAN(0u, use, 0x100000, 0x100000);
+	EXPECT_PLAN(0u, unused, 0, 0);
+	EXPECT_PLAN(1u, use, 0, 0);
+	EXPECT_PLAN(1u, unused, 1ull << 40, 1ull << 30);
+	EXPECT_PLAN(2u, use, 0, 0);
+	EXPECT_PLAN(2u, unused, 1ull << 41, 1ull << 20);
+	EXPECT_PLAN(3u, use, 0, 0);
+	EXPECT_PLAN(3u, unused, 0, 0);
+}
+
 /* ---- Malformed structures ------------------------------------------------------------- */
 
 static void null_pointers_refused(void)
@@ -808,6 +875,8 @@ int main(void)
 	TEST(usable_4g_split_around_pci_hole);
 	TEST(usable_overlaps_counted_once);
 	TEST(usable_wrapping_entry_clipped);
+	TEST(ram_plan_uses_available_entries);
+	TEST(ram_plan_beyond_limit_unused);
 	TEST(null_pointers_refused);
 	TEST(misaligned_base_refused);
 	TEST(total_size_below_header_refused);

@@ -3,8 +3,9 @@
  *
  * GRUB lists the kernel, its own information structure and the modules inside
  * *available* RAM, and the early page tables live there too: every one of them is
- * reserved here, along with the first MiB (BIOS data, EBDA, legacy DMA), before
- * lmm_init() may hand a single page out.
+ * reserved here, along with the first MiB (BIOS data, EBDA, legacy DMA) and any map
+ * entry that is not available yet overlaps available RAM, before lmm_init() may hand a
+ * single page out.
  */
 #include <labyrinth/arch.h>
 #include <labyrinth/cmdline.h>
@@ -16,7 +17,12 @@ struct lmm kernel_mm;
 static uint64_t boot_large_free; /* kernel_mm_large_free_pages() right after init */
 
 #define LOW_MEMORY_END (1ull << 20)
-#define MAX_KERNEL_RESERVED (4 + MB2_MAX_MODULES + 16)
+/*
+ * Every reservation here is one of mm/'s too, and mm/ refuses (and the kernel stops on)
+ * more than it holds, so a table this size has room for all of them whenever the kernel
+ * boots: kernel_mm_is_reserved() never misses one.
+ */
+#define MAX_KERNEL_RESERVED LMM_MAX_RESERVED
 
 static struct arch_phys_range reserved[MAX_KERNEL_RESERVED];
 static size_t nreserved;
@@ -52,6 +58,12 @@ static void add_available_ram(const struct boot_info *bi)
 		/* mm/ trims, merges and refuses bad ranges itself, logging each. */
 		if (p.use.len)
 			lmm_add_range(&kernel_mm, p.use.base, p.use.len);
+		if (p.reserve.len) {
+			char what[64];
+			ksnprintf(what, sizeof(what), "%s in the memory map, over available RAM",
+				  mb2_mmap_type_str(bi->mmap[i].type));
+			reserve(what, p.reserve.base, p.reserve.len);
+		}
 	}
 }
 

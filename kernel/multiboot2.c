@@ -244,22 +244,65 @@ uint64_t mb2_usable_bytes(const struct boot_info *bi)
 	}
 }
 
+/* The end of [base, base + len), clipped at the top of the address space. */
+static uint64_t range_end(uint64_t base, uint64_t len)
+{
+	return base + len < base ? UINT64_MAX : base + len;
+}
+
+/* Of the available entry @e, the part the allocator gets (*use) and the part it does not. */
+static void split_available(const struct mb2_mmap_entry *e, uint64_t limit, struct mb2_range *use,
+			    struct mb2_range *unused)
+{
+	*use = (struct mb2_range){ 0, 0 };
+	*unused = (struct mb2_range){ 0, 0 };
+	if (e->len == 0)
+		return;
+	if (e->base >= limit) {
+		*unused = (struct mb2_range){ e->base, e->len };
+		return;
+	}
+	/* The allocator trims, merges and refuses bad ranges itself, logging each. */
+	*use = (struct mb2_range){ e->base, e->len };
+}
+
+/*
+ * Firmware may list memory as available in one entry and reserved, ACPI NVS or bad in
+ * another; the allocator knows only what it is told, so such an overlap must be
+ * reserved.  The whole entry below @limit, in one reservation: mm/'s table of them is
+ * small, which is also why an entry that overlaps no RAM the allocator gets is left out.
+ */
+static struct mb2_range reserve_overlap(const struct boot_info *bi, const struct mb2_mmap_entry *e,
+					uint64_t limit)
+{
+	uint64_t end = range_end(e->base, e->len);
+
+	if (end > limit)
+		end = limit;
+	if (e->len == 0 || e->base >= end)
+		return (struct mb2_range){ 0, 0 };
+	for (uint32_t j = 0; j < bi->nmmap; j++) {
+		struct mb2_range use, unused;
+		if (bi->mmap[j].type != MB2_MEMORY_AVAILABLE)
+			continue;
+		split_available(&bi->mmap[j], limit, &use, &unused);
+		if (use.len && use.base < end && e->base < range_end(use.base, use.len))
+			return (struct mb2_range){ e->base, end - e->base };
+	}
+	return (struct mb2_range){ 0, 0 };
+}
+
 void mb2_ram_plan(const struct boot_info *bi, uint32_t i, uint64_t limit, struct mb2_ram_plan *out)
 {
 	const struct mb2_mmap_entry *e = &bi->mmap[i];
 
-	out->use.base = out->use.len = 0;
-	out->unused.base = out->unused.len = 0;
-	if (e->type != MB2_MEMORY_AVAILABLE)
-		return;
-	if (e->base >= limit) {
-		out->unused.base = e->base;
-		out->unused.len = e->len;
+	out->reserve = (struct mb2_range){ 0, 0 };
+	if (e->type == MB2_MEMORY_AVAILABLE) {
+		split_available(e, limit, &out->use, &out->unused);
 		return;
 	}
-	/* The allocator trims, merges and refuses bad ranges itself, logging each. */
-	out->use.base = e->base;
-	out->use.len = e->len;
+	out->use = out->unused = (struct mb2_range){ 0, 0 };
+	out->reserve = reserve_overlap(bi, e, limit);
 }
 
 const char *mb2_status_str(enum mb2_status s)

@@ -13,10 +13,11 @@
 extern struct lmm kernel_mm;
 
 /*
- * Hand every available range of @bi to mm/, reserve the first MiB, the kernel image,
- * the boot information, modules and the page tables arch_paging_init() built, then
+ * Hand every available range of @bi to mm/ (as mb2_ram_plan() decides), reserve the
+ * map's other entries where they overlap that RAM, the first MiB, the kernel image, the
+ * boot information, modules and the page tables arch_paging_init() built, then
  * initialise and make kernel_mm the default for labyrinth_* routines.  Init only,
- * after arch_paging_init().  Stops the kernel if mm/ cannot initialise.
+ * after arch_paging_init().  Stops the kernel if mm/ cannot initialise or reserve.
  */
 void kernel_mm_init(const struct boot_info *bi);
 

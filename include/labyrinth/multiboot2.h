@@ -101,10 +101,12 @@ struct mb2_range {
 /*
  * What the kernel's allocator setup does with one memory map entry, for a direct map
  * that holds physical addresses below a limit: @use goes to the allocator, @unused is
- * available RAM it leaves out (to be logged).  Any of them may be empty.
+ * available RAM it leaves out (to be logged), @reserve is a non-available entry (below
+ * the limit) that overlaps RAM the allocator gets, to be reserved there.  Any of them
+ * may be empty.
  */
 struct mb2_ram_plan {
-	struct mb2_range use, unused;
+	struct mb2_range use, unused, reserve;
 };
 
 /*

@@ -507,6 +507,57 @@ static void ram_plan_beyond_limit_unused(void)
 	EXPECT_PLAN(3u, unused, 0, 0);
 }
 
+/*
+ * Firmware that lists memory as both available and reserved (or ACPI NVS, or bad RAM):
+ * the overlap must be reserved, or the allocator hands it out.  An entry that touches no
+ * RAM the allocator gets is not reserved: mm/'s table of reservations is small.
+ */
+static void ram_plan_reserves_entries_overlapping_ram(void)
+{
+	const uint64_t lim = 1ull << 40;
+	static const struct ent e[] = {
+		{ 0x100000, 0x800000, 1 },       /* 0: RAM [1M, 9M)                           */
+		{ 0x200000, 0x1000, 2 },         /* 1: reserved, inside it                    */
+		{ 0x800000, 0x200000, 4 },       /* 2: NVS [8M, 10M), over its end            */
+		{ 0x0, 0x200000, 3 },            /* 3: ACPI reclaimable [0, 2M), over its start */
+		{ 0x400000, 0x1000, 5 },         /* 4: bad RAM inside                         */
+		{ 0x300000, 0x1000, 7 },         /* 5: a type nobody defined, inside          */
+		{ 0x900000, 0x100000, 2 },       /* 6: [9M, 10M): touches the end, no overlap */
+		{ 0x20000000, 0x1000, 5 },       /* 7: bad RAM where there is no RAM          */
+		{ 0x30000000, 0, 1 },            /* 8: empty RAM entry ...                    */
+		{ 0x30000000, 0x1000, 2 },       /* 9: ... overlaps nothing                   */
+		{ lim - 0x200000, 0x100000, 1 }, /* 10: RAM just below the limit              */
+		{ lim - 0x180000, 0x280000, 2 }, /* 11: reserved across the limit: cut at it  */
+		{ lim, 0x40000000, 1 },          /* 12: RAM beyond the limit: not used ...    */
+		{ lim + 0x1000, 0x1000, 2 },     /* 13: ... so nothing to keep out of it      */
+		{ 0x100000, 0x800000, 1 },       /* 14: RAM listed twice: still one plan each */
+		{ UINT64_MAX - 0xfff, 0x2000, 2 }, /* 15: wraps, far above the limit          */
+	};
+	const uint32_t n = sizeof(e) / sizeof(e[0]);
+	plan_map(e, n, lim);
+	EXPECT_PLAN(1u, reserve, 0x200000, 0x1000);
+	EXPECT_PLAN(2u, reserve, 0x800000, 0x200000);
+	EXPECT_PLAN(3u, reserve, 0x0, 0x200000);
+	EXPECT_PLAN(4u, reserve, 0x400000, 0x1000);
+	EXPECT_PLAN(5u, reserve, 0x300000, 0x1000);
+	EXPECT_PLAN(6u, reserve, 0, 0);
+	EXPECT_PLAN(7u, reserve, 0, 0);
+	EXPECT_PLAN(9u, reserve, 0, 0);
+	EXPECT_PLAN(11u, reserve, lim - 0x180000, 0x180000);
+	EXPECT_PLAN(13u, reserve, 0, 0);
+	EXPECT_PLAN(15u, reserve, 0, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].type == 1)
+			EXPECT_PLAN(i, reserve, 0, 0);
+		else
+			EXPECT_PLAN(i, use, 0, 0);
+		if (e[i].type != 1)
+			EXPECT_PLAN(i, unused, 0, 0);
+	}
+	EXPECT_PLAN(0u, use, 0x100000, 0x800000);
+	EXPECT_PLAN(14u, use, 0x100000, 0x800000);
+}
+
 /* ---- Malformed structures ------------------------------------------------------------- */
 
 static void null_pointers_refused(void)
@@ -877,6 +928,7 @@ int main(void)
 	TEST(usable_wrapping_entry_clipped);
 	TEST(ram_plan_uses_available_entries);
 	TEST(ram_plan_beyond_limit_unused);
+	TEST(ram_plan_reserves_entries_overlapping_ram);
 	TEST(null_pointers_refused);
 	TEST(misaligned_base_refused);
 	TEST(total_size_below_header_refused);

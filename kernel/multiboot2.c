@@ -250,7 +250,12 @@ static uint64_t range_end(uint64_t base, uint64_t len)
 	return base + len < base ? UINT64_MAX : base + len;
 }
 
-/* Of the available entry @e, the part the allocator gets (*use) and the part it does not. */
+/*
+ * Of the available entry @e, the part the allocator gets (*use) and the part it does not.
+ * The same cut as arch paging's direct map: nothing at or above @limit (mm/ puts its
+ * metadata at the top of RAM, so one page beyond the map is a fault in lmm_init), and
+ * nothing of an entry that wraps past the top of the address space, which paging skips.
+ */
 static void split_available(const struct mb2_mmap_entry *e, uint64_t limit, struct mb2_range *use,
 			    struct mb2_range *unused)
 {
@@ -258,12 +263,15 @@ static void split_available(const struct mb2_mmap_entry *e, uint64_t limit, stru
 	*unused = (struct mb2_range){ 0, 0 };
 	if (e->len == 0)
 		return;
-	if (e->base >= limit) {
+	if (e->base >= limit || e->base + e->len < e->base) {
 		*unused = (struct mb2_range){ e->base, e->len };
 		return;
 	}
 	/* The allocator trims, merges and refuses bad ranges itself, logging each. */
-	*use = (struct mb2_range){ e->base, e->len };
+	uint64_t len = e->len < limit - e->base ? e->len : limit - e->base;
+	*use = (struct mb2_range){ e->base, len };
+	if (len < e->len)
+		*unused = (struct mb2_range){ limit, e->len - len };
 }
 
 /*

@@ -508,6 +508,33 @@ static void ram_plan_beyond_limit_unused(void)
 }
 
 /*
+ * RAM that starts below the limit and ends above it: the allocator gets the part below
+ * (arch paging maps nothing above, and mm/ puts its metadata at the top of RAM), the
+ * rest is logged as unused.  An entry that wraps past the top of the address space is
+ * not mapped at all, so none of it is used.
+ */
+static void ram_plan_clips_ram_at_limit(void)
+{
+	const uint64_t lim = 1ull << 40;
+	static const struct ent e[] = {
+		{ lim - GiB, 2 * GiB, 1 },        /* 0: across the limit                     */
+		{ lim - 2 * GiB, GiB, 1 },        /* 1: ends exactly at it                   */
+		{ lim - 4 * GiB, UINT64_MAX, 1 }, /* 2: wraps                                */
+		{ lim - 0x1000, 0x2000, 2 },      /* 3: reserved across it, over entry 0     */
+		{ lim + 0x1000, 0x1000, 2 },      /* 4: reserved over entry 0's unused part  */
+	};
+	plan_map(e, 5, lim);
+	EXPECT_PLAN(0u, use, lim - GiB, GiB);
+	EXPECT_PLAN(0u, unused, lim, GiB);
+	EXPECT_PLAN(1u, use, lim - 2 * GiB, GiB);
+	EXPECT_PLAN(1u, unused, 0, 0);
+	EXPECT_PLAN(2u, use, 0, 0);
+	EXPECT_PLAN(2u, unused, lim - 4 * GiB, UINT64_MAX);
+	EXPECT_PLAN(3u, reserve, lim - 0x1000, 0x1000);
+	EXPECT_PLAN(4u, reserve, 0, 0);
+}
+
+/*
  * Firmware that lists memory as both available and reserved (or ACPI NVS, or bad RAM):
  * the overlap must be reserved, or the allocator hands it out.  An entry that touches no
  * RAM the allocator gets is not reserved: mm/'s table of reservations is small.
@@ -929,6 +956,7 @@ int main(void)
 	TEST(ram_plan_uses_available_entries);
 	TEST(ram_plan_beyond_limit_unused);
 	TEST(ram_plan_reserves_entries_overlapping_ram);
+	TEST(ram_plan_clips_ram_at_limit);
 	TEST(null_pointers_refused);
 	TEST(misaligned_base_refused);
 	TEST(total_size_below_header_refused);

@@ -224,8 +224,16 @@ static struct trampoline_params *params(void)
 	return arch_phys_to_virt(TRAMPOLINE_PHYS + (uint64_t)(trampoline_params - trampoline_start));
 }
 
-/* Start the AP with local APIC id @apic_id as CPU @idx; true once it is online. */
-static bool start_ap(unsigned idx, uint32_t apic_id, unsigned *waited_ms)
+/* What became of an AP asked to start. */
+enum ap_start { AP_ONLINE, AP_LEFT_OUT, AP_UNPARKED };
+
+/*
+ * Start the AP with local APIC id @apic_id as CPU @idx.  AP_LEFT_OUT: it did not come up
+ * in time and was parked again.  AP_UNPARKED: not even the parking INIT was delivered,
+ * so it may still run the trampoline late, with whatever parameters (CPU index, stack)
+ * the next AP is given: no further AP may be started.
+ */
+static enum ap_start start_ap(unsigned idx, uint32_t apic_id, unsigned *waited_ms)
 {
 	struct trampoline_params *tp = params();
 
@@ -252,12 +260,11 @@ static bool start_ap(unsigned idx, uint32_t apic_id, unsigned *waited_ms)
 		lapic_send_ipi(apic_id, sipi);
 	for (*waited_ms = 0; *waited_ms < AP_TIMEOUT_MS; ++*waited_ms) {
 		if (__atomic_load_n(&percpu[idx].online, __ATOMIC_ACQUIRE))
-			return true;
+			return AP_ONLINE;
 		pit_wait_us(1000);
 	}
 	/* Too late: park it in wait-for-SIPI so it cannot run the next AP's parameters. */
-	lapic_send_ipi(apic_id, LAPIC_ICR_INIT);
-	return false;
+	return lapic_send_ipi(apic_id, LAPIC_ICR_INIT) ? AP_LEFT_OUT : AP_UNPARKED;
 }
 
 unsigned arch_smp_start(const uint32_t *apic_ids, unsigned n)
@@ -296,7 +303,13 @@ unsigned arch_smp_start(const uint32_t *apic_ids, unsigned n)
 				"not use\n", id);
 			continue;
 		}
-		if (!start_ap(idx, id, &ms)) {
+		enum ap_start st = start_ap(idx, id, &ms);
+		if (st == AP_UNPARKED) {
+			kprintf("smp: cpu %u (APIC id %u) did not come up within %u ms and could not be "
+				"parked: no further CPU is started\n", idx, id, AP_TIMEOUT_MS);
+			break;
+		}
+		if (st == AP_LEFT_OUT) {
 			kprintf("smp: cpu %u (APIC id %u) did not come up within %u ms: left out\n", idx,
 				id, AP_TIMEOUT_MS);
 			continue;

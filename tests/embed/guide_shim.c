@@ -253,6 +253,36 @@ static void guide_e820(void)
 	verdict("guide-e820", why);
 }
 
+/*
+ * A crowded map, as some firmware gives: more reserved entries than LMM_MAX_RESERVED
+ * (most of them MMIO above RAM), then the kernel reserved last, as the guide says.  Not
+ * one page of the kernel or of a reserved entry inside RAM may be handed out.
+ */
+static void guide_e820_crowded(void)
+{
+	static struct lmm mm;
+	enum { ABOVE = LMM_MAX_RESERVED + 8 };
+	static struct e820_entry map[ABOVE + 3];
+	unsigned n = 0;
+	map[n++] = (struct e820_entry){ 1 * MiB, RAM_BYTES - 1 * MiB, 1, 1 };
+	map[n++] = (struct e820_entry){ 3 * MiB, 8192, 2, 1 };
+	map[n++] = (struct e820_entry){ 10 * MiB, 4096, 4, 1 };
+	for (unsigned i = 0; i < ABOVE; i++)
+		map[n++] = (struct e820_entry){ 0xfe000000ull + i * 0x20000ull, 0x1000, 2, 1 };
+	const uint64_t kernel = 6 * MiB, kernel_len = 512 * 1024;
+	lmm_begin(&mm, NULL);
+	mm_add_e820(&mm, map, n, 1);
+	const char *why = NULL;
+	if (lmm_reserve_range(&mm, 0, 1 * MiB) != LMM_OK || lmm_reserve_range(&mm, kernel, kernel_len) != LMM_OK)
+		why = "a reservation was refused";
+	if (!why && lmm_init(&mm) != LMM_OK)
+		why = "lmm_init failed";
+	const struct span forbidden[] = { { 0, 1 * MiB }, { 3 * MiB, 8192 }, { 10 * MiB, 4096 }, { kernel, kernel_len } };
+	if (!why)
+		why = drain_and_check(&mm, forbidden, 4, (RAM_BYTES - 1 * MiB) / 4096);
+	verdict("guide-e820-crowded", why);
+}
+
 static void guide_uefi(void)
 {
 	static struct lmm mm;
@@ -421,6 +451,7 @@ int main(void)
 	guide_interrupt();
 #endif
 	guide_e820();
+	guide_e820_crowded();
 	guide_uefi();
 	guide_limine();
 	if (!irqs_on)

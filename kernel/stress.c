@@ -907,8 +907,14 @@ bool kernel_run_stress(void)
 	row("interrupts per second achieved", NULL, "%lu on cpu 0 (ticks over %s time; per cpu below)",
 	    ms ? cs[0].ticks * 1000 / ms : 0, have_pm ? "PM timer" : "PIT");
 	row("cpus whose timer did not start", "0", "%u", timers_failed);
-	row("atomic exclusive allocations", NULL, "%lu (freed %lu, handed over %lu)", allocs,
-	    SUM(frees), SUM(handovers));
+	/*
+	 * Three tallies kept at three places (a non-NULL allocation, a free mm/ accepted, a
+	 * transfer mm/ accepted): each page a handler got is freed or handed over exactly
+	 * once, so a count that is off (a failure counted as an allocation) shows here.
+	 */
+	uint64_t frees = SUM(frees), handovers = SUM(handovers);
+	row("atomic exclusive allocations", "= freed + handed over", "%lu (freed %lu, handed over %lu)", allocs,
+	    frees, handovers);
 	row("emergency pool hits", exhaustions ? "> 0" : NULL, "%lu", pool_hits);
 	row("atomic failures", NULL, "%lu: justified %lu, unverifiable %lu", fails, justified, unverified);
 	row("unjustified atomic failures", "0", "%lu%s", unjustified,
@@ -961,7 +967,8 @@ bool kernel_run_stress(void)
 		    bad_context == context_tries && pool_hits <= allocs + ncpu &&
 		    budget == end.pool_target && end.pool_refill_pages == start.pool_refill_pages &&
 		    end.reserve_to[LMM_CLASS_ATOMIC] - start.reserve_to[LMM_CLASS_ATOMIC] == pool_hits &&
-		    end.reserve_to[LMM_CLASS_KERNEL] == 0 && end.reserve_to[LMM_CLASS_NOWAIT] == 0;
+		    end.reserve_to[LMM_CLASS_KERNEL] == 0 && end.reserve_to[LMM_CLASS_NOWAIT] == 0 &&
+		    allocs == frees + handovers;
 	if (!counters_back)
 		kprintf("stress: counters did not return: available %lu->%lu allocated %lu->%lu\n",
 			start.available, end.available, start.allocated, end.allocated);

@@ -194,7 +194,10 @@ check_ram() {
 	return 0
 }
 
-# check_fault VECTOR: the exception report names the vector and shows RIP and CR2.
+# check_fault VECTOR: the exception report names the vector and shows RIP and CR2, and
+# the run ended with it: one report, and its last line is the last of the log.  A
+# handler that returns re-raises the fault and only the nested-exception guard's exit
+# (status 35 too) would end the run.
 check_fault() {
 	grep -Eq "EXCEPTION.*$1|$1.*EXCEPTION" "$LOG" || {
 		why="no exception report naming $1"
@@ -202,7 +205,13 @@ check_fault() {
 	}
 	grep -Eq 'RIP=' "$LOG" || { why="exception report without RIP"; return 1; }
 	grep -Eq 'CR2=' "$LOG" || { why="exception report without CR2"; return 1; }
-	return 0
+	reports=$(grep -c '^\*\*\* EXCEPTION ' "$LOG")
+	[ "$reports" = 1 ] || { why="$reports exception reports, expected one"; return 1; }
+	no_log 'nested exception' || return 1
+	last=$(grep -v '^[[:space:]]*$' "$LOG" | tail -n 1)
+	[ "$last" = "*** halting: unhandled exception" ] && return 0
+	why="the run did not end with the exception report; last line: '$last'"
+	return 1
 }
 
 # check_module NAME [SIZE]: the kernel lists the module; if its line shows the range

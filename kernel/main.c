@@ -216,6 +216,57 @@ static void print_modules(void)
 }
 
 /*
+ * The modules' contents, as POSIX cksum(1) sums them (CRC-32, polynomial 0x04C11DB7,
+ * the length appended, complemented): taken before mm/ may hand a page out and again at
+ * the end, and printed then, so the boot test compares it with cksum of the file itself.
+ * A module whose pages were handed out (the kernel's own list of reservations would
+ * miss it as well) is overwritten by the tests that write every page.
+ */
+static uint32_t module_sum_at_boot[MB2_MAX_MODULES];
+
+static uint32_t cksum_byte(uint32_t crc, uint8_t b)
+{
+	crc ^= (uint32_t)b << 24;
+	for (int i = 0; i < 8; i++)
+		crc = crc & 0x80000000u ? (crc << 1) ^ 0x04C11DB7u : crc << 1;
+	return crc;
+}
+
+static uint32_t module_cksum(const struct mb2_module *m)
+{
+	const uint8_t *p = arch_phys_to_virt(m->start);
+	uint64_t len = m->end - m->start;
+	uint32_t crc = 0;
+
+	for (uint64_t i = 0; i < len; i++)
+		crc = cksum_byte(crc, p[i]);
+	for (; len; len >>= 8)
+		crc = cksum_byte(crc, (uint8_t)len);
+	return ~crc;
+}
+
+static void modules_sum_at_boot(void)
+{
+	for (uint32_t i = 0; i < boot_info.nmodules; i++)
+		module_sum_at_boot[i] = module_cksum(&boot_info.modules[i]);
+}
+
+/* True if every module is as it was at boot. */
+static bool modules_intact(void)
+{
+	bool ok = true;
+
+	for (uint32_t i = 0; i < boot_info.nmodules; i++) {
+		const struct mb2_module *m = &boot_info.modules[i];
+		uint32_t now = module_cksum(m);
+		kprintf("module %u: cksum %u %lu at the end (%u at boot)%s\n", i, now, m->end - m->start,
+			module_sum_at_boot[i], now == module_sum_at_boot[i] ? "" : ": CHANGED during the run");
+		ok &= now == module_sum_at_boot[i];
+	}
+	return ok;
+}
+
+/*
  * Prove the direct map reaches the top of RAM (above 4 GiB when there is any): write a
  * pattern into the highest available page through it, read it back, restore the word.
  */
@@ -354,6 +405,7 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 
 	maybe_trigger_fault(false);
 
+	modules_sum_at_boot();
 	kernel_mm_init(&boot_info);
 	start_cpus();
 	maybe_trigger_fault(true);
@@ -361,6 +413,7 @@ void kmain(uint32_t magic, uint64_t mbi_phys)
 	arch_irq_enable();
 	kernel_memmap_print(&kernel_mm, "boot");
 	bool ok = run_mode();
+	ok &= modules_intact();
 
 	kprintf("labyrinth: done: %s\n", ok ? "PASS" : "FAIL");
 	arch_exit_qemu(ok ? ARCH_QEMU_EXIT_SUCCESS : ARCH_QEMU_EXIT_FAILURE);

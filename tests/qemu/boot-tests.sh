@@ -215,8 +215,18 @@ check_fault() {
 }
 
 # check_module NAME [SIZE]: the kernel lists the module; if its line shows the range
-# as [0xSTART-0xEND), the size matches.
+# as [0xSTART-0xEND), the size matches; and its contents at the end of the run have the
+# checksum of the file ($FILES/NAME), by cksum(1): the kernel never handed its pages out.
 check_module() {
+	check_module_listed "$@" || return 1
+	idx=$(grep -F -m1 "'$1'" "$LOG" | sed -nE 's/^  module ([0-9]+): .*/\1/p')
+	want=$(cksum <"$FILES/$1" | awk '{ print $1 " " $2 }')
+	grep -q "^module ${idx:-?}: cksum $want at the end" "$LOG" && return 0
+	why="module $1 (${idx:-not numbered}) does not end the run as the file is (cksum $want): $(grep -m1 "^module ${idx:-?}: cksum" "$LOG" || echo no cksum line)"
+	return 1
+}
+
+check_module_listed() {
 	line=$(grep -F -m1 "'$1'" "$LOG") || line=$(grep -F -m1 "$1" "$LOG") || {
 		why="module $1 not listed"
 		return 1

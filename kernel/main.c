@@ -266,20 +266,39 @@ static bool modules_intact(void)
 	return ok;
 }
 
+/* Whether the page at @phys lies in a map entry that must be reserved over RAM. */
+static bool page_reserved_in_map(uint64_t phys)
+{
+	for (uint32_t i = 0; i < boot_info.nmmap; i++) {
+		struct mb2_ram_plan p;
+		mb2_ram_plan(&boot_info, i, ARCH_HHDM_LIMIT, &p);
+		if (phys + ARCH_PAGE_SIZE > p.reserve.base && phys < p.reserve.base + p.reserve.len)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Prove the direct map reaches the top of RAM (above 4 GiB when there is any): write a
- * pattern into the highest available page through it, read it back, restore the word.
+ * pattern into the highest page the allocator will get through it, read it back,
+ * restore the word.  Only RAM the allocator gets (mb2_ram_plan()'s choice), never a page
+ * firmware also lists as reserved.
  */
 static void direct_map_self_check(void)
 {
 	uint64_t top = 0;
 
-	for (size_t i = 0; i < boot_info.nmmap; i++) {
-		const struct mb2_mmap_entry *e = &boot_info.mmap[i];
-		uint64_t end = (e->base + e->len) & ~(ARCH_PAGE_SIZE - 1);
-		if (e->type == MB2_MEMORY_AVAILABLE && end >= e->base + ARCH_PAGE_SIZE && end > top &&
-		    end <= ARCH_HHDM_LIMIT)
+	for (uint32_t i = 0; i < boot_info.nmmap; i++) {
+		struct mb2_ram_plan p;
+		mb2_ram_plan(&boot_info, i, ARCH_HHDM_LIMIT, &p);
+		uint64_t end = (p.use.base + p.use.len) & ~(ARCH_PAGE_SIZE - 1);
+		if (p.use.len && end >= p.use.base + ARCH_PAGE_SIZE && end > top &&
+		    !page_reserved_in_map(end - ARCH_PAGE_SIZE))
 			top = end;
+	}
+	if (top == 0) {
+		kprintf("direct map self-check: no available page to write\n");
+		boot_fail();
 	}
 	uint64_t page = top - ARCH_PAGE_SIZE;
 	volatile uint64_t *p = arch_phys_to_virt(page);

@@ -293,7 +293,7 @@ struct lmm_cpu {
 	lmm_count_t allocated; /* pages handed out here minus taken back here (wraps) */
 	lmm_count_t alloc_calls, alloc_failures, free_calls;
 	lmm_count_t cache_refills, cache_drains;
-	lmm_count_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out; their sum: pool_hits */
+	lmm_count_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out (running totals); sum: pool_hits */
 	uint32_t holder_seq; /* LMM_CFG_HOLDERS: this CPU's allocation sequence numbers */
 	uint32_t lock_tag;   /* this slot's index + 1: what lmm.lock_holder says while it holds the lock */
 };
@@ -328,7 +328,8 @@ struct lmm_stats {
 	uint64_t pool_empty_failures; /* ATOMIC order 0 that found nothing it may take   */
 	uint64_t pool_refills;        /* refill operations that added at least one page   */
 	uint64_t pool_refill_pages;
-	uint64_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out, per class */
+	uint64_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out, per class: running
+	                                       * totals; [KERNEL] and [NOWAIT] stay 0 */
 	uint64_t reserve_held;        /* reserve pages out with their holders now        */
 	uint32_t cache_batch, cache_high;
 	uint64_t cache_refills, cache_drains;
@@ -443,7 +444,8 @@ void *lmm_alloc_pages_owned(struct lmm *mm, unsigned order, lmm_gfp_t gfp, uint1
  * (lmm_free_pages(): the owner is asked under the lock) take lmm.lock.  The exclusive
  * routine's free and lmm_free_pages_owned() name it.  Every bad free (unaligned, unmanaged,
  * not a block head, wrong order, already free, reserved, an exclusive page freed by a
- * non-owner) is refused, counted, reported, and changes nothing.  An exclusive page may
+ * non-owner) is refused, counted, reported, and changes nothing; an address that is
+ * both unaligned and unmanaged is refused as LMM_ERR_NOT_ALIGNED.  An exclusive page may
  * be freed only by its owner: lmm_port_owner(), or @owner.
  * One exception, the price of a per-CPU path with no atomic read-modify-write: two CPUs
  * freeing the same order-0 page at the same moment can both pass its check there (the

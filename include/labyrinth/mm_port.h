@@ -95,7 +95,7 @@ struct lmm_report; /* a refused call, described in <labyrinth/mm.h> */
 
 /*
  * 1. Initialise a lock.  @name is a static string the port may keep for reports.
- *    Called from lmm_begin() only (normal context, single-threaded).
+ *    Called from lmm_begin() only: init, single-threaded; interrupts may be off.
  */
 void lmm_port_lock_init(lmm_port_lock_t *lock, const char *name);
 
@@ -127,6 +127,7 @@ void lmm_port_irq_restore(lmm_irqflags_t flags);
 /*
  * 6. Index of the calling CPU, 0 .. LMM_PORT_MAX_CPUS-1.  Called with interrupts
  *    disabled (so the answer is stable); must be cheap: it is on every allocation.
+ *    May run with the mm/ lock held: take no lock, call nothing that does.
  */
 unsigned lmm_port_cpu_id(void);
 #endif
@@ -148,14 +149,17 @@ void *lmm_port_phys_to_virt(uint64_t phys);
  *    interrupt-nesting count kept by the kernel's interrupt entry (mm/README.md shows
  *    the few lines it takes).  Asked only when the answer decides something or is
  *    recorded: debug builds refusing a KERNEL allocation from a handler (with
- *    LMM_PORT_IRQFLAGS_* defined, only when interrupts were off), the calls not for
- *    every context, every refusal's record, and holder records.
+ *    LMM_PORT_IRQFLAGS_* defined, only when interrupts were off), the calls that are
+ *    not allowed in every context (mm/README.md section 7), every refusal's record,
+ *    and holder records.
  */
 enum lmm_context lmm_port_context(void);
 
 /*
  * 9. The owner tag of the caller, recorded in exclusive pages it allocates without
- *    naming an owner and checked when it frees one.  Any context.  0 means "no owner".
+ *    naming an owner and checked when it frees one.  Any context, and possibly with the
+ *    mm/ lock held (a free that names no owner asks under it): take no lock, call
+ *    nothing that does.  0 means "no owner".
  *    One tag per CPU and context works well: ((cpu << 1) | in_interrupt) + 1 (the recipe
  *    of mm/README.md and of the Labyrinth kernel's KMM_OWNER); or a thread id.
  */
@@ -171,7 +175,9 @@ uint16_t lmm_port_owner(void);
  *     interrupts disabled on mm/'s behalf.  mm/ formats no text for it: the port
  *     decides whether and when to print it (lmm_report_format() makes the line), e.g.
  *     print at once in normal context and queue it from a handler.  @r is valid only
- *     during the call.
+ *     during the call.  mm/ holds nothing while it runs, so the hook may call mm/ back
+ *     with any call its context allows (lmm_report_format(), lmm_get_stats()); a call
+ *     refused there reports again, so it must make none that could be refused.
  */
 void lmm_port_report(const struct lmm_report *r);
 

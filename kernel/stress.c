@@ -868,6 +868,13 @@ bool kernel_run_stress(void)
 	/* Every timer is off: the handlers' tallies are final. */
 	teardown();
 	lmm_get_stats(&kernel_mm, &end);
+	/* lmm_cpu_drain() of every CPU, from this one: nothing may be left in a cache or slice. */
+	uint64_t left_on_cpus = 0;
+	for (unsigned i = 0; i < ncpu; i++) {
+		struct lmm_cpu_stats c;
+		lmm_get_cpu_stats(&kernel_mm, i, &c);
+		left_on_cpus += (uint64_t)c.cache_pages + c.pool_pages;
+	}
 
 	bool emulated = arch_hypervisor_present() || tsc_hz < 100000000ull || tsc_hz > 10000000000ull;
 	/* Without a PM timer, the PIT's own ticks: a lower bound when interrupts were lost. */
@@ -994,6 +1001,7 @@ bool kernel_run_stress(void)
 	    end.reserve_to[LMM_CLASS_ATOMIC] - start.reserve_to[LMM_CLASS_ATOMIC], pool_hits);
 	row("signature mismatches", "0", "%lu", mismatches);
 	row("lost pages", "0", "%ld", lost);
+	row("pages left on the cpus after draining them", "0", "%lu (cached in all %lu)", left_on_cpus, end.cached);
 	row("violations caught", "all", "%lu of %lu", right, tried);
 	row("lmm_check problems", "0", "%lu", problems);
 	print_cpu_table(ms, emulated);
@@ -1009,7 +1017,7 @@ bool kernel_run_stress(void)
 		    end.reserve_to[LMM_CLASS_KERNEL] == 0 && end.reserve_to[LMM_CLASS_NOWAIT] == 0 &&
 		    allocs == frees + handovers &&
 		    kinds_untried == 0 &&
-		    refused_extra == 0 && refused_total == tried;
+		    refused_extra == 0 && refused_total == tried && left_on_cpus == 0 && end.cached == 0;
 	if (!counters_back)
 		kprintf("stress: counters did not return: available %lu->%lu allocated %lu->%lu\n",
 			start.available, end.available, start.allocated, end.allocated);

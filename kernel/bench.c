@@ -271,7 +271,7 @@ bool kernel_run_bench(void)
 
 	/* Freed order-0 pages wait in this CPU's cache: drain it before the full checks, and
 	 * compare what is available (free + pool + cached), not the free lists alone. */
-	lmm_cpu_drain(&arena, lmm_port_cpu_id());
+	lmm_cpu_drain(&arena, arch_cpu_id());
 	bool ok = lmm_check(&arena) == 0 && lmm_check(&kernel_mm) == 0;
 	struct lmm_stats s;
 	lmm_get_stats(&arena, &s);

@@ -62,9 +62,10 @@ void lmm_port_irq_restore(lmm_irqflags_t flags)
 	arch_irq_restore(flags);
 }
 
-unsigned lmm_port_cpu_id(void)
+lmm_irq_cpu_t lmm_port_irq_save_cpu(void)
 {
-	return arch_cpu_id();
+	lmm_irqflags_t flags = arch_irq_save();
+	return (lmm_irq_cpu_t){ flags, arch_cpu_id() }; /* interrupts off: no migration */
 }
 
 void lmm_port_log(const char *line)

@@ -367,13 +367,6 @@ static lmm_cold void *alloc_failed(struct lmm *mm, lmm_req_t rq, const void *cal
 	return NULL;
 }
 
-/* How every allocation and free starts: interrupts off (the old state in *@fl), this CPU's slot. */
-static inline struct lmm_cpu *enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
-{
-	*fl = lmm_port_irq_save();
-	return lmm_this_cpu(mm);
-}
-
 /*
  * KERNEL may one day mean "may wait": debug builds keep it out of handlers from the
  * start.  Asked with interrupts off (@fl, the state before); where the port says its
@@ -409,7 +402,7 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 					const void *caller)
 {
 	if (c == NULL) {
-		c = enter_cpu(mm, &fl);
+		c = lmm_enter_cpu(mm, &fl);
 		if (unlikely(kernel_alloc_in_handler(req_gfp(rq), fl)))
 			return refuse_alloc_in_handler(mm, fl, rq, caller);
 		LMM_INC(c->alloc_calls);
@@ -500,7 +493,7 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 		return alloc_via_core(mm, NULL, 0, lmm_req(order, gfp, owner, false), caller_or_here(caller));
 
 	lmm_irqflags_t fl;
-	struct lmm_cpu *c = enter_cpu(mm, &fl);
+	struct lmm_cpu *c = lmm_enter_cpu(mm, &fl);
 	if (unlikely(kernel_alloc_in_handler(gfp, fl)))
 		return refuse_alloc_in_handler(mm, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
 	LMM_INC(c->alloc_calls);
@@ -751,7 +744,7 @@ static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu 
 						 uint32_t idx, lmm_req_t rq, const void *caller)
 {
 	if (c == NULL) { /* a block the layer never takes (order above 0), interrupts on */
-		c = enter_cpu(mm, &fl);
+		c = lmm_enter_cpu(mm, &fl);
 		LMM_INC(c->free_calls);
 	}
 	lmm_irqflags_t held = lmm_lock(mm, c);
@@ -780,7 +773,7 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 		return free_via_core(mm, NULL, 0, idx, lmm_req(order, how, owner, ask_owner), caller_or_here(caller));
 
 	lmm_irqflags_t fl;
-	struct lmm_cpu *c = enter_cpu(mm, &fl);
+	struct lmm_cpu *c = lmm_enter_cpu(mm, &fl);
 	LMM_INC(c->free_calls);
 	/*
 	 * The word is read before anything says whose the page is: a bogus free may aim at

@@ -315,12 +315,11 @@ struct lmm_held {
 	struct lmm_cpu *c;
 };
 
-static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm);
+static inline struct lmm_cpu *lmm_enter_cpu(struct lmm *mm, lmm_irqflags_t *fl);
 
 static inline struct lmm_cpu *lmm_lock_here(struct lmm *mm, struct lmm_held *h)
 {
-	h->irq = lmm_port_irq_save();
-	h->c = lmm_this_cpu(mm);
+	h->c = lmm_enter_cpu(mm, &h->irq);
 	h->lock = lmm_lock(mm, h->c);
 	return h->c;
 }
@@ -342,16 +341,29 @@ static inline void lmm_unlock_here(struct lmm *mm, struct lmm_held *h)
 #define LMM_ASSERT_LOCKED(mm, c) ((void)(mm), (void)(c))
 #endif
 
-/* The calling CPU's slot; interrupts must be off. */
-static inline struct lmm_cpu *lmm_this_cpu(struct lmm *mm)
+/*
+ * Interrupts off (the state before in *@fl), then the calling CPU's slot: how every
+ * allocation, free and per-CPU call starts.  One hook call (6) on a multiprocessor port.
+ */
+static inline struct lmm_irq_cpu lmm_irq_save_cpu(void)
 {
-	unsigned cpu = LMM_PORT_MAX_CPUS == 1 ? 0 : lmm_port_cpu_id();
-	if (LMM_DEBUG && unlikely(cpu >= LMM_PORT_MAX_CPUS))
-		lmm_port_fatal("lmm: lmm_port_cpu_id() is not below LMM_PORT_MAX_CPUS");
+#if LMM_PORT_MAX_CPUS == 1
+	return (struct lmm_irq_cpu){ lmm_port_irq_save(), 0 };
+#else
+	return lmm_port_irq_save_cpu();
+#endif
+}
+
+static inline struct lmm_cpu *lmm_enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
+{
+	struct lmm_irq_cpu ic = lmm_irq_save_cpu();
+	*fl = ic.flags;
+	if (LMM_DEBUG && unlikely(ic.cpu >= LMM_PORT_MAX_CPUS))
+		lmm_port_fatal("lmm: lmm_port_irq_save_cpu() gave a CPU index not below LMM_PORT_MAX_CPUS");
 	/* &mm->cpu[cpu] (a slot is LMM_CPU_SLOT_BYTES: asserted above), with the index widened
 	 * first: GCC then scales it with one shift and adds the array's offset in the same
 	 * lea, one instruction less than the index form (make bench-ir: 2 a pair). */
-	struct lmm_cpu *c = (struct lmm_cpu *)((char *)mm->cpu + (uintptr_t)cpu * LMM_CPU_SLOT_BYTES);
+	struct lmm_cpu *c = (struct lmm_cpu *)((char *)mm->cpu + ic.cpu * LMM_CPU_SLOT_BYTES);
 	/*
 	 * An empty asm, no instruction (Linux's OPTIMIZER_HIDE_VAR): GCC otherwise folds the
 	 * array's offset into the index and keeps two bases for one slot, its fields and

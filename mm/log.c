@@ -220,9 +220,9 @@ void lmm_refuse(struct lmm *mm, struct lmm_report *r)
 {
 	__atomic_fetch_add(&mm->refused[r->reason], 1, __ATOMIC_RELAXED);
 	r->context = lmm_port_context();
-	lmm_irqflags_t fl = lmm_port_irq_save();
-	r->cpu = LMM_PORT_MAX_CPUS == 1 ? 0 : lmm_port_cpu_id();
-	lmm_port_irq_restore(fl);
+	struct lmm_irq_cpu ic = lmm_irq_save_cpu();
+	r->cpu = (unsigned)ic.cpu;
+	lmm_port_irq_restore(ic.flags);
 	lmm_port_report(r);
 }
 

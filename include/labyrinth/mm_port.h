@@ -25,7 +25,7 @@ extern "C" {
  * Most CPUs that will ever call mm/ at once.  Each one gets a per-CPU cache and pool
  * slice inside struct lmm (128 bytes each on 64-bit hosts, 64 on 32-bit: a power of two,
  * so a shift finds a CPU's slot).  1 (the default) is a uniprocessor port:
- * lmm_port_cpu_id() is then never called.
+ * lmm_port_irq_save_cpu() (hook 6) is then never called.
  */
 #ifndef LMM_PORT_MAX_CPUS
 #define LMM_PORT_MAX_CPUS 1
@@ -82,6 +82,15 @@ typedef struct lmm_port_lock {
  */
 typedef uintptr_t lmm_irqflags_t;
 
+/*
+ * What hook 6 returns: two words, so that the common ABIs (x86-64, AArch64, RISC-V)
+ * return it in two registers.
+ */
+typedef struct lmm_irq_cpu {
+	lmm_irqflags_t flags; /* the interrupt state before the call, for hook 5 */
+	uintptr_t cpu;        /* the calling CPU's index                         */
+} lmm_irq_cpu_t;
+
 /* The execution context of the caller, as the port sees it. */
 enum lmm_context {
 	LMM_CTX_NORMAL = 0,    /* thread/kernel context, interrupts enabled                 */
@@ -125,11 +134,13 @@ lmm_irqflags_t lmm_port_irq_save(void);
 void lmm_port_irq_restore(lmm_irqflags_t flags);
 
 /*
- * 6. Index of the calling CPU, 0 .. LMM_PORT_MAX_CPUS-1.  Called with interrupts
- *    disabled (so the answer is stable); must be cheap: it is on every allocation.
- *    May run with the mm/ lock held: take no lock, call nothing that does.
+ * 6. Hook 4 and the calling CPU's index, 0 .. LMM_PORT_MAX_CPUS-1, in one call: disable
+ *    interrupts on this CPU, then say which CPU this is (stable until hook 5 puts the
+ *    state back).  Every allocation and free makes this call, so it must be cheap.  Same
+ *    context rules as hook 4, and it may run with the mm/ lock held: take no lock, call
+ *    nothing that does.  Never called when LMM_PORT_MAX_CPUS is 1 (hook 4 is, instead).
  */
-unsigned lmm_port_cpu_id(void);
+lmm_irq_cpu_t lmm_port_irq_save_cpu(void);
 #endif
 
 /* ---- Memory and identity --------------------------------------------------------------- */

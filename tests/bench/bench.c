@@ -362,12 +362,20 @@ static uint64_t kernel_pages(const struct lmm_stats *s)
 	return s->available - s->pool;
 }
 
+/* The calling thread's CPU index, as the port tells mm/. */
+static unsigned this_cpu(void)
+{
+	lmm_irq_cpu_t ic = lmm_port_irq_save_cpu();
+	lmm_port_irq_restore(ic.flags);
+	return (unsigned)ic.cpu;
+}
+
 /* After each mm/ run: no refusal, invariants hold, nothing leaked, every page back in
  * the lists, the pool or a cache (available: freed order-0 pages wait in caches). */
 static void check_instance(struct lmm *m, const struct lmm_stats *at_idle, const char *what,
 			   uint64_t allocated)
 {
-	lmm_cpu_drain(m, lmm_port_cpu_id()); /* lmm_check() wants the caches it reads quiet */
+	lmm_cpu_drain(m, this_cpu()); /* lmm_check() wants the caches it reads quiet */
 	struct lmm_stats s = stats_of(m);
 	if (s.refused_total)
 		problem("%s: mm/ refused %" PRIu64 " calls (last log: %s)", what, s.refused_total,
@@ -523,7 +531,7 @@ static struct held cold_setup(struct lmm *m, const struct lmm_stats *at_idle, co
 		}
 	}
 	lmm_free_pages(m, h.blk[0], h.ord[0]);
-	lmm_cpu_drain(m, lmm_port_cpu_id());
+	lmm_cpu_drain(m, this_cpu());
 	struct lmm_stats s = stats_of(m);
 	if (h.ord[0] != LMM_MAX_ORDER || s.free != 1u << LMM_MAX_ORDER ||
 	    s.free_blocks[LMM_MAX_ORDER] != 1)

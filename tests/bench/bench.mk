@@ -10,7 +10,7 @@
 
 BENCH_BUILD   := $(BUILD)/bench
 # LMM_PORT_MAX_CPUS=16 as in the host tests (the 2-thread run needs more than one CPU);
-# the -1cpu build is the uniprocessor port (no lmm_port_cpu_id() call at all).
+# the -1cpu build is the uniprocessor port (no lmm_port_irq_save_cpu() call at all).
 BENCH_FLAGS   := -std=gnu11 -O2 -g -Iinclude -Itests/host -Itests/bench -pthread $(HOST_WARN) $(HOST_IRQFLAGS)
 BENCH_CPUS    := -DLMM_PORT_MAX_CPUS=16
 BENCH_COMMON  := tests/bench/bench.c tests/bench/workloads.c $(MM_SRCS)

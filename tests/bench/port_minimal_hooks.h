@@ -60,9 +60,9 @@ MINPORT_HOOK void lmm_port_unlock_irqrestore(lmm_port_lock_t *l, lmm_irqflags_t 
 	lmm_port_irq_restore(flags);
 }
 
-MINPORT_HOOK unsigned lmm_port_cpu_id(void)
+MINPORT_HOOK lmm_irq_cpu_t lmm_port_irq_save_cpu(void)
 {
-	return minport_cpu;
+	return (lmm_irq_cpu_t){ lmm_port_irq_save(), minport_cpu };
 }
 
 MINPORT_HOOK enum lmm_context lmm_port_context(void)

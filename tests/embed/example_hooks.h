@@ -64,11 +64,7 @@ EXAMPLE_HOOK void lmm_port_irq_restore(lmm_irqflags_t flags)
 	cpu_irq_restore(flags);
 }
 
-/* One CPU: LMM_PORT_MAX_CPUS is 1, and this is its index. */
-EXAMPLE_HOOK unsigned lmm_port_cpu_id(void)
-{
-	return 0;
-}
+/* One CPU: LMM_PORT_MAX_CPUS is 1, so hook 6 (lmm_port_irq_save_cpu) is never called. */
 
 EXAMPLE_HOOK enum lmm_context lmm_port_context(void)
 {

@@ -64,7 +64,7 @@ if [ ! -f "$lib" ]; then
 	exit 1
 fi
 allowed=" lmm_port_lock_init lmm_port_lock_irqsave lmm_port_unlock_irqrestore lmm_port_irq_save \
-lmm_port_irq_restore lmm_port_cpu_id lmm_port_phys_to_virt lmm_port_context lmm_port_owner \
+lmm_port_irq_restore lmm_port_irq_save_cpu lmm_port_phys_to_virt lmm_port_context lmm_port_owner \
 lmm_port_report lmm_port_log lmm_port_fatal memcpy memmove memset memcmp "
 defined=$($NM -g --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sort -u)
 undefined=$($NM -u "$lib" | awk 'NF >= 2 { print $2 }' | sort -u |

@@ -219,9 +219,10 @@ void lmm_port_irq_restore(lmm_irqflags_t flags)
 #endif
 }
 
-unsigned lmm_port_cpu_id(void)
+lmm_irq_cpu_t lmm_port_irq_save_cpu(void)
 {
-	return cpuid(); /* asked with interrupts off: no migration */
+	lmm_irqflags_t flags = lmm_port_irq_save();
+	return (lmm_irq_cpu_t){ flags, cpuid() }; /* interrupts off now: no migration */
 }
 
 void *lmm_port_phys_to_virt(uint64_t phys)

@@ -728,7 +728,7 @@ void model_pool_reset_low_water(struct model *m)
 
 void model_drain(struct model *m)
 {
-	enum lmm_status st = lmm_cpu_drain(m->mm, lmm_port_cpu_id());
+	enum lmm_status st = lmm_cpu_drain(m->mm, host_cpu_id());
 	m->op_no++;
 	if (st != LMM_OK)
 		diverge(m, "drain of this CPU refused: %s", lmm_status_str(st));
@@ -805,7 +805,7 @@ void model_compare(struct model *m)
 		blocks += s.free_blocks[o] << o;
 	EXPECT_EQ(blocks, s.free);
 	struct lmm_cpu_stats cs;
-	lmm_get_cpu_stats(m->mm, lmm_port_cpu_id(), &cs);
+	lmm_get_cpu_stats(m->mm, host_cpu_id(), &cs);
 	EXPECT_EQ(cs.cache_pages, m->cached);
 	EXPECT_EQ(cs.pool_pages, m->slice);
 }

@@ -256,11 +256,17 @@ static int cpu_slot_claim(void)
 	}
 }
 
-unsigned lmm_port_cpu_id(void)
+unsigned host_cpu_id(void)
 {
 	if (cpu_slot < 0)
 		cpu_slot = cpu_slot_claim();
 	return (unsigned)cpu_slot;
+}
+
+lmm_irq_cpu_t lmm_port_irq_save_cpu(void)
+{
+	lmm_irqflags_t flags = host_irq_save();
+	return (lmm_irq_cpu_t){ flags, host_cpu_id() };
 }
 
 void host_set_cpu(unsigned cpu)

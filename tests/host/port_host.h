@@ -51,6 +51,8 @@ uint16_t host_thread_owner(void);
 
 /* CPUs: each thread claims a slot below LMM_PORT_MAX_CPUS; a single-threaded test may
  * pretend to move to another CPU (nothing else may be using that slot). */
+/* The calling thread's CPU slot (claimed on first use), as hook 6 gives it to mm/. */
+unsigned host_cpu_id(void);
 void host_set_cpu(unsigned cpu);
 
 /* Refusal reports: the port keeps the last 64 records (and logs their text). */

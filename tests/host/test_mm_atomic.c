@@ -361,7 +361,7 @@ static void pool_kernel_never_takes_reserve(void)
 	/* Freed KERNEL pages went to this CPU's cache or the lists, never into the reserve. */
 	nafter = pool_snapshot(after, RESERVE_MAX);
 	CHECK(same_set(after, nafter, reserve, nres), "KERNEL frees changed the reserve's pages");
-	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	lmm_cpu_drain(&mm, host_cpu_id());
 	s2 = mm_stats(&mm);
 	CHECK(s2.free == s0.free && s2.cached == 0 &&
 		      memcmp(s2.free_blocks, s0.free_blocks, sizeof(s0.free_blocks)) == 0,
@@ -582,7 +582,7 @@ static void atomic_free_never_drains_a_cache_batch(void)
 	ASSERT(setup_with(16 * MiB, 0, 0, 0) == LMM_OK, "init failed");
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive();
 	ASSERT(p, "no page with the reserve empty");
-	const unsigned cpu = lmm_port_cpu_id();
+	const unsigned cpu = host_cpu_id();
 	const uint32_t high = mm_stats(&mm).cache_high;
 	enum { N = 1024 };
 	void *v[N];
@@ -1015,7 +1015,7 @@ static void pool_marks_out_of_range_refused(void)
 static void pool_shrink_reaches_every_slice(void)
 {
 	ASSERT(setup_slice(16 * MiB, 256, 16, 8, 0) == LMM_OK, "init failed");
-	unsigned me = lmm_port_cpu_id(), other = (me + 3) % LMM_PORT_MAX_CPUS;
+	unsigned me = host_cpu_id(), other = (me + 3) % LMM_PORT_MAX_CPUS;
 	struct lmm_stats s = mm_stats(&mm);
 	ASSERT(s.pool == 256 && s.pool_slice == 8, "fixture: fill %" PRIu64 " slice %u", s.pool, s.pool_slice);
 	void *p[64];
@@ -1079,7 +1079,7 @@ static void topup_leaves_the_request_its_page(void)
 	ASSERT(n > 5 && n < 1024, "fixture: %u pages before exhaustion", n);
 	for (int i = 0; i < 5; i++)
 		lmm_free_pages(&mm, held[--n], 0);
-	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	lmm_cpu_drain(&mm, host_cpu_id());
 	ASSERT(mm_stats(&mm).free == 5, "fixture: %" PRIu64 " pages free, want 5", mm_stats(&mm).free);
 	ASSERT(lmm_pool_set_marks(&mm, 100, 200) == LMM_OK, "raising the marks refused");
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
@@ -1111,7 +1111,7 @@ static void surplus_reserve_page_skips_the_cache(void)
 		ASSERT((k[i] = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL)) != NULL, "alloc failed");
 	for (int i = 0; i < 200; i++)
 		lmm_free_pages(&mm, k[i], 0); /* this CPU's cache is now at or near its high mark */
-	unsigned cpu = lmm_port_cpu_id();
+	unsigned cpu = host_cpu_id();
 	struct lmm_cpu_stats c0, c1;
 	lmm_get_cpu_stats(&mm, cpu, &c0);
 	uint64_t free0 = mm_stats(&mm).free;
@@ -1307,7 +1307,7 @@ static void exclusive_double_free_refused(void)
 		ASSERT(p, "alloc failed");
 		CHECK(lmm_free_pages(&mm, p, 0) == LMM_OK, "first free refused");
 		if (rounds[round].drain)
-			lmm_cpu_drain(&mm, lmm_port_cpu_id());
+			lmm_cpu_drain(&mm, host_cpu_id());
 		struct lmm_stats s0 = mm_stats(&mm);
 		host_reports_clear();
 		host_log_clear();
@@ -1565,7 +1565,7 @@ static void *refill_and_drain(void *arg)
 	while (!atomic_load(&avail_stop)) {
 		void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL); /* refills a batch into the cache */
 		lmm_free_pages(&mm, p, 0);
-		lmm_cpu_drain(&mm, lmm_port_cpu_id()); /* the batch goes back */
+		lmm_cpu_drain(&mm, host_cpu_id()); /* the batch goes back */
 	}
 	return NULL;
 }
@@ -1573,7 +1573,7 @@ static void *refill_and_drain(void *arg)
 static void available_steady_while_caches_move(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
-	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	lmm_cpu_drain(&mm, host_cpu_id());
 	const uint64_t base = mm_stats(&mm).available;
 	atomic_store(&avail_stop, 0);
 	pthread_t t;
@@ -1658,7 +1658,7 @@ static void *big_churn(void *arg)
 static void bad_free_records_agree_while_others_merge(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
-	const unsigned me = lmm_port_cpu_id();
+	const unsigned me = host_cpu_id();
 	host_set_cpu(0);
 	atomic_store(&avail_stop, 0);
 	pthread_t t;
@@ -2190,7 +2190,7 @@ static void *churn_thread(void *arg)
 		if (lmm_free_pages(&mm, blocks[nblocks], orders[nblocks]) != LMM_OK)
 			c->errors++;
 	}
-	c->cpu = lmm_port_cpu_id();
+	c->cpu = host_cpu_id();
 	churn_self = NULL;
 	return NULL;
 }
@@ -2259,7 +2259,7 @@ static void atomic_pair_takes_no_lock(void)
 	void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(); /* warms the slice */
 	ASSERT(p && labyrinth_free_page_atomic_exclusive(p) == LMM_OK, "warm-up pair failed");
 	struct lmm_cpu_stats c0;
-	lmm_get_cpu_stats(&mm, lmm_port_cpu_id(), &c0);
+	lmm_get_cpu_stats(&mm, host_cpu_id(), &c0);
 	ASSERT(c0.pool_pages > 0, "fixture: the slice is empty after a pair");
 	struct lmm_stats s0 = mm_stats(&mm);
 
@@ -2318,7 +2318,7 @@ static void cpu_drain_returns_cache_and_slice(void)
 {
 	ASSERT(setup() == LMM_OK, "init failed");
 	struct lmm_stats s0 = mm_stats(&mm);
-	unsigned me = lmm_port_cpu_id(), parked = (me + 5) % LMM_PORT_MAX_CPUS;
+	unsigned me = host_cpu_id(), parked = (me + 5) % LMM_PORT_MAX_CPUS;
 	fill_this_cpu();
 	host_set_cpu(parked); /* pretend to run on another CPU, then leave it parked */
 	fill_this_cpu();
@@ -2385,7 +2385,7 @@ static void *pairs_thread(void *arg)
 	void *held[32];
 	unsigned n = 0;
 	uint64_t sig = (uint64_t)(uintptr_t)t;
-	t->cpu = lmm_port_cpu_id();
+	t->cpu = host_cpu_id();
 	pthread_barrier_wait(t->start);
 	for (uint64_t i = 0; i < t->iters; i++) {
 		/* Hold up to 32 pages so the cache refills and drains in batches under the lock. */
@@ -2775,7 +2775,7 @@ static void one_op(struct worker *w)
 		 * exact checks (conservation, lmm_check) run at the checkpoints. */
 		struct lmm_stats s = mm_stats(&mm);
 		struct lmm_cpu_stats c;
-		lmm_get_cpu_stats(&mm, lmm_port_cpu_id(), &c);
+		lmm_get_cpu_stats(&mm, host_cpu_id(), &c);
 		if (s.allocated > s.managed || s.available > s.managed)
 			note(w, "stats: allocated %" PRIu64 ", available %" PRIu64 " of %" PRIu64 " managed", s.allocated,
 			     s.available, s.managed);

@@ -336,7 +336,7 @@ static void check_names_subtler_corruption(void)
 	CHECK(lmm_free_pages(&mm, lmm_frame_virt(&mm, i + 1), 0) == LMM_ERR_NOT_HEAD, "uncovered tail");
 	/* A CPU that only freed: its line in the dump. */
 	populate();
-	unsigned cpu = lmm_port_cpu_id();
+	unsigned cpu = host_cpu_id();
 	host_set_cpu(5);
 	lmm_free_pages(&mm, page, 0);
 	host_set_cpu(cpu);
@@ -556,7 +556,7 @@ static void corrupt_metadata_is_fatal_or_refused(void)
 	void *q[2];
 	q[0] = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
 	lmm_free_pages(&mm, q[0], 1);
-	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	lmm_cpu_drain(&mm, host_cpu_id());
 	q[0] = lmm_alloc_pages(&mm, 1, LMM_GFP_KERNEL);
 	uint32_t i = idx_of(q[0]);
 	mm.frames[i].order = 0;
@@ -572,7 +572,7 @@ static void corrupt_metadata_is_fatal_or_refused(void)
 
 	/* A CPU number the port should never give. */
 	setup();
-	unsigned cpu = lmm_port_cpu_id();
+	unsigned cpu = host_cpu_id();
 	host_set_cpu(LMM_PORT_MAX_CPUS);
 	EXPECT_FATAL(lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL), "not below LMM_PORT_MAX_CPUS");
 	host_set_cpu(cpu);
@@ -818,7 +818,7 @@ static void every_entry_point_every_path(void)
 static void *race_buddy;
 static void free_buddy_on_cpu1(void)
 {
-	unsigned cpu = lmm_port_cpu_id();
+	unsigned cpu = host_cpu_id();
 	host_set_cpu(1);
 	lmm_free_pages(&mm, race_buddy, 0);
 	host_set_cpu(cpu);

@@ -54,7 +54,7 @@ static void alloc_every_page(bool write)
 	       (unsigned long long)before.available, (unsigned long long)after.available,
 	       (unsigned long long)before.pool, (unsigned long long)after.pool);
 	/* Drained, the buddy lists are exactly as they were: every page merged back. */
-	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	lmm_cpu_drain(&mm, host_cpu_id());
 	after = mm_stats(&mm);
 	CHECK(after.free == before.free + before.cached, "free %llu after draining, %llu before",
 	      (unsigned long long)after.free, (unsigned long long)before.free);

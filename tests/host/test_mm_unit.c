@@ -439,7 +439,7 @@ static void every_order_naturally_aligned(void)
 	CHECK(lmm_check(&mm) == 0, "check failed");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
 		CHECK(lmm_free_pages(&mm, blocks[o], o) == LMM_OK, "free order %u", o);
-	lmm_cpu_drain(&mm, lmm_port_cpu_id()); /* the order-0 page waits in this CPU's cache */
+	lmm_cpu_drain(&mm, host_cpu_id()); /* the order-0 page waits in this CPU's cache */
 	struct lmm_stats after = mm_stats(&mm);
 	CHECK(after.free == before.free && after.allocated == 0, "pages lost");
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
@@ -771,14 +771,14 @@ static void cache_bounded_by_high_mark(void)
 	for (int i = 0; i < N; i++) {
 		lmm_free_pages(&mm, pages[i], 0);
 		struct lmm_cpu_stats c;
-		lmm_get_cpu_stats(&mm, lmm_port_cpu_id(), &c);
+		lmm_get_cpu_stats(&mm, host_cpu_id(), &c);
 		CHECK(c.cache_pages <= s.cache_high, "cache holds %u pages, high mark %u", c.cache_pages, s.cache_high);
 	}
 	s = mm_stats(&mm);
 	CHECK(s.cache_drains > 0 && s.cached <= s.cache_high, "drains %" PRIu64 ", cached %" PRIu64, s.cache_drains,
 	      s.cached);
 	CHECK(lmm_check(&mm) == 0 && mm_conserved(&mm), "check failed");
-	lmm_cpu_drain(&mm, lmm_port_cpu_id());
+	lmm_cpu_drain(&mm, host_cpu_id());
 	s = mm_stats(&mm);
 	CHECK(s.cached == 0 && s.free == s.available, "drain left %" PRIu64 " cached", s.cached);
 	for (unsigned o = 0; o <= LMM_MAX_ORDER; o++)
@@ -818,7 +818,7 @@ static void double_free_of_cached_page(void)
 static void free_on_another_cpu(void)
 {
 	ASSERT(setup16() == LMM_OK, "init failed");
-	unsigned me = lmm_port_cpu_id();
+	unsigned me = host_cpu_id();
 	void *p = lmm_alloc_pages(&mm, 0, LMM_GFP_KERNEL);
 	ASSERT(p, "alloc failed");
 	struct lmm_cpu_stats c0, c1;
@@ -867,7 +867,7 @@ static void locked_function_asserts_lock(void)
 	sigjmp_buf jb;
 	if (sigsetjmp(jb, 1) == 0) {
 		host_fatal_jmp = &jb;
-		lmm_buddy_alloc_locked(&mm, &mm.cpu[lmm_port_cpu_id()], 0);
+		lmm_buddy_alloc_locked(&mm, &mm.cpu[host_cpu_id()], 0);
 		host_fatal_jmp = NULL;
 		CHECK(0, "unlocked call not reported");
 	} else {

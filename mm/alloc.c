@@ -652,20 +652,21 @@ static inline enum lmm_status free_verdict(const struct lmm *mm, uint32_t idx, u
  */
 enum cpu_stack { TO_CORE, TO_CACHE, TO_SLICE };
 
-static inline enum cpu_stack free_fast_stack(uint64_t w, uint16_t owner, bool ask_owner, bool excl_only)
+static inline enum cpu_stack free_fast_stack(uint64_t w, uint8_t region, uint16_t owner, bool ask_owner,
+					     bool excl_only)
 {
 	const uint8_t res = LMM_FRAME_F_RESERVE;
 	/* A free that names its owner (the exclusive routine) most likely frees a reserve page of its own. */
 	if (!ask_owner) {
-		if (likely(w == lmm_held_word(owner, 0, LMM_FRAME_EXCLUSIVE, res)))
+		if (likely(w == lmm_held_word(owner, 0, LMM_FRAME_EXCLUSIVE, res, region)))
 			return TO_SLICE;
-		if (w == lmm_held_word(owner, 0, LMM_FRAME_EXCLUSIVE, 0))
+		if (w == lmm_held_word(owner, 0, LMM_FRAME_EXCLUSIVE, 0, region))
 			return TO_CACHE;
 	}
 	if (!excl_only) {
-		if (likely(w == lmm_held_word(0, 1, LMM_FRAME_ALLOCATED, 0)))
+		if (likely(w == lmm_held_word(0, 1, LMM_FRAME_ALLOCATED, 0, region)))
 			return TO_CACHE;
-		if (w == lmm_held_word(0, 1, LMM_FRAME_ALLOCATED, res))
+		if (w == lmm_held_word(0, 1, LMM_FRAME_ALLOCATED, res, region))
 			return TO_SLICE;
 	}
 	return TO_CORE;
@@ -759,13 +760,13 @@ static lmm_outline enum lmm_status free_via_core(struct lmm *mm, struct lmm_cpu 
 }
 
 /*
- * The free of the located block at @idx, from interrupts off to interrupts on.  The
- * likely branch: an order-0 page that this CPU's cache (or, for a reserve frame, its
- * slice) has room for, checked and pushed with no lock.  Anything else is decided under
- * the lock, by a verdict made there.
+ * The free of the located block at @idx, in region @region (a constant 0 from the fast
+ * path), from interrupts off to interrupts on.  The likely branch: an order-0 page that
+ * this CPU's cache (or, for a reserve frame, its slice) has room for, checked and pushed
+ * with no lock.  Anything else is decided under the lock, by a verdict made there.
  */
-lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsigned order, uint16_t owner,
-					      bool ask_owner, bool excl_only, const void *caller)
+lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, uint8_t region, unsigned order,
+					      uint16_t owner, bool ask_owner, bool excl_only, const void *caller)
 {
 	/* The core learns @excl_only as the request's EXCLUSIVE bit. */
 	const lmm_gfp_t how = excl_only ? LMM_GFPB_EXCLUSIVE : 0;
@@ -781,7 +782,7 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 	 * off (no room ever) every free goes there.
 	 */
 	struct lmm_frame *f = &mm->frames[idx];
-	switch (free_fast_stack(lmm_frame_word_of(f), owner, ask_owner, excl_only)) {
+	switch (free_fast_stack(lmm_frame_word_of(f), region, owner, ask_owner, excl_only)) {
 	case TO_SLICE:
 		if (likely(c->slice_count < LMM_READ_ONCE(mm->pool_slice)))
 			return take_back_to_cpu(c, fl, f, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
@@ -796,13 +797,25 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, unsi
 	return free_via_core(mm, c, fl, idx, lmm_req(0, how, owner, ask_owner), caller_or_here(caller));
 }
 
-/* With LMM_CFG_POISON: the caller still holds the block, so poison it before the free. */
-static lmm_cold enum lmm_status free_poisoned(struct lmm *mm, uint32_t idx, lmm_req_t rq, const void *caller)
+/*
+ * Every free lmm_locate_first() did not place: a page of another region, a bad address
+ * or order (refused here, before any lock), and with LMM_CFG_POISON every free (the
+ * caller still holds the block: it is poisoned before the free).  One copy for every
+ * kind of free; @rq says which, @order is the caller's (it may be out of range).
+ */
+static lmm_outline enum lmm_status free_elsewhere(struct lmm *mm, void *ptr, unsigned order, lmm_req_t rq,
+						  const void *caller)
 {
+	uint32_t idx = LMM_NIL;
+	enum lmm_status st = lmm_locate(mm, ptr, &idx);
+	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
+		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order, rq, caller);
 	const bool excl_only = req_excl_only(rq);
-	if (free_verdict(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only) == LMM_OK)
-		poison_block(mm, idx, req_order(rq));
-	return free_located(mm, idx, req_order(rq), req_owner(rq), req_ask_owner(rq), excl_only, caller);
+	if (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON) &&
+	    free_verdict(mm, idx, order, req_owner(rq), req_ask_owner(rq), excl_only) == LMM_OK)
+		poison_block(mm, idx, order);
+	return free_located(mm, idx, mm->frames[idx].region, order, req_owner(rq), req_ask_owner(rq), excl_only,
+			    caller);
 }
 
 /*
@@ -815,14 +828,10 @@ lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned
 	uint32_t idx = LMM_NIL;
 	if (unlikely(!ptr))
 		return LMM_OK;
-	enum lmm_status st = lmm_locate(mm, ptr, &idx);
-	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
-		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order,
-				   lmm_req(0, 0, owner, ask_owner), caller_or_here(caller));
-	if (LMM_DEBUG && unlikely(mm->cfg.flags & LMM_CFG_POISON))
-		return free_poisoned(mm, idx, lmm_req(order, excl_only ? LMM_GFPB_EXCLUSIVE : 0, owner, ask_owner),
-				     caller_or_here(caller));
-	return free_located(mm, idx, order, owner, ask_owner, excl_only, caller);
+	if (unlikely(!lmm_locate_first(mm, ptr, &idx) || order > LMM_MAX_ORDER))
+		return free_elsewhere(mm, ptr, order, lmm_req(order, excl_only ? LMM_GFPB_EXCLUSIVE : 0, owner, ask_owner),
+				      caller_or_here(caller));
+	return free_located(mm, idx, 0, order, owner, ask_owner, excl_only, caller);
 }
 
 enum lmm_status lmm_free_pages_owned(struct lmm *mm, void *ptr, unsigned order, uint16_t owner)

@@ -480,6 +480,12 @@ enum lmm_status lmm_init(struct lmm *mm)
 	fill_frames(mm);
 	populate(mm);
 	setup_pool_and_cpus(mm, caller);
+	/*
+	 * From here a free in region 0 is placed by one compare (lmm_locate_first()).  Not
+	 * with LMM_CFG_POISON: every free then takes the general path, which poisons, and
+	 * the fast path needs no test for it.
+	 */
+	mm->fast_free_pages = (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)) ? 0 : (uint32_t)mm->regions[0].npages;
 	mm->phase = LMM_PHASE_READY;
 	uint32_t got = lmm_pool_fill(mm);
 	mm->pool_low_water = got;

@@ -121,28 +121,22 @@ static inline uint32_t lmm_holder_word(uint16_t owner, uint16_t refcount)
 }
 
 /*
- * The per-CPU free's view of a frame's word: all but the region (the byte at the
- * word's top address), dropped by a shift, one instruction where a mask takes two.
+ * The word of an order-0 page in region @region held by @owner with @refcount
+ * references, in @state, with @flags: what a correct free finds (lmm_frame_word_of()).
+ * Constant for constant arguments; the region is part of it so that a free located in
+ * region 0 (lmm_locate_first()) compares the frame's word in memory with one constant.
  */
-static inline uint64_t lmm_word_sans_region(uint64_t word)
+static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t state, uint8_t flags,
+				     uint8_t region)
 {
-	return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? word << 8 : word >> 8;
+	const struct lmm_frame t = { .owner = owner, .refcount = refcount, .state = state, .order = 0,
+				     .flags = flags, .region = region };
+	return t.word;
 }
 
 /*
- * That view of the word of an order-0 page held by @owner with @refcount references,
- * in @state, with @flags: what a correct free finds (lmm_frame_word_of()).  Constant
- * for constant arguments.
- */
-static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t state, uint8_t flags)
-{
-	const struct lmm_frame t = { .owner = owner, .refcount = refcount, .state = state, .order = 0, .flags = flags };
-	return lmm_word_sans_region(t.word);
-}
-
-/*
- * Frame @f's word in that view, read once, with acquire ordering for the refcount in
- * it (LMM_LOAD_ACQUIRE above: the CPU orders by instruction, so an acquire load of the
+ * Frame @f's word, read once, with acquire ordering for the refcount in it
+ * (LMM_LOAD_ACQUIRE above: the CPU orders by instruction, so an acquire load of the
  * word that reads the count's bytes pairs with the release store of the count).  Field
  * by field on a 32-bit host (no one-word load of eight bytes) and under ThreadSanitizer,
  * which pairs an acquire only with a release at the same address: there the count is
@@ -151,13 +145,14 @@ static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t 
 static inline uint64_t lmm_frame_word_of(const struct lmm_frame *f)
 {
 #if UINTPTR_MAX > UINT32_MAX && !defined(LMM_TSAN)
-	return lmm_word_sans_region(LMM_LOAD_ACQUIRE(f->word));
+	return LMM_LOAD_ACQUIRE(f->word);
 #else
 	const struct lmm_frame t = { .owner = LMM_READ_ONCE(f->owner),
 				     .refcount = LMM_LOAD_ACQUIRE(f->refcount),
 				     .state_order = LMM_READ_ONCE(f->state_order),
-				     .flags = LMM_READ_ONCE(f->flags) };
-	return lmm_word_sans_region(t.word);
+				     .flags = LMM_READ_ONCE(f->flags),
+				     .region = f->region };
+	return t.word;
 #endif
 }
 
@@ -273,6 +268,24 @@ static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, 
 			break;
 	}
 	return (va & (LMM_PAGE_SIZE - 1)) ? LMM_ERR_NOT_ALIGNED : LMM_ERR_NOT_MANAGED;
+}
+
+/*
+ * lmm_locate()'s likely case for a free, as one compare: @ptr is a page of region 0
+ * (most kernels have one large region), whose frames are numbered from 0, and lmm_init()
+ * let the fast path place it (struct lmm, fast_free_pages).  A rotate folds the
+ * alignment test into the bound: an offset off a page boundary has its low bits
+ * rotated to the top, far above any page count.  False: ask lmm_locate().
+ */
+static inline bool lmm_locate_first(const struct lmm *mm, const void *ptr, uint32_t *idx)
+{
+	const uintptr_t off = (uintptr_t)ptr - mm->regions[0].vbase;
+	const uintptr_t page = off >> LMM_PAGE_SHIFT | off << (sizeof(uintptr_t) * 8 - LMM_PAGE_SHIFT);
+	if (likely(page < mm->fast_free_pages)) {
+		*idx = (uint32_t)page;
+		return true;
+	}
+	return false;
 }
 
 /* The page holding @ptr, aligned or not: the one a refusal names (lmm_report.phys). */

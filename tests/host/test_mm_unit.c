@@ -48,20 +48,23 @@ static void state_order_word_matches_the_frame(void)
 
 /*
  * The per-CPU free compares a frame's whole word with lmm_held_word(): every field but
- * the region (and the links) must count, whatever the byte order and word size.
+ * the links must count, the region too, whatever the byte order and word size.
  */
 static void held_word_matches_the_frame(void)
 {
 	const struct lmm_frame base = { .owner = 0x1234, .refcount = 1, .state = LMM_FRAME_EXCLUSIVE,
 					.flags = LMM_FRAME_F_RESERVE, .region = 7 };
-	const uint64_t want = lmm_held_word(0x1234, 1, LMM_FRAME_EXCLUSIVE, LMM_FRAME_F_RESERVE);
 	for (unsigned region = 0; region < 256; region += 51) {
+		const uint64_t want = lmm_held_word(0x1234, 1, LMM_FRAME_EXCLUSIVE, LMM_FRAME_F_RESERVE, (uint8_t)region);
 		struct lmm_frame f = base;
 		f.region = (uint8_t)region;
 		f.next = f.prev = region * 977u;
 		CHECK(lmm_frame_word_of(&f) == want, "region %u: word %#llx, expected %#llx", region,
 		      (unsigned long long)lmm_frame_word_of(&f), (unsigned long long)want);
+		f.region = (uint8_t)(region + 1);
+		CHECK(lmm_frame_word_of(&f) != want, "region %u: a frame of region %u matched", region, region + 1);
 	}
+	const uint64_t want = lmm_held_word(0x1234, 1, LMM_FRAME_EXCLUSIVE, LMM_FRAME_F_RESERVE, 7);
 	struct lmm_frame changed[5] = { base, base, base, base, base };
 	changed[0].owner = 0x1235;
 	changed[1].refcount = 2;

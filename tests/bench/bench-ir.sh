@@ -338,6 +338,13 @@ END {
 		       c, c / v[j, "W1 warm order-0", "freelist+tas", "pair"], v[j, "W1 warm order-0", "mm/", "pair"] / c
 	r = v[j, "W5 atomic pool pair", "mm/ atomic-excl", "pair"] / v[j, "W5 atomic pool pair", "freelist+tas", "pair"]
 	t("W5_atomic_exclusive_pair_vs_cheap_locked_list", sprintf("%.2fx", r), "<=1.6x", r <= 1.6, "W5 atomic pool pair", "mm/ atomic-excl", "pair")
+	for (b in bins)
+		if (bins[b] == "LMM_DEBUG=0/minimal-port/MAX_CPUS=16")
+			rel = b
+	if (rel != "")
+		printf "  (for reference, not judged: %s, the same port with LMM_DEBUG=0 - no KERNEL-from-handler refusal, lock assertions or CPU-index check: W1 %.2fx, W5 %.2fx)\n",
+		       rel, v[rel, "W1 warm order-0", "mm/", "pair"] / v[rel, "W1 warm order-0", "freelist+tas", "pair"],
+		       v[rel, "W5 atomic pool pair", "mm/ atomic-excl", "pair"] / v[rel, "W5 atomic pool pair", "freelist+tas", "pair"]
 	x = v[j, "W1 cold order-0", "mm/ no-cache", "pair"]
 	t("W1_cold_pair_no_cache_instructions", sprintf("%.1f", x), "<=650", x <= 650, "W1 cold order-0", "mm/ no-cache", "pair")
 	x = v[j, "W2 exhaust+rand free", "mm/ no-cache", "free"]

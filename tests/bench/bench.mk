@@ -5,7 +5,8 @@
 #   make bench-build  build the binaries only (make test does this; it never runs them)
 #
 # mm/ is compiled -O2 with no sanitizers: with the host port as shipped (LMM_DEBUG default,
-# 1) and with -DLMM_DEBUG=0, and (bench-ir) with the minimal port of tests/bench/port_minimal.c.  The flags are fixed, not HOSTCFLAGS, so figures
+# 1) and with -DLMM_DEBUG=0, and (bench-ir) with the minimal port of tests/bench/port_minimal.c (also with
+# -DLMM_DEBUG=0, for reference).  The flags are fixed, not HOSTCFLAGS, so figures
 # stay comparable; BENCH_ARGS passes options to the timed runs (e.g. --rounds 11).
 
 BENCH_BUILD   := $(BUILD)/bench
@@ -22,7 +23,7 @@ BENCH_DEPS    := $(BENCH_COMMON) $(HOST_PORT) tests/bench/port_minimal.c tests/b
 BENCH_BINS    := $(BENCH_BUILD)/bench $(BENCH_BUILD)/bench-nodebug
 # The minimal-port builds first: bench-ir.sh judges the targets on bench-ir-minimal.
 BENCH_IR_BINS := $(BENCH_BUILD)/bench-ir-minimal $(BENCH_BUILD)/bench-ir-minimal-1cpu \
-                 $(BENCH_BUILD)/bench-ir-minimal-inline \
+                 $(BENCH_BUILD)/bench-ir-minimal-inline $(BENCH_BUILD)/bench-ir-minimal-nodebug \
                  $(BENCH_BUILD)/bench-ir $(BENCH_BUILD)/bench-ir-nodebug
 BENCH_ARGS    ?=
 
@@ -60,6 +61,12 @@ $(BENCH_BUILD)/bench-ir-minimal-inline: $(BENCH_DEPS) | tools-host tools-bench
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_FLAGS) $(BENCH_CPUS) -DBENCH_CALLGRIND=1 -DBENCH_PORT_MINIMAL=1 \
 		'-DLMM_PORT_INLINE_HEADER="port_minimal_hooks.h"' -o $@ $(BENCH_MIN_SRCS)
+
+# What a released embedding kernel would ship: the minimal port with LMM_DEBUG=0 (no debug
+# CPU-index check, no KERNEL-from-handler check, no poisoning).  For reference, not judged.
+$(BENCH_BUILD)/bench-ir-minimal-nodebug: $(BENCH_DEPS) | tools-host tools-bench
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(BENCH_FLAGS) $(BENCH_CPUS) -DBENCH_CALLGRIND=1 -DBENCH_PORT_MINIMAL=1 -DLMM_DEBUG=0 -o $@ $(BENCH_MIN_SRCS)
 
 $(BENCH_BUILD)/bench-ir-minimal-1cpu: $(BENCH_DEPS) | tools-host tools-bench
 	@mkdir -p $(dir $@)

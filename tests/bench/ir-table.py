@@ -15,6 +15,7 @@ BUILDS = [  # (build label in the CSV, column heading, with a "vs locked" column
     ("LMM_DEBUG=1/minimal-port/MAX_CPUS=16", "minimal port, 16 CPUs (judged)", True),
     ("LMM_DEBUG=1/minimal-port/MAX_CPUS=1", "minimal port, 1 CPU", False),
     ("LMM_DEBUG=1/minimal-inline-port/MAX_CPUS=16", "minimal port, hooks inline", True),
+    ("LMM_DEBUG=0/minimal-port/MAX_CPUS=16", "minimal port, LMM_DEBUG=0", False),
     ("LMM_DEBUG=1/host-port/MAX_CPUS=16", "host port, 16 CPUs", True),
     ("LMM_DEBUG=0/host-port/MAX_CPUS=16", "host port, LMM_DEBUG=0", False),
 ]

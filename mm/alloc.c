@@ -17,9 +17,12 @@
  * Ownership.  hand_out() completes the transfer of a block to its caller: after it,
  * only the holder may change the frame (free it, transfer it).  release() is where a
  * block whose last reference is gone starts to belong to mm/ again, and
- * take_back_to_cpu() (no lock) and core_place_locked() the two places that then put it.
- * hand_out() and release() are the only writers of a block's allocation state and of
- * the allocated-page counters; list counters belong to the list helpers (buddy.c,
+ * core_place_locked() the place that then puts it; take_back_to_cpu() does both for an
+ * order-0 page that this CPU's cache or slice takes, in one store of the frame's word
+ * (no lock).  These three are the only writers of a block's allocation state.  The
+ * allocated-page figure is derived from the call counters (struct lmm_cpu): the two,
+ * and core_free_locked() for a free that takes back nothing, adjust it for a call that
+ * moves other than one page.  List counters belong to the list helpers (buddy.c,
  * internal.h).
  *
  * Context rules.  Nothing here waits; the interrupts-off work of an order-0 call is a
@@ -64,10 +67,10 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 
 	if (excl)
 		LMM_WRITE_ONCE(f->owner, owner);
-	else /* the reference as a word with owner 0: a store of a constant */
-		LMM_WRITE_ONCE(f->holder, lmm_holder_word(0, 1));
-	LMM_WRITE_ONCE(f->state, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED);
-	LMM_OWN_ADD(c->allocated, 1ul << order);
+	/* One reference (an exclusive page has its owner instead), the state, the order: one store. */
+	LMM_WRITE_ONCE(f->use, lmm_use_word(!excl, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED, order));
+	if (order) /* alloc_calls counts the first page (struct lmm_cpu) */
+		LMM_OWN_ADD(c->allocated_adjust, (1ul << order) - 1);
 	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE)))
 		LMM_INC(c->reserve_to[gfp_class(gfp)]); /* the pool hits, by class */
 }
@@ -89,22 +92,25 @@ static void holder_stamp(struct lmm *mm, struct lmm_cpu *c, uint32_t idx)
  */
 static inline void release(struct lmm_cpu *c, struct lmm_frame *f, unsigned order)
 {
-	LMM_WRITE_ONCE(f->holder, 0); /* owner and refcount */
-	LMM_OWN_ADD(c->allocated, 0 - (1ul << order));
+	LMM_WRITE_ONCE(f->refcount, 0);
+	LMM_WRITE_ONCE(f->owner, 0);
+	if (order) /* free_calls counts the first page (struct lmm_cpu) */
+		LMM_OWN_ADD(c->allocated_adjust, 0 - ((1ul << order) - 1));
 }
 
 /*
  * ALLOCATED/EXCLUSIVE -> mm/, the per-CPU half: the last reference to the order-0 page
  * @f (index @idx) is gone, and the stack at @head (this CPU's slice for a reserve frame,
- * its cache for any other) has room.  No lock; interrupts off on CPU @c, saved in @fl.
- * The frame by pointer: after the acquire load of its word, &mm->frames[idx] would be
- * loaded again.
+ * its cache for any other) has room.  release() and the stack's state in one store: @word
+ * is the frame's word once there (no owner, no references, CACHED or POOL; its flags and
+ * region as they are).  No lock; interrupts off on CPU @c, saved in @fl.  The frame by
+ * pointer: after the acquire load of its word, &mm->frames[idx] would be loaded again.
  */
-static inline enum lmm_status take_back_to_cpu(struct lmm_cpu *c, lmm_irqflags_t fl, struct lmm_frame *f,
-					       uint32_t idx, uint32_t *head, uint32_t *count, uint8_t state)
+static inline enum lmm_status take_back_to_cpu(lmm_irqflags_t fl, struct lmm_frame *f, uint32_t idx,
+					       uint32_t *head, uint32_t *count, uint64_t word)
 {
-	release(c, f, 0);
-	lmm_stack_push_frame(f, head, count, idx, state);
+	lmm_frame_set_word(f, word);
+	lmm_stack_link(f, head, count, idx);
 	lmm_port_irq_restore(fl);
 	return LMM_OK;
 }
@@ -369,21 +375,26 @@ static lmm_cold void *alloc_failed(struct lmm *mm, lmm_req_t rq, const void *cal
 
 /*
  * KERNEL may one day mean "may wait": debug builds keep it out of handlers from the
- * start.  Asked with interrupts off (@fl, the state before); where the port says its
- * handlers run with interrupts off (LMM_PORT_IRQFLAGS_*), a call made with them on
- * is in no handler, and the port is not asked.
+ * start.  Asked with interrupts off (@fl, the state before).  Where the port says its
+ * handlers run with interrupts off (LMM_PORT_IRQFLAGS_*), a call made with them on is
+ * in no handler: the common allocation learns that from @fl alone, and only a call made
+ * with interrupts off asks the port.  Without them, every debug KERNEL call asks.
  */
-static inline bool kernel_alloc_in_handler(lmm_gfp_t gfp, lmm_irqflags_t fl)
+static inline bool kernel_alloc_may_be_in_handler(lmm_gfp_t gfp, lmm_irqflags_t fl)
 {
 	if (!LMM_DEBUG || (gfp & LMM_GFPB_NOWAIT))
 		return false;
 #ifdef LMM_PORT_IRQFLAGS_MASK
-	if (likely((fl & LMM_PORT_IRQFLAGS_MASK) == LMM_PORT_IRQFLAGS_ENABLED))
-		return false;
+	return unlikely((fl & LMM_PORT_IRQFLAGS_MASK) != LMM_PORT_IRQFLAGS_ENABLED);
 #else
 	(void)fl;
+	return true;
 #endif
-	return lmm_port_context() == LMM_CTX_INTERRUPT;
+}
+
+static inline bool kernel_alloc_in_handler(lmm_gfp_t gfp, lmm_irqflags_t fl)
+{
+	return kernel_alloc_may_be_in_handler(gfp, fl) && lmm_port_context() == LMM_CTX_INTERRUPT;
 }
 
 /* Its refusal: interrupts back on (saved in @fl), then the record. */
@@ -478,6 +489,39 @@ lmm_inline_entry void *alloc_from_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irq
 }
 
 /*
+ * An order-0 request after interrupts went off (saved in @fl) on CPU @c: this CPU's
+ * cache, or for ATOMIC its reserve slice, with no lock; else the core.
+ */
+lmm_inline_entry void *alloc_from_cpu_layer(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, lmm_gfp_t gfp,
+					    uint16_t owner, const void *caller)
+{
+	LMM_INC(c->alloc_calls);
+	if (gfp & LMM_GFPB_RESERVE) {
+		if (likely(c->slice_count))
+			return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->slice_head, &c->slice_count), gfp,
+					      owner, FROM_SLICE, caller);
+	} else if (likely(c->cache_count)) {
+		return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), gfp, owner,
+				      FROM_CACHE, caller);
+	}
+	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
+}
+
+/*
+ * A debug KERNEL order-0 request that may be in a handler (kernel_alloc_may_be_in_handler()):
+ * the port says.  Out of line, so that no value of the common allocation is kept across
+ * the port's call: kalloc() then saves one register, not two, and needs no stack frame
+ * (make bench-ir: 4 instructions a call).
+ */
+static lmm_outline void *alloc_asking_context(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, lmm_req_t rq,
+					      const void *caller)
+{
+	if (kernel_alloc_in_handler(req_gfp(rq), fl))
+		return refuse_alloc_in_handler(mm, fl, rq, caller);
+	return alloc_from_cpu_layer(mm, c, fl, req_gfp(rq), req_owner(rq), caller);
+}
+
+/*
  * Every allocation.  The likely branch: an order-0 request served by this CPU's cache
  * (or, for ATOMIC, its reserve slice) with interrupts off and no lock.  Every other
  * branch ends in a tail call.
@@ -494,18 +538,9 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 
 	lmm_irqflags_t fl;
 	struct lmm_cpu *c = lmm_enter_cpu(mm, &fl);
-	if (unlikely(kernel_alloc_in_handler(gfp, fl)))
-		return refuse_alloc_in_handler(mm, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
-	LMM_INC(c->alloc_calls);
-	if (gfp & LMM_GFPB_RESERVE) {
-		if (likely(c->slice_count))
-			return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->slice_head, &c->slice_count), gfp,
-					      owner, FROM_SLICE, caller);
-	} else if (likely(c->cache_count)) {
-		return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->cache_head, &c->cache_count), gfp, owner,
-				      FROM_CACHE, caller);
-	}
-	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
+	if (kernel_alloc_may_be_in_handler(gfp, fl))
+		return alloc_asking_context(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
+	return alloc_from_cpu_layer(mm, c, fl, gfp, owner, caller);
 }
 
 /* Any allocation but a kernel's one-page kalloc(): one copy of alloc_common() for all of them. */
@@ -679,6 +714,8 @@ static enum lmm_status core_free_locked(struct lmm *mm, struct lmm_cpu *c, uint3
 	LMM_ASSERT_LOCKED(mm, c);
 	struct lmm_frame *f = &mm->frames[idx];
 	enum lmm_status st = free_verdict(mm, idx, order, owner, ask_owner, excl_only);
+	if (st != LMM_OK) /* a free call that takes back no page (struct lmm_cpu) */
+		LMM_INC(c->allocated_adjust);
 	if (st == FREE_DROP_REF) {
 		LMM_STORE_RELEASE(f->refcount, (uint16_t)(LMM_READ_ONCE(f->refcount) - 1));
 		return LMM_OK;
@@ -785,11 +822,13 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, uint
 	switch (free_fast_stack(lmm_frame_word_of(f), region, owner, ask_owner, excl_only)) {
 	case TO_SLICE:
 		if (likely(c->slice_count < LMM_READ_ONCE(mm->pool_slice)))
-			return take_back_to_cpu(c, fl, f, idx, &c->slice_head, &c->slice_count, LMM_FRAME_POOL);
+			return take_back_to_cpu(fl, f, idx, &c->slice_head, &c->slice_count,
+						lmm_held_word(0, 0, LMM_FRAME_POOL, LMM_FRAME_F_RESERVE, region));
 		break;
 	case TO_CACHE:
 		if (likely(c->cache_count < mm->cache_high))
-			return take_back_to_cpu(c, fl, f, idx, &c->cache_head, &c->cache_count, LMM_FRAME_CACHED);
+			return take_back_to_cpu(fl, f, idx, &c->cache_head, &c->cache_count,
+						lmm_held_word(0, 0, LMM_FRAME_CACHED, 0, region));
 		break;
 	case TO_CORE:
 		break;
@@ -798,15 +837,20 @@ lmm_inline_entry enum lmm_status free_located(struct lmm *mm, uint32_t idx, uint
 }
 
 /*
- * Every free lmm_locate_first() did not place: a page of another region, a bad address
- * or order (refused here, before any lock), and with LMM_CFG_POISON every free (the
- * caller still holds the block: it is poisoned before the free).  One copy for every
- * kind of free; @rq says which, @order is the caller's (it may be out of range).
+ * Every free lmm_locate_first() did not place: NULL (nothing to do), a page of another
+ * region, a bad address or order (refused here, before any lock), and with
+ * LMM_CFG_POISON every free (the caller still holds the block: it is poisoned before the
+ * free).  One copy for every kind of free; @rq says which, @order is the caller's (it
+ * may be out of range).
  */
 static lmm_outline enum lmm_status free_elsewhere(struct lmm *mm, void *ptr, unsigned order, lmm_req_t rq,
 						  const void *caller)
 {
 	uint32_t idx = LMM_NIL;
+	if (!ptr)
+		return LMM_OK;
+	if (req_excl_only(rq)) /* the exclusive routine's owner, asked late (free_common()) */
+		rq |= lmm_port_owner();
 	enum lmm_status st = lmm_locate(mm, ptr, &idx);
 	if (unlikely(st != LMM_OK || order > LMM_MAX_ORDER))
 		return refuse_free(mm, st != LMM_OK ? st : LMM_ERR_BAD_ORDER, ptr, order, rq, caller);
@@ -820,14 +864,16 @@ static lmm_outline enum lmm_status free_elsewhere(struct lmm *mm, void *ptr, uns
 
 /*
  * Every free: find the block, then free_located().  @ask_owner: the caller named no
- * owner; ask the port if the page is exclusive.
+ * owner; ask the port if the page is exclusive.  @excl_only (the exclusive routine's
+ * free, @owner 0): the owner is the port's, asked once the page is found, so that the
+ * address is not kept across the call (make bench-ir: 4 instructions a free).  A free of NULL does nothing: never in
+ * region 0 for lmm_locate_first() (lmm_fast_free_pages()), it goes to free_elsewhere(),
+ * which tests for it, so the common free does not.
  */
 lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
 					     bool ask_owner, bool excl_only, const void *caller)
 {
 	uint32_t idx = LMM_NIL;
-	if (unlikely(!ptr))
-		return LMM_OK;
 	const bool in_first = lmm_locate_first(mm, ptr, &idx);
 	/*
 	 * The index hidden from the optimizer, as in lmm_enter_cpu(): GCC otherwise keeps it
@@ -839,6 +885,8 @@ lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned
 	if (unlikely(!in_first || order > LMM_MAX_ORDER))
 		return free_elsewhere(mm, ptr, order, lmm_req(order, excl_only ? LMM_GFPB_EXCLUSIVE : 0, owner, ask_owner),
 				      caller_or_here(caller));
+	if (excl_only)
+		owner = lmm_port_owner();
 	return free_located(mm, idx, 0, order, owner, ask_owner, excl_only, caller);
 }
 
@@ -909,7 +957,7 @@ enum lmm_status labyrinth_free_page_atomic_exclusive(void *page)
 	struct lmm *mm = lmm_default();
 	if (unlikely(!mm))
 		return page ? LMM_ERR_NOT_MANAGED : LMM_OK;
-	return free_common(mm, page, 0, lmm_port_owner(), false, true, CALLER_HERE);
+	return free_common(mm, page, 0, 0, false, true, CALLER_HERE);
 }
 
 /* ---- Draining a CPU ---------------------------------------------------------------------------- */

@@ -67,7 +67,7 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++) {
 		const struct lmm_cpu *c = &mm->cpu[i];
 		out->cached += LMM_READ_ONCE(c->cache_count);
-		allocated += LMM_READ_ONCE(c->allocated);
+		allocated += lmm_cpu_allocated(c);
 		out->alloc_calls += LMM_READ_ONCE(c->alloc_calls);
 		out->alloc_failures += LMM_READ_ONCE(c->alloc_failures);
 		out->free_calls += LMM_READ_ONCE(c->free_calls);
@@ -387,7 +387,7 @@ uint64_t lmm_check(struct lmm *mm)
 
 	lmm_count_t counted = 0;
 	for (unsigned i = 0; i < LMM_PORT_MAX_CPUS; i++)
-		counted += mm->cpu[i].allocated;
+		counted += lmm_cpu_allocated(&mm->cpu[i]);
 	uint64_t nallocated = counted;
 	if (list_pages != mm->nfree || sums[LMM_FRAME_FREE] != mm->nfree)
 		problem(&c, "free pages: counter vs lists (counter, lists)", mm->nfree, list_pages);

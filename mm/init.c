@@ -446,6 +446,23 @@ static enum lmm_status refuse_init(struct lmm *mm, enum lmm_status st, const voi
 	return st;
 }
 
+/*
+ * The struct lmm.fast_free_pages that lmm_init() sets: from then on a free in region 0
+ * is placed by lmm_locate_first()'s one compare.  None (0, every free takes
+ * lmm_locate()) with LMM_CFG_POISON, whose frees all take the general path, which
+ * poisons, so that the fast path needs no test for it; and none if NULL would be a page
+ * of region 0 (a kernel that maps it at virtual 0): the fast path does not test for
+ * NULL, the general one does.
+ */
+uint32_t lmm_fast_free_pages(struct lmm *mm)
+{
+	uint32_t idx;
+	if (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))
+		return 0;
+	mm->fast_free_pages = (uint32_t)mm->regions[0].npages;
+	return lmm_locate_first(mm, NULL, &idx) ? 0 : mm->fast_free_pages;
+}
+
 enum lmm_status lmm_init(struct lmm *mm)
 {
 	const void *caller = __builtin_return_address(0);
@@ -480,12 +497,7 @@ enum lmm_status lmm_init(struct lmm *mm)
 	fill_frames(mm);
 	populate(mm);
 	setup_pool_and_cpus(mm, caller);
-	/*
-	 * From here a free in region 0 is placed by one compare (lmm_locate_first()).  Not
-	 * with LMM_CFG_POISON: every free then takes the general path, which poisons, and
-	 * the fast path needs no test for it.
-	 */
-	mm->fast_free_pages = (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON)) ? 0 : (uint32_t)mm->regions[0].npages;
+	mm->fast_free_pages = lmm_fast_free_pages(mm);
 	mm->phase = LMM_PHASE_READY;
 	uint32_t got = lmm_pool_fill(mm);
 	mm->pool_low_water = got;

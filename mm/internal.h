@@ -101,6 +101,13 @@ enum lmm_phase {
 #endif
 #define LMM_INC(x) LMM_OWN_ADD(x, 1)
 
+/* The pages handed out on CPU @c minus those taken back there (struct lmm_cpu); wraps. */
+static inline lmm_count_t lmm_cpu_allocated(const struct lmm_cpu *c)
+{
+	return LMM_READ_ONCE(c->alloc_calls) - LMM_READ_ONCE(c->alloc_failures) - LMM_READ_ONCE(c->free_calls) +
+	       LMM_READ_ONCE(c->allocated_adjust);
+}
+
 /*
  * The one hand-over between CPUs that no lock orders: a shared block's last reference
  * may be dropped on the per-CPU path, without the lock, by a CPU that reuses the page at
@@ -112,27 +119,6 @@ enum lmm_phase {
  */
 #define LMM_LOAD_ACQUIRE(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define LMM_STORE_RELEASE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
-
-/* struct lmm_frame's holder word for @owner and @refcount, whatever the byte order. */
-static inline uint32_t lmm_holder_word(uint16_t owner, uint16_t refcount)
-{
-	const struct lmm_frame t = { .owner = owner, .refcount = refcount };
-	return t.holder;
-}
-
-/*
- * The word of an order-0 page in region @region held by @owner with @refcount
- * references, in @state, with @flags: what a correct free finds (lmm_frame_word_of()).
- * Constant for constant arguments; the region is part of it so that a free located in
- * region 0 (lmm_locate_first()) compares the frame's word in memory with one constant.
- */
-static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t state, uint8_t flags,
-				     uint8_t region)
-{
-	const struct lmm_frame t = { .owner = owner, .refcount = refcount, .state = state, .order = 0,
-				     .flags = flags, .region = region };
-	return t.word;
-}
 
 /*
  * Frame @f's word, read once, with acquire ordering for the refcount in it
@@ -157,6 +143,22 @@ static inline uint64_t lmm_frame_word_of(const struct lmm_frame *f)
 }
 
 /*
+ * Frame @f's word set to @w, in one store where a word is eight bytes; else, and under
+ * ThreadSanitizer (as lmm_frame_word_of()), its owner and use word.  Only for a frame
+ * this CPU holds, whose flags and region @w repeats: nobody else writes those.
+ */
+static inline void lmm_frame_set_word(struct lmm_frame *f, uint64_t w)
+{
+#if UINTPTR_MAX > UINT32_MAX && !defined(LMM_TSAN)
+	LMM_WRITE_ONCE(f->word, w);
+#else
+	const struct lmm_frame t = { .word = w };
+	LMM_WRITE_ONCE(f->owner, t.owner);
+	LMM_WRITE_ONCE(f->use, t.use);
+#endif
+}
+
+/*
  * Its state_order word for @state and @order, and the state in such a word.  Shifts by
  * byte order, not a compound literal as above: with a variable order, GCC builds that
  * one through a 64-bit register (make bench-ir: 5 instructions a core free).
@@ -169,6 +171,29 @@ static inline uint64_t lmm_frame_word_of(const struct lmm_frame *f)
 static inline uint16_t lmm_state_order(uint8_t state, unsigned order)
 {
 	return (uint16_t)((unsigned)state << LMM_STATE_SHIFT | (order & 0xffu) << (8 - LMM_STATE_SHIFT));
+}
+
+/* struct lmm_frame's use word: @refcount references, @state, @order. */
+static inline uint32_t lmm_use_word(uint16_t refcount, uint8_t state, unsigned order)
+{
+	const uint32_t so = lmm_state_order(state, order);
+	return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? refcount | so << 16 : (uint32_t)refcount << 16 | so;
+}
+
+/*
+ * The word of an order-0 page in region @region held by @owner with @refcount
+ * references, in @state, with @flags: what a correct free finds (lmm_frame_word_of()).
+ * Constant for constant arguments; the region is part of it so that a free located in
+ * region 0 (lmm_locate_first()) compares the frame's word in memory with one constant.
+ * Shifts here too: GCC builds a compound literal with a variable owner on the stack.
+ */
+static inline uint64_t lmm_held_word(uint16_t owner, uint16_t refcount, uint8_t state, uint8_t flags,
+				     uint8_t region)
+{
+	const uint64_t use = lmm_use_word(refcount, state, 0);
+	if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+		return use | (uint64_t)owner << 32 | (uint64_t)flags << 48 | (uint64_t)region << 56;
+	return use << 32 | (uint64_t)owner << 16 | (uint64_t)flags << 8 | region;
 }
 
 /* What adding to a state_order word does to its order: one step is one order up. */
@@ -389,25 +414,28 @@ static inline struct lmm_cpu *lmm_enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
 /* ---- LIFO stacks of order-0 frames: caches, slices, the shared pool ------------------ */
 
 /*
- * Push the order-0 frame @idx with state @state onto the stack at *@head.  Its order is
- * 0 already: a split or a verdict made it so, and lmm_check() verifies every stack.  The
- * state is stored with a relaxed store: other CPUs read it locklessly (a double free
- * checks it, a merge looks at its buddy) and must see CACHED/POOL, never FREE.
+ * Link the order-0 frame @f (index @idx) in on top of the stack at *@head; its caller
+ * stores its state.  Its order is 0 already: a split or a verdict made it so, and
+ * lmm_check() verifies every stack.
  */
-/* Push frame @f (index @idx) with @state on the stack at @head. */
-static inline void lmm_stack_push_frame(struct lmm_frame *f, uint32_t *head, uint32_t *count, uint32_t idx,
-					uint8_t state)
+static inline void lmm_stack_link(struct lmm_frame *f, uint32_t *head, uint32_t *count, uint32_t idx)
 {
 	f->next = *head;
-	LMM_WRITE_ONCE(f->state, state);
 	*head = idx;
 	LMM_OWN_ADD(*count, 1);
 }
 
+/*
+ * Push frame @idx with state @state onto the stack at *@head.  The state is stored with
+ * a relaxed store: other CPUs read it locklessly (a double free checks it, a merge looks
+ * at its buddy) and must see CACHED/POOL, never FREE.
+ */
 static inline void lmm_stack_push(struct lmm *mm, uint32_t *head, uint32_t *count, uint32_t idx,
 				  uint8_t state)
 {
-	lmm_stack_push_frame(&mm->frames[idx], head, count, idx, state);
+	struct lmm_frame *f = &mm->frames[idx];
+	LMM_WRITE_ONCE(f->state, state);
+	lmm_stack_link(f, head, count, idx);
 }
 
 static inline uint32_t lmm_stack_pop(struct lmm *mm, uint32_t *head, uint32_t *count)
@@ -426,6 +454,9 @@ static inline uint32_t lmm_stack_pop(struct lmm *mm, uint32_t *head, uint32_t *c
 uint32_t lmm_buddy_alloc_locked(struct lmm *mm, const struct lmm_cpu *c, unsigned order);
 void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx, unsigned order);
 void lmm_buddy_add_block(struct lmm *mm, unsigned order, uint32_t idx); /* init: no merge */
+
+/* init.c: struct lmm.fast_free_pages for this allocator (a function: host tests call it). */
+uint32_t lmm_fast_free_pages(struct lmm *mm);
 
 /* pool.c: the reserve.  Lock held. */
 uint32_t lmm_pool_auto_target(uint64_t free_pages);

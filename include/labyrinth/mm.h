@@ -167,22 +167,27 @@ struct lmm_frame {
 		struct {
 			union {
 				struct {
-					uint16_t owner;    /* exclusive owner tag, 0 when none */
 					uint16_t refcount; /* references to an ALLOCATED block */
+					union {
+						struct {
+							uint8_t state; /* enum lmm_frame_state                */
+							uint8_t order; /* order of the block this frame heads */
+						};
+						uint16_t state_order; /* both: the core's verdict tests them at once */
+					};
 				};
-				uint32_t holder; /* both: a take-back clears them in one store */
+				uint32_t use; /* all three: a hand-out stores them at once */
 			};
-			union {
-				struct {
-					uint8_t state; /* enum lmm_frame_state                */
-					uint8_t order; /* order of the block this frame heads */
-				};
-				uint16_t state_order; /* both: the core's verdict tests them at once */
-			};
+			uint16_t owner; /* exclusive owner tag, 0 when none       */
 			uint8_t flags;  /* private LMM_FRAME_F_* bits             */
 			uint8_t region; /* index of the region holding this frame */
 		};
-		uint64_t word; /* all eight: the per-CPU free tests them in one compare */
+		/*
+		 * All eight: the per-CPU free tests them in one compare and takes a page back
+		 * in one store.  The use word first, so that on a little-endian CPU an ordinary
+		 * page's word (no owner, no flags, region 0) fits a 32-bit immediate.
+		 */
+		uint64_t word;
 	};
 };
 
@@ -290,8 +295,13 @@ typedef unsigned long lmm_count_t;
 struct lmm_cpu {
 	_Alignas(LMM_CPU_SLOT_BYTES) uint32_t cache_head;
 	uint32_t cache_count, slice_head, slice_count;
-	lmm_count_t allocated; /* pages handed out here minus taken back here (wraps) */
-	lmm_count_t alloc_calls, alloc_failures, free_calls;
+	/*
+	 * The pages held that were handed out here minus those taken back here (wrapping)
+	 * are alloc_calls - alloc_failures - free_calls + allocated_adjust (lmm_cpu_allocated()):
+	 * the adjustment counts what a call moves beyond its one page, so that an order-0
+	 * allocation or free that moves exactly one updates one counter, not two.
+	 */
+	lmm_count_t alloc_calls, alloc_failures, free_calls, allocated_adjust;
 	lmm_count_t cache_refills, cache_drains;
 	lmm_count_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out (running totals); sum: pool_hits */
 	uint32_t holder_seq; /* LMM_CFG_HOLDERS: this CPU's allocation sequence numbers */

@@ -85,10 +85,10 @@ static void check_names_counter_corruption(void)
 	mm.reserve_frames -= 64;
 	EXPECT_PROBLEM("reserve: more frames waiting than in its budget");
 	mm.reserve_frames += 63;
-	mm.cpu[0].allocated++;
+	mm.cpu[0].allocated_adjust++;
 	EXPECT_PROBLEM("allocated pages: counter vs frames");
 	EXPECT_PROBLEM("conservation");
-	mm.cpu[0].allocated--;
+	mm.cpu[0].allocated_adjust--;
 	mm.nreserved_pages++;
 	EXPECT_PROBLEM("reserved pages: counter vs frames");
 	mm.nreserved_pages--;

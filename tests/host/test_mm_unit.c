@@ -75,6 +75,68 @@ static void held_word_matches_the_frame(void)
 		CHECK(lmm_frame_word_of(&changed[k]) != want, "field %u changed, the word did not", k);
 }
 
+/* lmm_use_word() builds the refcount, state and order that a hand-out stores at once. */
+static void use_word_matches_the_frame(void)
+{
+	const uint16_t refs[] = { 0, 1, 2, 0x1234, 0xffff };
+	for (unsigned r = 0; r < sizeof(refs) / sizeof(refs[0]); r++)
+		for (unsigned state = 0; state < LMM_FRAME_STATE_COUNT; state++)
+			for (unsigned order = 0; order <= LMM_MAX_ORDER; order++) {
+				struct lmm_frame f = { .refcount = refs[r], .state = (uint8_t)state, .order = (uint8_t)order,
+						       .owner = 0x5a5a, .flags = 0xff, .region = 0xee };
+				CHECK(lmm_use_word(refs[r], (uint8_t)state, order) == f.use,
+				      "refcount %u state %u order %u: word %#x, the frame holds %#x", refs[r], state, order,
+				      lmm_use_word(refs[r], (uint8_t)state, order), f.use);
+			}
+}
+
+/*
+ * The per-CPU free takes a page back with one lmm_frame_set_word(): it must set every
+ * field of the word and leave the links alone.
+ */
+static void set_word_sets_every_field(void)
+{
+	const uint64_t w = lmm_held_word(0x1234, 7, LMM_FRAME_CACHED, LMM_FRAME_F_RESERVE, 9);
+	struct lmm_frame f = { .next = 11, .prev = 12, .owner = 0x4321, .refcount = 1, .state = LMM_FRAME_ALLOCATED,
+			       .order = 0, .flags = LMM_FRAME_F_RESERVE, .region = 9 };
+	lmm_frame_set_word(&f, w);
+	CHECK(f.owner == 0x1234 && f.refcount == 7 && f.state == LMM_FRAME_CACHED && f.order == 0 &&
+		      f.flags == LMM_FRAME_F_RESERVE && f.region == 9,
+	      "owner %#x refcount %u state %u order %u flags %#x region %u", f.owner, f.refcount, f.state, f.order,
+	      f.flags, f.region);
+	CHECK(f.next == 11 && f.prev == 12, "links changed: %u %u", f.next, f.prev);
+}
+
+/*
+ * A free of NULL does nothing and counts nothing, from every free.  The common free does
+ * not test for it: NULL must never be placed in region 0, which lmm_init() sees to even
+ * where region 0 starts at virtual address 0 (a kernel that maps it there).
+ */
+static void free_of_null_is_no_free(void)
+{
+	ASSERT(setup16() == LMM_OK, "init failed");
+	lmm_set_default(&mm);
+	const struct lmm_stats s0 = mm_stats(&mm);
+	CHECK(lmm_free_pages(&mm, NULL, 0) == LMM_OK, "lmm_free_pages(NULL) refused");
+	CHECK(lmm_free_pages(&mm, NULL, 3) == LMM_OK, "lmm_free_pages(NULL, 3) refused");
+	CHECK(lmm_free_pages_owned(&mm, NULL, 0, 5) == LMM_OK, "lmm_free_pages_owned(NULL) refused");
+	CHECK(lmm_page_put(&mm, NULL, 0) == LMM_OK, "lmm_page_put(NULL) refused");
+	CHECK(labyrinth_free_page_atomic_exclusive(NULL) == LMM_OK, "the exclusive free of NULL refused");
+	const struct lmm_stats s1 = mm_stats(&mm);
+	CHECK(s1.free_calls == s0.free_calls && s1.refused_total == s0.refused_total && s1.available == s0.available,
+	      "free calls %" PRIu64 " -> %" PRIu64 ", refused %" PRIu64 " -> %" PRIu64, s0.free_calls, s1.free_calls,
+	      s0.refused_total, s1.refused_total);
+	lmm_set_default(NULL);
+
+	CHECK(lmm_fast_free_pages(&mm) == mm.regions[0].npages, "fast free pages %u of %llu", lmm_fast_free_pages(&mm),
+	      (unsigned long long)mm.regions[0].npages);
+	struct lmm at_zero = mm; /* the same allocator, as if region 0 were mapped at virtual 0 */
+	at_zero.regions[0].vbase = 0;
+	CHECK(lmm_fast_free_pages(&at_zero) == 0, "region 0 at virtual 0: the fast path places %u pages, NULL among them",
+	      lmm_fast_free_pages(&at_zero));
+	CHECK(lmm_check(&mm) == 0, "not healthy");
+}
+
 /* A cache_batch above cache_high is cut to it: a refill never overfills the cache. */
 static void cache_batch_cut_to_high(void)
 {
@@ -1096,6 +1158,9 @@ int main(void)
 	TEST(struct_lmm_size_as_documented);
 	TEST(state_order_word_matches_the_frame);
 	TEST(held_word_matches_the_frame);
+	TEST(use_word_matches_the_frame);
+	TEST(set_word_sets_every_field);
+	TEST(free_of_null_is_no_free);
 	TEST(zero_length_range_refused);
 	TEST(absurd_ranges_refused_or_trimmed);
 	TEST(unaligned_range_trimmed_to_whole_pages);

@@ -378,7 +378,8 @@ static lmm_cold void *alloc_failed(struct lmm *mm, lmm_req_t rq, const void *cal
  * start.  Asked with interrupts off (@fl, the state before).  Where the port says its
  * handlers run with interrupts off (LMM_PORT_IRQFLAGS_*), a call made with them on is
  * in no handler: the common allocation learns that from @fl alone, and only a call made
- * with interrupts off asks the port.  Without them, every debug KERNEL call asks.
+ * with interrupts off asks the port (out of line: alloc_asking_context()).  Without
+ * them, every debug KERNEL call asks.
  */
 static inline bool kernel_alloc_may_be_in_handler(lmm_gfp_t gfp, lmm_irqflags_t fl)
 {
@@ -507,19 +508,23 @@ lmm_inline_entry void *alloc_from_cpu_layer(struct lmm *mm, struct lmm_cpu *c, l
 	return alloc_via_core(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
 }
 
+#ifdef LMM_PORT_IRQFLAGS_MASK
 /*
- * A debug KERNEL order-0 request that may be in a handler (kernel_alloc_may_be_in_handler()):
- * the port says.  Out of line, so that no value of the common allocation is kept across
+ * A debug KERNEL order-0 request made with interrupts off: the port says whether this
+ * is a handler.  Out of line, so that no value of the common allocation is kept across
  * the port's call: kalloc() then saves one register, not two, and needs no stack frame
- * (make bench-ir: 4 instructions a call).
+ * (make bench-ir: 4 instructions a call).  A plain kalloc() keeps its constant flags.
  */
 static lmm_outline void *alloc_asking_context(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, lmm_req_t rq,
 					      const void *caller)
 {
 	if (kernel_alloc_in_handler(req_gfp(rq), fl))
 		return refuse_alloc_in_handler(mm, fl, rq, caller);
+	if (req_gfp(rq) == LMM_GFP_KERNEL)
+		return alloc_from_cpu_layer(mm, c, fl, LMM_GFP_KERNEL, 0, caller);
 	return alloc_from_cpu_layer(mm, c, fl, req_gfp(rq), req_owner(rq), caller);
 }
+#endif
 
 /*
  * Every allocation.  The likely branch: an order-0 request served by this CPU's cache
@@ -538,8 +543,13 @@ lmm_inline_entry void *alloc_common(struct lmm *mm, unsigned order, lmm_gfp_t gf
 
 	lmm_irqflags_t fl;
 	struct lmm_cpu *c = lmm_enter_cpu(mm, &fl);
+#ifdef LMM_PORT_IRQFLAGS_MASK
 	if (kernel_alloc_may_be_in_handler(gfp, fl))
 		return alloc_asking_context(mm, c, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
+#else /* every debug KERNEL call asks: in line, where a call keeps values anyway */
+	if (unlikely(kernel_alloc_in_handler(gfp, fl)))
+		return refuse_alloc_in_handler(mm, fl, lmm_req(0, gfp, owner, false), caller_or_here(caller));
+#endif
 	return alloc_from_cpu_layer(mm, c, fl, gfp, owner, caller);
 }
 

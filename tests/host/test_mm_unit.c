@@ -184,6 +184,15 @@ static void refused_free_records_the_caller(void)
 	r = host_report_last();
 	CHECK(r && r->reason == LMM_ERR_NOT_ALIGNED && r->caller_owner == 7, "record: reason %d caller_owner %u",
 	      r ? (int)r->reason : -1, r ? r->caller_owner : 0);
+	/* The exclusive routine's free asks for its owner only once the page is found: a bad
+	 * address still names it. */
+	lmm_set_default(&mm);
+	host_reports_clear();
+	CHECK(labyrinth_free_page_atomic_exclusive(p + 1) == LMM_ERR_NOT_ALIGNED, "unaligned exclusive free accepted");
+	r = host_report_last();
+	CHECK(r && r->reason == LMM_ERR_NOT_ALIGNED && r->caller_owner == 7,
+	      "exclusive free's record: reason %d caller_owner %u", r ? (int)r->reason : -1, r ? r->caller_owner : 0);
+	lmm_set_default(NULL);
 	host_set_owner(was);
 	lmm_free_pages(&mm, p, 1);
 }

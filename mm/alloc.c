@@ -876,9 +876,9 @@ static lmm_outline enum lmm_status free_elsewhere(struct lmm *mm, void *ptr, uns
  * Every free: find the block, then free_located().  @ask_owner: the caller named no
  * owner; ask the port if the page is exclusive.  @excl_only (the exclusive routine's
  * free, @owner 0): the owner is the port's, asked once the page is found, so that the
- * address is not kept across the call (make bench-ir: 4 instructions a free).  A free of NULL does nothing: never in
- * region 0 for lmm_locate_first() (lmm_fast_free_pages()), it goes to free_elsewhere(),
- * which tests for it, so the common free does not.
+ * address is not kept across the call (make bench-ir: 4 instructions a free).  A free
+ * of NULL does nothing: never in region 0 for lmm_locate_first() (lmm_fast_free_pages()),
+ * it goes to free_elsewhere(), which tests for it, so the common free does not.
  */
 lmm_inline_entry enum lmm_status free_common(struct lmm *mm, void *ptr, unsigned order, uint16_t owner,
 					     bool ask_owner, bool excl_only, const void *caller)

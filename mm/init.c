@@ -452,7 +452,8 @@ static enum lmm_status refuse_init(struct lmm *mm, enum lmm_status st, const voi
  * lmm_locate()) with LMM_CFG_POISON, whose frees all take the general path, which
  * poisons, so that the fast path needs no test for it; and none if NULL would be a page
  * of region 0 (a kernel that maps it at virtual 0): the fast path does not test for
- * NULL, the general one does.
+ * NULL, the general one does.  To ask lmm_locate_first() itself, it sets the field to
+ * every page of region 0 first; lmm_init() then stores what it returns.
  */
 uint32_t lmm_fast_free_pages(struct lmm *mm)
 {

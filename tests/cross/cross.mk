@@ -5,8 +5,8 @@
 #                       them too, through tests/cross/run-cross.sh)
 #
 # Variants: gcc and clang for x86-64 at -O0 and -O2; gcc -m32 (i386: pointers are 32
-# bits, physical addresses stay 64); aarch64 and riscv64 with Debian's cross compilers,
-# run under qemu-user.  Every tests/host/test_mm_*.c present when make runs is built, with
+# bits, physical addresses stay 64); aarch64, riscv64 and s390x (the one big-endian host:
+# the frame word's byte order) with Debian's cross compilers, run under qemu-user.  Every tests/host/test_mm_*.c present when make runs is built, with
 # tests/host/port_host.c, and so are both example ports of tests/embed/ (embed-example,
 # embed-teach: each with mm/ compiled for its own LMM_PORT_* knobs).  For the cross
 # compilers, libmm.a is also built freestanding (as a kernel would) for the nm check of
@@ -14,7 +14,7 @@
 # (the host suite proper, tests/host/host.mk, already runs under ASan+UBSan and TSan).
 
 CROSS_DIR      := $(BUILD)/cross
-CROSS_VARIANTS := gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64
+CROSS_VARIANTS := gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 s390x
 CROSS_TESTS    := $(sort $(wildcard tests/host/test_mm_*.c))
 CROSS_LIBSRCS  := $(sort $(wildcard mm/*.c)) tests/host/port_host.c tests/host/model.c
 CROSS_COMMON   := -std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror -MMD -MP
@@ -43,6 +43,8 @@ CROSS_CC.aarch64      := aarch64-linux-gnu-gcc
 CROSS_CFLAGS.aarch64  := -O2 -g $(CROSS_UBTRAP)
 CROSS_CC.riscv64      := riscv64-linux-gnu-gcc
 CROSS_CFLAGS.riscv64  := -O2 -g $(CROSS_UBTRAP)
+CROSS_CC.s390x        := s390x-linux-gnu-gcc
+CROSS_CFLAGS.s390x    := -O2 -g $(CROSS_UBTRAP)
 
 # The example ports: one program each, from their sources and mm/'s, with their knobs.
 CROSS_EMBED.embed-example := tests/embed/example_port.c tests/embed/example_main.c
@@ -54,7 +56,8 @@ CROSS_EMBEDS := embed-example embed-teach
 # libmm.a, freestanding, for the hosts whose nm table mm/README.md gives (section 1).
 CROSS_LIBMM_FLAGS.aarch64 := -mgeneral-regs-only -mno-outline-atomics -DLMM_PORT_MAX_CPUS=4
 CROSS_LIBMM_FLAGS.riscv64 := -mcmodel=medany -fno-pic -DLMM_PORT_MAX_CPUS=4 -DLMM_PORT_PHYS_BITS=56
-CROSS_LIBMM_VARIANTS := aarch64 riscv64
+CROSS_LIBMM_FLAGS.s390x   := -msoft-float -DLMM_PORT_MAX_CPUS=4
+CROSS_LIBMM_VARIANTS := aarch64 riscv64 s390x
 
 # cross_variant NAME: objects, test programs and a cross-build-NAME target.  The flags
 # are kept in a file the objects depend on, so changing them rebuilds the variant.

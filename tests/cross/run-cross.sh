@@ -3,13 +3,13 @@
 # one "PASS host-VARIANT: ..." / "FAIL host-VARIANT: why" line each (make test runs it).
 #
 # Variants (tests/cross/cross.mk): gcc-O0 gcc-O2 clang-O0 clang-O2 (x86-64), gcc-m32
-# (i386: 32-bit pointers, 64-bit physical addresses), aarch64 and riscv64 (Debian's cross
-# compilers, run under qemu-user), and kernel: mm/ built with the kernel's freestanding
+# (i386: 32-bit pointers, 64-bit physical addresses), aarch64, riscv64 and s390x (big-endian)
+# (Debian's cross compilers, run under qemu-user), and kernel: mm/ built with the kernel's freestanding
 # flags as build/libmm/libmm.a and linked into the Labyrinth kernel in place of its own
 # mm/ objects.  Every tests/host/test_mm_*.c present now and both example ports of
 # tests/embed/ (embed-example, embed-teach) are built and run for each variant; the inner
 # PASS/FAIL lines are kept in build/cross/VARIANT/log (shown, indented, on failure).  For
-# aarch64 and riscv64, a freestanding libmm.a also goes through tests/embed/isolation.sh's
+# aarch64, riscv64 and s390x, a freestanding libmm.a also goes through tests/embed/isolation.sh's
 # symbol check with that target's nm (mm/README.md section 1 gives the table).
 #
 # Knobs: BUILD (build), CROSS_TIMEOUT (seconds per test program, 240).
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../.." || exit 1
 
 BUILD=${BUILD:-build}
 CROSS_TIMEOUT=${CROSS_TIMEOUT:-240}
-variants=${*:-gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 kernel}
+variants=${*:-gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 s390x kernel}
 cross=$BUILD/cross
 mkdir -p "$cross" || exit 1
 failed=0
@@ -69,7 +69,7 @@ built() {
 run_variant() {
 	v=$1
 	case $v in
-	aarch64 | riscv64)
+	aarch64 | riscv64 | s390x)
 		runner="qemu-$v -L /usr/$v-linux-gnu"
 		# qemu-user's own page tables would pay for a 65 GiB MAP_NORESERVE arena:
 		# map only the windows that hold RAM (tests/host/port_host.h).
@@ -161,11 +161,11 @@ for v in $variants; do
 	s=$(date +%s)
 	case $v in
 	kernel) run_kernel ;;
-	gcc-O0 | gcc-O2 | clang-O0 | clang-O2 | gcc-m32 | aarch64 | riscv64)
+	gcc-O0 | gcc-O2 | clang-O0 | clang-O2 | gcc-m32 | aarch64 | riscv64 | s390x)
 		case $v in
 		clang-*) have=$(command -v clang) ;;
 		gcc-m32) have=$(ls /usr/lib/gcc/x86_64-linux-gnu/*/32/libgcc.a 2>/dev/null) ;;
-		aarch64 | riscv64) have=$(command -v "$v-linux-gnu-gcc" && command -v "qemu-$v") ;;
+		aarch64 | riscv64 | s390x) have=$(command -v "$v-linux-gnu-gcc" && command -v "qemu-$v") ;;
 		*) have=yes ;;
 		esac
 		if [ -z "$have" ]; then
@@ -174,7 +174,7 @@ for v in $variants; do
 		fi
 		built "$v" "cross-build-$v" && run_variant "$v"
 		;;
-	*) fail "$v" "unknown variant (gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 kernel)" ;;
+	*) fail "$v" "unknown variant (gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-m32 aarch64 riscv64 s390x kernel)" ;;
 	esac
 	echo "    ($v: $(($(date +%s) - s)) s)"
 done

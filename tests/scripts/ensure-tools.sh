@@ -2,7 +2,7 @@
 # ensure-tools.sh GROUP... - make sure the tools a build step needs are installed.
 #
 # Groups: kernel (build and boot the ISO), host (host tests; clang for the TSan build), cross (32-bit,
-# AArch64 and riscv64 builds under qemu-user), bench (valgrind), picture (zlib for
+# AArch64, riscv64 and s390x builds under qemu-user), bench (valgrind), picture (zlib for
 # mmpicture), fuzz (clang and its libFuzzer runtime), coverage (gcc's gcov and gcovr).
 # Silent when everything is there:
 # make runs this on every invocation.  When something is missing it installs the
@@ -70,6 +70,10 @@ check_group() {
 		need cmd riscv64-linux-gnu-gcc gcc-riscv64-linux-gnu
 		need dir /usr/riscv64-linux-gnu/include libc6-dev-riscv64-cross
 		need cmd qemu-riscv64 qemu-user
+		# The one big-endian host (the frame word's byte order, mm/internal.h).
+		need cmd s390x-linux-gnu-gcc gcc-s390x-linux-gnu
+		need dir /usr/s390x-linux-gnu/include libc6-dev-s390x-cross
+		need cmd qemu-s390x qemu-user
 		;;
 	bench)
 		need cmd valgrind valgrind

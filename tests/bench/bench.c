@@ -507,6 +507,21 @@ static void w1_warm(void)
 	check_instance(&mm_h, NULL, "W1 warm, holders", 0);
 }
 
+/*
+ * W1 warm with interrupts already off, as in a kernel that allocates under its own
+ * irqsave lock.  A debug build then asks the port's context hook whether the KERNEL
+ * call comes from a handler, out of line (mm/alloc.c: alloc_asking_context()); with
+ * interrupts on, LMM_PORT_IRQFLAGS_* spare the common kalloc() that question.
+ */
+static void w1_irqs_off(void)
+{
+	const struct bench_alloc *allocs[] = { &A_FLT, &A_LMM };
+	lmm_irqflags_t fl = lmm_port_irq_save();
+	run_pairs("W1 warm irqs-off", allocs, 2);
+	lmm_port_irq_restore(fl);
+	check_mm("W1 warm irqs-off", 0);
+}
+
 struct held {
 	void **blk;
 	uint8_t *ord;
@@ -1098,6 +1113,7 @@ int main(int argc, char **argv)
 	printf("mm/: %" PRIu64 " frames, %" PRIu64 " free for KERNEL allocations, pool %" PRIu64
 	       " pages\n", idle.managed, idle.free, idle.pool);
 	w1_warm();
+	w1_irqs_off();
 	w1_cold();
 	w2();
 	w3();

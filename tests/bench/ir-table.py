@@ -27,6 +27,8 @@ ROWS = [  # (row label, allocator label, CSV workload, CSV allocator, phase, bol
     ("", "mm/", "W1 warm order-0", "mm/", "pair", True),
     ("", "mm/ no-cache", "W1 warm order-0", "mm/ no-cache", "pair", False),
     ("", "mm/ +holders", "W1 warm order-0", "mm/ +holders", "pair", False),
+    ("W1 warm pair, interrupts off", "freelist+tas", "W1 warm irqs-off", "freelist+tas", "pair", False),
+    ("", "mm/", "W1 warm irqs-off", "mm/", "pair", False),
     ("W1 cold pair", "mm/ (cache on: = warm)", "W1 cold order-0", "mm/", "pair", False),
     ("", "mm/ no-cache", "W1 cold order-0", "mm/ no-cache", "pair", True),
     ("W2 alloc", "freelist+tas", "W2 exhaust+rand free", "freelist+tas", "alloc", False),

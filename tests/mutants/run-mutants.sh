@@ -10,6 +10,11 @@
 #                      (make passes host.mk's), run against each mutant the ASan
 #                      tests miss: an ordering mutant (a release or acquire dropped)
 #                      is visible only there; a kill there is "by test_mm_atomic_tsan"
+#   CROSS_CC_S390X=s390x-linux-gnu-gcc, MUT_CROSS_CFLAGS=...  the big-endian build
+#                      (make passes tests/cross/cross.mk's) for entries with
+#                      "host: s390x": the byte-order branches of mm/ run on no
+#                      little-endian host, so such a mutant is built with the cross
+#                      compiler and run under qemu-s390x (no TSan there)
 #   MUTANTS_FUZZ=1     also replay the committed fuzz_mm corpus (tests/fuzz/corpus/fuzz_mm)
 #                      against each mutant the host tests miss, built with clang and
 #                      FUZZ_CC/FUZZ_FLAGS/FUZZ_SAN (make passes tests/fuzz/fuzz.mk's);
@@ -41,10 +46,14 @@ TSAN_CC=${TSAN_CC:-clang}
 MUT_TSAN_CFLAGS=${MUT_TSAN_CFLAGS:--std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror -O1 -g \
 -DLMM_PORT_MAX_CPUS=16 -fsanitize=thread -fno-omit-frame-pointer}
 
+CROSS_CC_S390X=${CROSS_CC_S390X:-s390x-linux-gnu-gcc}
+MUT_CROSS_CFLAGS=${MUT_CROSS_CFLAGS:--std=gnu11 -Iinclude -Itests/host -pthread -Wall -Wextra -Werror \
+-DLMM_PORT_MAX_CPUS=16 -O2 -g -fsanitize=undefined -fsanitize-undefined-trap-on-error}
 mkdir -p "$OUT/common" || exit 1
 
 # Apply the selected entries: one directory per mutant holding its mm/ copy, and a
-# line "name<TAB>ok|stale: why" per entry on stdout.  Python for exact literal matching.
+# line "name<TAB>ok<TAB>host<TAB>promise" or "name<TAB>stale: why" per entry on stdout.
+# Python for exact literal matching.
 prepare() {
 	python3 - "$LIST" "$OUT" "${MUTANTS:-}" <<'PY'
 import os, shutil, sys
@@ -76,6 +85,10 @@ for e in entries:
     if wanted and name not in wanted:
         continue
     missing = [k for k in ("name", "promise", "file", "kill", "original", "replacement") if k not in e]
+    host = e.get("host", "native")
+    if host not in ("native", "s390x"):
+        print("%s\tstale: host %s is neither native nor s390x" % (name, host))
+        continue
     if missing or name in seen:
         print("%s\tstale: %s" % (name or "?", "missing " + ", ".join(missing) if missing else "duplicate name"))
         continue
@@ -94,12 +107,17 @@ for e in entries:
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree("mm", os.path.join(d, "mm"))
     open(os.path.join(d, src), "w").write(text.replace(orig, repl))
-    print("%s\tok\t%s" % (name, e["promise"]))
+    print("%s\tok\t%s\t%s" % (name, host, e["promise"]))
 PY
 }
 
-# build DIR: compile DIR/mm/*.c and link every test against it into DIR/.
+# build DIR [s390x]: compile DIR/mm/*.c and link every test against it into DIR/ (for
+# s390x: build_s390x()).
 build() {
+	if [ "${2:-native}" = s390x ]; then
+		build_s390x "$1"
+		return
+	fi
 	for c in "$1"/mm/*.c; do
 		# shellcheck disable=SC2086 # flag lists
 		$HOSTCC $MUT_CFLAGS -c -o "${c%.c}.o" "$c" || return 1
@@ -107,6 +125,22 @@ build() {
 	for t in $TESTS; do
 		# shellcheck disable=SC2086
 		$HOSTCC $MUT_CFLAGS -o "$1/$t" "$OUT/common/$t.o" "$1"/mm/*.o "$OUT/common/port_host.o" "$OUT/common/model.o" -lrt || return 1
+	done
+}
+
+# build_s390x DIR: everything from DIR, the host tests too: they include mm/internal.h by a
+# path relative to their source ("../../mm/internal.h"), so copies of them beside DIR/mm
+# inline the mutant's header, as the cross suite would build it.
+build_s390x() {
+	mkdir -p "$1/s390x" "$1/tests" && rm -rf "$1/tests/host" && cp -r tests/host "$1/tests/host" || return 1
+	for c in "$1"/mm/*.c "$1"/tests/host/port_host.c "$1"/tests/host/model.c; do
+		o=$1/s390x/$(basename "${c%.c}").o
+		# shellcheck disable=SC2086 # flag lists
+		$CROSS_CC_S390X $MUT_CROSS_CFLAGS -c -o "$o" "$c" || return 1
+	done
+	for t in $TESTS; do
+		# shellcheck disable=SC2086
+		$CROSS_CC_S390X $MUT_CROSS_CFLAGS -o "$1/$t" "$1/tests/host/$t.c" "$1"/s390x/*.o -lrt || return 1
 	done
 }
 
@@ -149,16 +183,25 @@ failed() {
 	echo "$1 (${why:-exit $3})"
 }
 
-# run DIR: the first test that fails, or nothing if all pass.
+# run DIR [s390x]: the first test that fails, or nothing if all pass.  Under qemu-user
+# as tests/cross/run-cross.sh runs them: RAM windows only, a fifth of the model's ops.
 run() {
 	for t in $TESTS; do
-		timeout -k 5 "$MUTANT_TIMEOUT" "$1/$t" >"$1/$t.log" 2>&1
+		if [ "${2:-native}" = s390x ]; then
+			OPS=200000 LMM_HOST_ARENA_MAX=0x40000000 timeout -k 5 "$MUTANT_TIMEOUT" \
+				qemu-s390x -L /usr/s390x-linux-gnu "$1/$t" >"$1/$t.log" 2>&1
+		else
+			timeout -k 5 "$MUTANT_TIMEOUT" "$1/$t" >"$1/$t.log" 2>&1
+		fi
 		rc=$?
 		if [ "$rc" != 0 ]; then
-			failed "$t" "$1/$t.log" "$rc"
+			label=$t
+			[ "${2:-native}" = s390x ] && label="$t on s390x"
+			failed "$label" "$1/$t.log" "$rc"
 			return
 		fi
 	done
+	[ "${2:-native}" = s390x ] && return
 	killer=$(tsan "$1")
 	if [ -n "$killer" ]; then
 		echo "$killer"
@@ -201,14 +244,31 @@ if [ -n "$killer" ]; then
 	echo "FAIL mutants: the unmodified mm/ fails $killer; fix that first"
 	exit 1
 fi
+plan=$(prepare) || exit 1
+tab=$(printf '\t')
+# The big-endian baseline too, when an entry selected runs there.
+if echo "$plan" | grep -q "${tab}ok${tab}s390x${tab}"; then
+	if ! command -v "$CROSS_CC_S390X" >/dev/null 2>&1 || ! command -v qemu-s390x >/dev/null 2>&1; then
+		echo "FAIL mutants: $CROSS_CC_S390X or qemu-s390x missing: sh tests/scripts/ensure-tools.sh cross"
+		exit 1
+	fi
+	rm -rf "$OUT/baseline-s390x" && mkdir -p "$OUT/baseline-s390x" && cp -r mm "$OUT/baseline-s390x/mm"
+	if ! build "$OUT/baseline-s390x" s390x; then
+		echo "FAIL mutants: the unmodified mm/ does not build for s390x"
+		exit 1
+	fi
+	killer=$(run "$OUT/baseline-s390x" s390x)
+	if [ -n "$killer" ]; then
+		echo "FAIL mutants: the unmodified mm/ fails $killer; fix that first"
+		exit 1
+	fi
+fi
 
 killed=0
 survived=0
 stale=0
 survivors=""
-plan=$(prepare) || exit 1
-tab=$(printf '\t')
-while IFS="$tab" read -r name status promise; do
+while IFS="$tab" read -r name status host promise; do
 	[ -n "$name" ] || continue
 	case $status in
 	ok) ;;
@@ -219,13 +279,13 @@ while IFS="$tab" read -r name status promise; do
 		;;
 	esac
 	start=$(date +%s)
-	if ! build "$OUT/$name" >"$OUT/$name/build.log" 2>&1; then
+	if ! build "$OUT/$name" "$host" >"$OUT/$name/build.log" 2>&1; then
 		# A mutant that does not compile tests nothing: that is a broken entry, not a kill.
 		echo "FAIL mutant $name: does not build (see $OUT/$name/build.log)"
 		stale=$((stale + 1))
 		continue
 	fi
-	killer=$(run "$OUT/$name")
+	killer=$(run "$OUT/$name" "$host")
 	if [ -n "$killer" ]; then
 		killed=$((killed + 1))
 		echo "killed $name by $killer [$(($(date +%s) - start)) s]"

@@ -6,8 +6,8 @@
 #
 # Variants: gcc and clang for x86-64 at -O0 and -O2; gcc -m32 (i386: pointers are 32
 # bits, physical addresses stay 64); aarch64, riscv64 and s390x (the one big-endian host:
-# the frame word's byte order) with Debian's cross compilers, run under qemu-user.  Every tests/host/test_mm_*.c present when make runs is built, with
-# tests/host/port_host.c, and so are both example ports of tests/embed/ (embed-example,
+# the frame word's byte order) with Debian's cross compilers, run under qemu-user.
+# Every tests/host/test_mm_*.c present when make runs is built, with tests/host/port_host.c, and so are both example ports of tests/embed/ (embed-example,
 # embed-teach: each with mm/ compiled for its own LMM_PORT_* knobs).  For the cross
 # compilers, libmm.a is also built freestanding (as a kernel would) for the nm check of
 # tests/embed/isolation.sh.  All carry UBSan in trap mode, which needs no runtime library

@@ -3,9 +3,9 @@
 # one "PASS host-VARIANT: ..." / "FAIL host-VARIANT: why" line each (make test runs it).
 #
 # Variants (tests/cross/cross.mk): gcc-O0 gcc-O2 clang-O0 clang-O2 (x86-64), gcc-m32
-# (i386: 32-bit pointers, 64-bit physical addresses), aarch64, riscv64 and s390x (big-endian)
-# (Debian's cross compilers, run under qemu-user), and kernel: mm/ built with the kernel's freestanding
-# flags as build/libmm/libmm.a and linked into the Labyrinth kernel in place of its own
+# (i386: 32-bit pointers, 64-bit physical addresses), aarch64, riscv64 and big-endian
+# s390x (Debian's cross compilers, run under qemu-user), and kernel: mm/ built with the
+# kernel's freestanding flags as build/libmm/libmm.a and linked into the Labyrinth kernel in place of its own
 # mm/ objects.  Every tests/host/test_mm_*.c present now and both example ports of
 # tests/embed/ (embed-example, embed-teach) are built and run for each variant; the inner
 # PASS/FAIL lines are kept in build/cross/VARIANT/log (shown, indented, on failure).  For

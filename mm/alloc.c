@@ -519,8 +519,8 @@ lmm_inline_entry void *alloc_from_cpu_layer(struct lmm *mm, struct lmm_cpu *c, l
  * A debug KERNEL order-0 request made with interrupts off (kernel_alloc_may_be_in_handler()
  * said so): the port says whether this is a handler.  Out of line, so that no value of
  * the common allocation is kept across the port's call: kalloc() then saves one register,
- * not two, and needs no stack frame (make bench-ir: 4 instructions a call).  Two copies
- * of it: a kernel's kalloc() with its flags constant, which keeps four values across
+ * not two, and needs no stack frame (make bench-ir: 4 instructions a call).  Two instances
+ * of the one body: a kernel's kalloc() with its flags constant, which keeps four values across
  * the port's call, and one for every other request, which decodes its flags first and
  * keeps five (make bench-ir, W1 irqs-off: 134 instructions a pair, not 152).
  */

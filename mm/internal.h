@@ -380,8 +380,9 @@ static inline void lmm_unlock_here(struct lmm *mm, struct lmm_held *h)
 #endif
 
 /*
- * Interrupts off (the state before in *@fl), then the calling CPU's slot: how every
- * allocation, free and per-CPU call starts.  One hook call (6) on a multiprocessor port.
+ * Interrupts off (the state before in *@fl), then the calling CPU's slot (lmm_enter_cpu()
+ * below): how every allocation, free and per-CPU call starts.  One hook call (6) on a
+ * multiprocessor port.
  */
 static inline struct lmm_irq_cpu lmm_irq_save_cpu(void)
 {
@@ -392,16 +393,15 @@ static inline struct lmm_irq_cpu lmm_irq_save_cpu(void)
 #endif
 }
 
-static inline struct lmm_cpu *lmm_enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
+/* The slot of CPU @cpu, as lmm_irq_save_cpu() gave it (interrupts off: no migration). */
+static inline struct lmm_cpu *lmm_cpu_slot(struct lmm *mm, uintptr_t cpu)
 {
-	struct lmm_irq_cpu ic = lmm_irq_save_cpu();
-	*fl = ic.flags;
-	if (LMM_DEBUG && unlikely(ic.cpu >= LMM_PORT_MAX_CPUS))
+	if (LMM_DEBUG && unlikely(cpu >= LMM_PORT_MAX_CPUS))
 		lmm_port_fatal("lmm: lmm_port_irq_save_cpu() gave a CPU index not below LMM_PORT_MAX_CPUS");
 	/* &mm->cpu[cpu] (a slot is LMM_CPU_SLOT_BYTES: asserted above), with the index widened
 	 * first: GCC then scales it with one shift and adds the array's offset in the same
 	 * lea, one instruction less than the index form (make bench-ir: 2 a pair). */
-	struct lmm_cpu *c = (struct lmm_cpu *)((char *)mm->cpu + ic.cpu * LMM_CPU_SLOT_BYTES);
+	struct lmm_cpu *c = (struct lmm_cpu *)((char *)mm->cpu + cpu * LMM_CPU_SLOT_BYTES);
 	/*
 	 * An empty asm, no instruction (Linux's OPTIMIZER_HIDE_VAR): GCC otherwise folds the
 	 * array's offset into the index and keeps two bases for one slot, its fields and
@@ -409,6 +409,13 @@ static inline struct lmm_cpu *lmm_enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
 	 */
 	__asm__("" : "+r"(c));
 	return c;
+}
+
+static inline struct lmm_cpu *lmm_enter_cpu(struct lmm *mm, lmm_irqflags_t *fl)
+{
+	struct lmm_irq_cpu ic = lmm_irq_save_cpu();
+	*fl = ic.flags;
+	return lmm_cpu_slot(mm, ic.cpu);
 }
 
 /* ---- LIFO stacks of order-0 frames: caches, slices, the shared pool ------------------ */

@@ -291,8 +291,17 @@ void host_set_owner(uint16_t owner)
 	thread_owner = owner;
 }
 
+static __thread bool owner_zero;
+
+void host_owner_zero(bool on)
+{
+	owner_zero = on;
+}
+
 uint16_t lmm_port_owner(void)
 {
+	if (owner_zero)
+		return 0;
 	uint16_t o = host_thread_owner();
 	return in_irq ? (uint16_t)(0x8000u | o) : o;
 }

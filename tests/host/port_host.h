@@ -48,6 +48,8 @@ uint64_t host_irqs_deferred(void); /* signals held pending then run on restore *
 /* Owner tag for the calling thread (default: thread number + 1; 0x8000|n in a handler). */
 void host_set_owner(uint16_t owner);
 uint16_t host_thread_owner(void);
+/* While on, lmm_port_owner() says 0 (no owner), as a port that breaks its contract would. */
+void host_owner_zero(bool on);
 
 /* CPUs: each thread claims a slot below LMM_PORT_MAX_CPUS; a single-threaded test may
  * pretend to move to another CPU (nothing else may be using that slot). */

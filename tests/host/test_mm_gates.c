@@ -615,7 +615,19 @@ static void refcount_overflow_and_no_default(void)
 	mm.frames[idx_of(p)].refcount = 1;
 	struct lmm *was = lmm_default();
 	lmm_set_default(NULL);
-	CHECK(labyrinth_void_alloc_page_gfp_atomic_exclusive() == NULL, "routine without an allocator");
+	/* The routine turns interrupts off before it looks for the allocator: they come back as they were. */
+	for (int off = 0; off < 2; off++) {
+		lmm_irqflags_t outer = off ? host_irq_save() : 0, before = host_irq_save();
+		host_irq_restore(before);
+		void *none = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+		lmm_irqflags_t after = host_irq_save();
+		host_irq_restore(after);
+		if (off)
+			host_irq_restore(outer);
+		CHECK(none == NULL && after == before && before == (lmm_irqflags_t)off,
+		      "routine without an allocator, interrupts %s: %p, state %lu -> %lu", off ? "off" : "on", none,
+		      (unsigned long)before, (unsigned long)after);
+	}
 	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_ERR_NOT_MANAGED, "free without an allocator");
 	CHECK(labyrinth_free_page_atomic_exclusive(NULL) == LMM_OK, "free NULL without an allocator");
 	lmm_set_default(was);

@@ -1093,6 +1093,12 @@ static void reports_name_the_call_site(void)
 	(void)lmm_alloc_pages_owned(&mm, 0, LMM_GFP_ATOMIC | LMM_GFP_EXCLUSIVE, 0);
 	after = just_called();
 	CHECK_REPORT_FROM(after, LMM_ERR_BAD_OWNER, "lmm_alloc_pages_owned, owner 0");
+	host_owner_zero(true); /* the routine asks the port: a port that says "no owner" */
+	void *ownerless = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	after = just_called();
+	host_owner_zero(false);
+	CHECK(ownerless == NULL, "the atomic exclusive routine handed page %p to owner 0", ownerless);
+	CHECK_REPORT_FROM(after, LMM_ERR_BAD_OWNER, "labyrinth_void_alloc_page_gfp_atomic_exclusive, owner 0");
 	host_irq_install(SIGUSR1, handler_refused_kernel_alloc);
 	raise(SIGUSR1);
 	host_irq_uninstall(SIGUSR1);

@@ -628,6 +628,12 @@ static void refcount_overflow_and_no_default(void)
 		      "routine without an allocator, interrupts %s: %p, state %lu -> %lu", off ? "off" : "on", none,
 		      (unsigned long)before, (unsigned long)after);
 	}
+	const uint64_t reports = host_report_count();
+	host_owner_zero(true); /* and a port that names no owner: still NULL, with no allocator to report to */
+	void *ownerless = labyrinth_void_alloc_page_gfp_atomic_exclusive();
+	host_owner_zero(false);
+	CHECK(ownerless == NULL && host_report_count() == reports, "routine without an allocator or owner: %p, %" PRIu64
+	      " reports", ownerless, host_report_count() - reports);
 	CHECK(labyrinth_free_page_atomic_exclusive(p) == LMM_ERR_NOT_MANAGED, "free without an allocator");
 	CHECK(labyrinth_free_page_atomic_exclusive(NULL) == LMM_OK, "free NULL without an allocator");
 	lmm_set_default(was);

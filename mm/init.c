@@ -455,12 +455,12 @@ static enum lmm_status refuse_init(struct lmm *mm, enum lmm_status st, const voi
  * NULL, the general one does.  To ask lmm_locate_first() itself, it sets the field to
  * every page of region 0 first; lmm_init() then stores what it returns.
  */
-uint32_t lmm_fast_free_pages(struct lmm *mm)
+uintptr_t lmm_fast_free_pages(struct lmm *mm)
 {
 	uint32_t idx;
 	if (LMM_DEBUG && (mm->cfg.flags & LMM_CFG_POISON))
 		return 0;
-	mm->fast_free_pages = (uint32_t)mm->regions[0].npages;
+	mm->fast_free_pages = (uintptr_t)mm->regions[0].npages;
 	return lmm_locate_first(mm, NULL, &idx) ? 0 : mm->fast_free_pages;
 }
 

@@ -300,7 +300,9 @@ static inline enum lmm_status lmm_locate(const struct lmm *mm, const void *ptr, 
  * (most kernels have one large region), whose frames are numbered from 0, and lmm_init()
  * let the fast path place it (struct lmm, fast_free_pages).  A rotate folds the
  * alignment test into the bound: an offset off a page boundary has its low bits
- * rotated to the top, far above any page count.  False: ask lmm_locate().
+ * rotated to the top, far above any page count.  The bound is word-sized, as the
+ * rotated offset is, so the compare reads it from memory (make bench-ir: 1 instruction
+ * a free).  False: ask lmm_locate().
  */
 static inline bool lmm_locate_first(const struct lmm *mm, const void *ptr, uint32_t *idx)
 {
@@ -463,7 +465,7 @@ void lmm_buddy_free_locked(struct lmm *mm, const struct lmm_cpu *c, uint32_t idx
 void lmm_buddy_add_block(struct lmm *mm, unsigned order, uint32_t idx); /* init: no merge */
 
 /* init.c: struct lmm.fast_free_pages for this allocator (a function: host tests call it). */
-uint32_t lmm_fast_free_pages(struct lmm *mm);
+uintptr_t lmm_fast_free_pages(struct lmm *mm);
 
 /* pool.c: the reserve.  Lock held. */
 uint32_t lmm_pool_auto_target(uint64_t free_pages);

@@ -373,7 +373,7 @@ struct lmm {
 	struct lmm_range reserved_ranges[LMM_MAX_RESERVED + 1]; /* +1: the metadata */
 
 	uint32_t nregions;
-	uint32_t fast_free_pages; /* region 0's pages the free's fast path places; 0: none (see init.c) */
+	uintptr_t fast_free_pages; /* region 0's pages the free's fast path places; 0: none (see init.c) */
 	struct lmm_region regions[LMM_MAX_REGIONS];
 	/*
 	 * Per region: vbase - (first_index << LMM_PAGE_SHIFT), modulo 2^N, so that a frame's

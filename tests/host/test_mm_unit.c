@@ -128,12 +128,12 @@ static void free_of_null_is_no_free(void)
 	      s0.refused_total, s1.refused_total);
 	lmm_set_default(NULL);
 
-	CHECK(lmm_fast_free_pages(&mm) == mm.regions[0].npages, "fast free pages %u of %llu", lmm_fast_free_pages(&mm),
+	CHECK(lmm_fast_free_pages(&mm) == mm.regions[0].npages, "fast free pages %llu of %llu", (unsigned long long)lmm_fast_free_pages(&mm),
 	      (unsigned long long)mm.regions[0].npages);
 	struct lmm at_zero = mm; /* the same allocator, as if region 0 were mapped at virtual 0 */
 	at_zero.regions[0].vbase = 0;
-	CHECK(lmm_fast_free_pages(&at_zero) == 0, "region 0 at virtual 0: the fast path places %u pages, NULL among them",
-	      lmm_fast_free_pages(&at_zero));
+	CHECK(lmm_fast_free_pages(&at_zero) == 0, "region 0 at virtual 0: the fast path places %llu pages, NULL among them",
+	      (unsigned long long)lmm_fast_free_pages(&at_zero));
 	CHECK(lmm_check(&mm) == 0, "not healthy");
 }
 

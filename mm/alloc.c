@@ -71,7 +71,12 @@ static inline void hand_out(struct lmm *mm, struct lmm_cpu *c, uint32_t idx, uns
 	LMM_WRITE_ONCE(f->use, lmm_use_word(!excl, excl ? LMM_FRAME_EXCLUSIVE : LMM_FRAME_ALLOCATED, order));
 	if (order) /* alloc_calls counts the first page (struct lmm_cpu) */
 		LMM_OWN_ADD(c->allocated_adjust, (1ul << order) - 1);
-	if (from == FROM_SLICE || (from == FROM_CORE && (f->flags & LMM_FRAME_F_RESERVE)))
+	/* The call is counted here for a page of the layer, in alloc_via_core() for the core's. */
+	if (from == FROM_SLICE)
+		LMM_INC(c->slice_hits); /* the call and the ATOMIC pool hit: one counter */
+	else if (from == FROM_CACHE)
+		LMM_INC(c->alloc_calls);
+	else if (f->flags & LMM_FRAME_F_RESERVE)
 		LMM_INC(c->reserve_to[gfp_class(gfp)]); /* the pool hits, by class */
 }
 
@@ -423,8 +428,8 @@ static lmm_outline void *alloc_via_core(struct lmm *mm, struct lmm_cpu *c, lmm_i
 		c = lmm_enter_cpu(mm, &fl);
 		if (unlikely(kernel_alloc_in_handler(req_gfp(rq), fl)))
 			return refuse_alloc_in_handler(mm, fl, rq, caller);
-		LMM_INC(c->alloc_calls);
 	}
+	LMM_INC(c->alloc_calls);
 	lmm_irqflags_t held = lmm_lock(mm, c);
 	uint32_t idx = core_alloc_locked(mm, c, req_order(rq), req_gfp(rq));
 	/*
@@ -502,7 +507,6 @@ lmm_inline_entry void *alloc_from_cpu(struct lmm *mm, struct lmm_cpu *c, lmm_irq
 lmm_inline_entry void *alloc_from_cpu_layer(struct lmm *mm, struct lmm_cpu *c, lmm_irqflags_t fl, lmm_gfp_t gfp,
 					    uint16_t owner, const void *caller)
 {
-	LMM_INC(c->alloc_calls);
 	if (gfp & LMM_GFPB_RESERVE) {
 		if (likely(c->slice_count))
 			return alloc_from_cpu(mm, c, fl, lmm_stack_pop(mm, &c->slice_head, &c->slice_count), gfp,

@@ -68,13 +68,13 @@ void lmm_get_stats(struct lmm *mm, struct lmm_stats *out)
 		const struct lmm_cpu *c = &mm->cpu[i];
 		out->cached += LMM_READ_ONCE(c->cache_count);
 		allocated += lmm_cpu_allocated(c);
-		out->alloc_calls += LMM_READ_ONCE(c->alloc_calls);
+		out->alloc_calls += lmm_cpu_calls(c);
 		out->alloc_failures += LMM_READ_ONCE(c->alloc_failures);
 		out->free_calls += LMM_READ_ONCE(c->free_calls);
 		out->cache_refills += LMM_READ_ONCE(c->cache_refills);
 		out->cache_drains += LMM_READ_ONCE(c->cache_drains);
 		for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
-			out->reserve_to[k] += LMM_READ_ONCE(c->reserve_to[k]);
+			out->reserve_to[k] += lmm_cpu_reserve_to(c, k);
 	}
 	lmm_unlock_here(mm, &h);
 	for (unsigned k = 0; k < LMM_CLASS_COUNT; k++) /* every reserve hit is counted once, by class */
@@ -100,11 +100,11 @@ enum lmm_status lmm_get_cpu_stats(struct lmm *mm, unsigned cpu, struct lmm_cpu_s
 	const struct lmm_cpu *c = &mm->cpu[cpu];
 	out->cache_pages = LMM_READ_ONCE(c->cache_count);
 	out->pool_pages = LMM_READ_ONCE(c->slice_count);
-	out->allocs = LMM_READ_ONCE(c->alloc_calls);
+	out->allocs = lmm_cpu_calls(c);
 	out->frees = LMM_READ_ONCE(c->free_calls);
 	out->alloc_failures = LMM_READ_ONCE(c->alloc_failures);
 	for (unsigned k = 0; k < LMM_CLASS_COUNT; k++)
-		out->pool_hits += LMM_READ_ONCE(c->reserve_to[k]);
+		out->pool_hits += lmm_cpu_reserve_to(c, k);
 	out->cache_refills = LMM_READ_ONCE(c->cache_refills);
 	out->cache_drains = LMM_READ_ONCE(c->cache_drains);
 	return LMM_OK;

@@ -101,10 +101,22 @@ enum lmm_phase {
 #endif
 #define LMM_INC(x) LMM_OWN_ADD(x, 1)
 
+/* The allocation calls made on CPU @c: a slice hit is one, counted apart (struct lmm_cpu). */
+static inline lmm_count_t lmm_cpu_calls(const struct lmm_cpu *c)
+{
+	return LMM_READ_ONCE(c->alloc_calls) + LMM_READ_ONCE(c->slice_hits);
+}
+
+/* The reserve pages handed out on CPU @c to callers of class @k: a slice hit is ATOMIC's. */
+static inline lmm_count_t lmm_cpu_reserve_to(const struct lmm_cpu *c, enum lmm_gfp_class k)
+{
+	return LMM_READ_ONCE(c->reserve_to[k]) + (k == LMM_CLASS_ATOMIC ? LMM_READ_ONCE(c->slice_hits) : 0);
+}
+
 /* The pages handed out on CPU @c minus those taken back there (struct lmm_cpu); wraps. */
 static inline lmm_count_t lmm_cpu_allocated(const struct lmm_cpu *c)
 {
-	return LMM_READ_ONCE(c->alloc_calls) - LMM_READ_ONCE(c->alloc_failures) - LMM_READ_ONCE(c->free_calls) +
+	return lmm_cpu_calls(c) - LMM_READ_ONCE(c->alloc_failures) - LMM_READ_ONCE(c->free_calls) +
 	       LMM_READ_ONCE(c->allocated_adjust);
 }
 

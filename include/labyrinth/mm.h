@@ -297,13 +297,16 @@ struct lmm_cpu {
 	uint32_t cache_count, slice_head, slice_count;
 	/*
 	 * The pages held that were handed out here minus those taken back here (wrapping)
-	 * are alloc_calls - alloc_failures - free_calls + allocated_adjust (lmm_cpu_allocated()):
-	 * the adjustment counts what a call moves beyond its one page, so that an order-0
-	 * allocation or free that moves exactly one updates one counter, not two.
+	 * are alloc_calls + slice_hits - alloc_failures - free_calls + allocated_adjust
+	 * (lmm_cpu_allocated()): the adjustment counts what a call moves beyond its one page,
+	 * so that an order-0 allocation or free that moves exactly one updates one counter,
+	 * not two.  For the same reason a page handed out from the slice is counted once, in
+	 * slice_hits, both a call and an ATOMIC reserve hit (lmm_cpu_calls(), lmm_cpu_reserve_to()).
 	 */
 	lmm_count_t alloc_calls, alloc_failures, free_calls, allocated_adjust;
 	lmm_count_t cache_refills, cache_drains;
-	lmm_count_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages handed out (running totals); sum: pool_hits */
+	lmm_count_t reserve_to[LMM_CLASS_COUNT]; /* reserve pages the core handed out (running totals) */
+	lmm_count_t slice_hits;                  /* pages handed out from this CPU's slice              */
 	uint32_t holder_seq; /* LMM_CFG_HOLDERS: this CPU's allocation sequence numbers */
 	uint32_t lock_tag;   /* this slot's index + 1: what lmm.lock_holder says while it holds the lock */
 };

@@ -85,12 +85,15 @@ unsigned lmm_dump_holders(struct lmm *mm, unsigned max)
 		struct lmm_held held;
 		lmm_lock_here(mm, &held);
 		for (uint64_t i = from; i < to; i++) {
-			const struct lmm_frame *f = &mm->frames[i];
-			uint8_t state = LMM_READ_ONCE(f->state);
-			if (state != LMM_FRAME_ALLOCATED && state != LMM_FRAME_EXCLUSIVE)
+			/*
+			 * State and order in one whole read: another CPU's per-CPU path may be
+			 * storing both (the frame's use word) as we look.
+			 */
+			const struct lmm_frame t = { .state_order = LMM_READ_ONCE(mm->frames[i].state_order) };
+			if (t.state != LMM_FRAME_ALLOCATED && t.state != LMM_FRAME_EXCLUSIVE)
 				continue;
-			if (!tally(sites, &mm->holders[i], f->order))
-				other_pages += 1ull << f->order;
+			if (!tally(sites, &mm->holders[i], t.order))
+				other_pages += 1ull << t.order;
 		}
 		lmm_unlock_here(mm, &held);
 	}

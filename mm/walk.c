@@ -82,10 +82,10 @@ static uint32_t head_of_locked(struct lmm *mm, const struct lmm_cpu *c, const st
 		if (hp < r->base_pfn)
 			break;
 		uint32_t h = r->first_index + (uint32_t)(hp - r->base_pfn);
-		uint8_t st = __atomic_load_n(&mm->frames[h].state, __ATOMIC_RELAXED);
-		if (st == LMM_FRAME_TAIL)
+		const struct lmm_frame t = { .state_order = LMM_READ_ONCE(mm->frames[h].state_order) };
+		if (t.state == LMM_FRAME_TAIL)
 			continue;
-		if (hp + (1ull << mm->frames[h].order) > pfn)
+		if (hp + (1ull << t.order) > pfn)
 			return h;
 		break;
 	}
@@ -106,14 +106,17 @@ static uint32_t walk_chunk_locked(struct lmm *mm, const struct lmm_cpu *c, struc
 
 	while (pos < end && done < WALK_CHUNK_FRAMES && w->nbatch < WALK_BATCH) {
 		uint32_t head = pos;
-		/* Per-CPU caches write state without the lock: read it once, atomically. */
-		uint8_t st = __atomic_load_n(&mm->frames[pos].state, __ATOMIC_RELAXED);
-		if (st == LMM_FRAME_TAIL) {
+		/*
+		 * The per-CPU paths store a page's state and order (its use word) without the
+		 * lock: both are read at once, whole.
+		 */
+		struct lmm_frame t = { .state_order = LMM_READ_ONCE(mm->frames[pos].state_order) };
+		if (t.state == LMM_FRAME_TAIL) {
 			head = head_of_locked(mm, c, r, pos);
-			st = __atomic_load_n(&mm->frames[head].state, __ATOMIC_RELAXED);
+			t.state_order = LMM_READ_ONCE(mm->frames[head].state_order);
 		}
-		enum lmm_run_kind kind = kind_of(st);
-		unsigned order = mm->frames[head].order;
+		enum lmm_run_kind kind = kind_of(t.state);
+		unsigned order = t.order;
 		uint64_t block_end = (uint64_t)head + (1ull << order);
 		if (block_end > end)
 			lmm_port_fatal("lmm: walk found a block running past its region");

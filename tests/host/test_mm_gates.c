@@ -613,8 +613,13 @@ static void refcount_overflow_and_no_default(void)
 	CHECK(lmm_page_get(&mm, p) == LMM_ERR_REFCOUNT && mm.frames[idx_of(p)].refcount == UINT16_MAX,
 	      "refcount overflow");
 	mm.frames[idx_of(p)].refcount = 1;
+	/* This program sets no default before here: none reads as NULL, set or unset. */
 	struct lmm *was = lmm_default();
+	CHECK(was == NULL, "a default (%p) before any was set", (void *)was);
+	lmm_set_default(&mm);
+	CHECK(lmm_default() == &mm, "default set to %p reads %p", (void *)&mm, (void *)lmm_default());
 	lmm_set_default(NULL);
+	CHECK(lmm_default() == NULL, "default unset reads %p", (void *)lmm_default());
 	/* The routine turns interrupts off before it looks for the allocator: they come back as they were. */
 	for (int off = 0; off < 2; off++) {
 		lmm_irqflags_t outer = off ? host_irq_save() : 0, before = host_irq_save();
